@@ -1,0 +1,99 @@
+"""Command line: run, list, profiles, bless, export. Bad usage or input -> one line on stderr, exit 2;
+any conformance failure -> exit 1; all passed -> exit 0."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError, UsageError
+
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _dim(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value.isdigit() or int(value) <= 0:
+        raise argparse.ArgumentTypeError(f"--dim expects name=positive integer, got {text!r}")
+    return name, int(value)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", type=Path, default=Path("reference_outputs"), help="golden folder (default: %(default)s)")
+    p.add_argument("--profiles-dir", type=Path, default=Path("device_profiles"), help="default: %(default)s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="Cross-device ONNX conformance harness.")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run cases on profiles and compare against goldens")
+    run.add_argument("targets", nargs="*", metavar="PATH|CASE", help="case names or directories (default: all)")
+    run.add_argument("--profile", action="append", dest="profiles", metavar="NAME", help="repeatable; default: all")
+    run.add_argument("--jobs", type=_positive_int, default=1, help="cells run in parallel (default: 1)")
+    run.add_argument("--timeout", type=_positive_float, help="per-cell timeout in seconds (default: the profile's)")
+    run.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=N", help="bind a symbolic dim")
+    run.add_argument("--seed", type=int, default=0, help="seed for generated inputs (default: 0)")
+    run.add_argument("--out", type=Path, default=Path("results"), help="where run records go (default: %(default)s)")
+    run.add_argument("--resume", type=Path, metavar="RECORD", help="skip cells already finished in this run record")
+    run.add_argument("--numerics-only", action="store_true", help="skip latency and memory sampling")
+    run.add_argument("--time-cap", type=_positive_float, default=1.0, help="latency sampling seconds per cell")
+    run.add_argument("--baseline", type=Path, metavar="RECORD", help="compare latency with an earlier run record")
+    run.add_argument("--max-regression", action="append", default=[], metavar="STAT:LIMIT",
+                     help="e.g. p95:5%% or p50:0.2ms; repeatable (default with --baseline: p50:10%%)")
+    run.add_argument("--repeat", type=_positive_int, default=1, help="run N times and report run-to-run spread")
+    _common(run)
+    lst = sub.add_parser("list", help="show cases and profiles")
+    _common(lst)
+    prof = sub.add_parser("profiles", help="show each profile as available or skipped, with the reason")
+    _common(prof)
+    bless = sub.add_parser("bless", help="write goldens from a profile's run (atomic; --force to overwrite)")
+    bless.add_argument("case", help="case name or directory")
+    bless.add_argument("--profile", default="cpu", help="profile whose outputs become goldens (default: cpu)")
+    bless.add_argument("--force", action="store_true", help="overwrite existing goldens")
+    bless.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=N")
+    bless.add_argument("--seed", type=int, default=0)
+    _common(bless)
+    export = sub.add_parser("export", help="export the bundled PyTorch zoo and write goldens from eager PyTorch")
+    export.add_argument("names", nargs="*", help="zoo entries (default: all)")
+    export.add_argument("--force", action="store_true", help="overwrite existing models and goldens")
+    export.add_argument("--check", action="store_true",
+                        help="re-export into a scratch folder and regression-check it against the committed goldens")
+    _common(export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        from harness import commands
+        return getattr(commands, f"cmd_{args.command}")(args)
+    except HarnessError as exc:
+        print(f"harness: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("harness: interrupted; finished cells are in the run journal (resume with --resume)", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main", "UsageError"]

@@ -1,0 +1,131 @@
+"""The subcommands' bodies. Each returns an exit code; bad input raises a HarnessError."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+from pathlib import Path
+
+from harness.golden.cases import discover
+from harness.profiles import registry
+from harness.report.console import make_console, print_report
+from harness.run import record as R
+from harness.run.executor import Availability, Executor, RunOptions, probe
+from harness.run.plan import plan_case
+
+
+def _profiles(args: argparse.Namespace, names: list[str] | None):
+    return registry.select(registry.load_all(args.profiles_dir), names)
+
+
+def _probe_all(profiles, executor: Executor) -> dict[str, Availability]:
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        found = list(pool.map(lambda p: probe(p, executor.pool), profiles))
+    return {p.name: a for p, a in zip(profiles, found)}
+
+
+def _new_record(argv: list[str]) -> R.RunRecord:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return R.RunRecord(run_id=stamp, created=R.now_iso(), machine=R.machine_info(), versions=R.versions(),
+                       commit=R.commit_info(Path.cwd()), argv=argv)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.perf import evaluation
+    profiles = _profiles(args, args.profiles)
+    cases = discover(args.targets, args.root)
+    dims = dict(args.dim)
+    plans = [plan_case(c, dims=dims, seed=args.seed) for c in cases]
+    measure = None if args.numerics_only else evaluation.measure_spec(profiles, cases, args.time_cap)
+    prior: dict[str, R.CellResult] = {}
+    if args.resume:
+        record, out_dir = R.load_record(args.resume)
+        prior = {c.key: c for c in record.cells}
+    else:
+        record = _new_record(sys.argv[1:] if sys.argv else [])
+        out_dir = args.out / record.run_id
+    record.options = {"numerics_only": args.numerics_only, "jobs": args.jobs, "seed": args.seed, "dims": dims}
+    evaluate = evaluation.Evaluator(out_dir, args.baseline, args.max_regression) if measure else None
+    executor = Executor(RunOptions(out_dir, args.jobs, args.timeout, measure, evaluate), R.Journal(out_dir))
+    console = make_console()
+    try:
+        if not args.resume:
+            executor.journal.header(record)
+        availability = _probe_all(profiles, executor)
+        record.profiles = {p.name: {"available": availability[p.name].available, "reason": availability[p.name].reason,
+                                    "ep": p.ep, "transform": p.transform, "target": p.target,
+                                    "worker": availability[p.name].hello} for p in profiles}
+        todo = [(plan, p) for p in profiles for plan in plans if R.cell_key(plan.case.name, p.name) not in prior]
+        fresh = evaluation.run_repeats(executor, todo, availability, args.repeat, console)
+    finally:
+        executor.close()
+        executor.journal.close()
+    wanted = {R.cell_key(plan.case.name, p.name) for p in profiles for plan in plans}
+    cells = [c for c in prior.values() if c.key in wanted] + fresh
+    order = {R.cell_key(plan.case.name, p.name): i for i, (plan, p) in
+             enumerate((plan, p) for plan in plans for p in profiles)}
+    cells.sort(key=lambda c: order.get(c.key, 0))
+    record.cells = cells
+    record.noise = executor.noise
+    record.finished = R.now_iso()
+    path = record.write(out_dir)
+    warnings = [w for plan in plans for w in plan.warnings]
+    if evaluate and evaluate.baseline_warning:
+        warnings.append(evaluate.baseline_warning)
+    for profile_name, noise in record.noise.items():
+        warnings.append(f"noise floor {profile_name}: {noise['bitwise_identical']}/{noise['cells']} cells bitwise "
+                        f"identical across {args.repeat} runs; p50 spread median {noise['p50_spread_pct_median']}% "
+                        f"max {noise['p50_spread_pct_max']}%")
+    print_report(console, cells, [p.name for p in profiles], str(path), warnings)
+    return 1 if any(c.verdict in R.FAILING for c in cells) else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    console = make_console()
+    cases = discover([], args.root)
+    console.print(f"{len(cases)} case(s) under {args.root}:")
+    for case in cases:
+        sets = len([d for d in case.path.iterdir() if d.name.startswith("test_data_set_")])
+        task = case.manifest.task if case.has_manifest else "no case.json"
+        console.print(f"  {case.name:<28} {sets} data set(s)  {task}", markup=False)
+    profiles = registry.load_all(args.profiles_dir)
+    console.print(f"{len(profiles)} profile(s) in {args.profiles_dir}:")
+    for profile in profiles.values():
+        console.print(f"  {profile.name:<20} {profile.ep:<28} {profile.description}", markup=False)
+    return 0
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    profiles = _profiles(args, None)
+    executor = Executor(RunOptions(Path(".")), None)
+    try:
+        availability = _probe_all(profiles, executor)
+    finally:
+        executor.close()
+    console = make_console()
+    for profile in profiles:
+        state = availability[profile.name]
+        status = "available" if state.available else f"skipped: {state.reason}"
+        console.print(f"{profile.name:<18} {profile.ep:<28} {status}", markup=False)
+    return 0
+
+
+def cmd_bless(args: argparse.Namespace) -> int:
+    from harness.run.bless import bless
+    [profile] = _profiles(args, [args.profile])
+    cases = discover([args.case], args.root)
+    for case in cases:
+        written = bless(case, profile, dims=dict(args.dim), seed=args.seed, force=args.force)
+        print(f"blessed {case.name} from profile {profile.name}: {written}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from harness.zoo.goldens import check_zoo, export_zoo
+    if args.check:
+        return check_zoo(args.names, args.root, args.profiles_dir)
+    for path in export_zoo(args.names, args.root, force=args.force):
+        print(f"exported {path}")
+    return 0

@@ -1,0 +1,292 @@
+"""Agreement metrics between a golden and an actual tensor, computed in chunks.
+
+Outputs can be large (a full set of marked intermediates), so nothing here allocates a full-size
+temporary: each statistic is accumulated over flat chunks of ``chunk_elems`` elements, in float64.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+_INT_NAMES = ("int1", "int2", "int4", "uint1", "uint2", "uint4")  # ml_dtypes sub-byte integers
+_ULP_VIEWS = {"float16": np.int16, "bfloat16": np.int16, "float32": np.int32, "float64": np.int64}
+_INT_MIN = {np.int16: -(2**15), np.int32: -(2**31), np.int64: -(2**63)}
+
+
+def encode_float(x: Any) -> Any:
+    """JSON has no inf/nan: write them as strings so ``json.dumps(allow_nan=False)`` works."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
+def decode_float(x: Any) -> Any:
+    return float(x) if x in ("inf", "-inf", "nan") else x
+
+
+@dataclass
+class Metrics:
+    """Plain JSON-friendly numbers; indices are lists into the original shape."""
+
+    total: int
+    mismatched: int
+    mismatch_fraction: float
+    max_abs_diff: float
+    max_abs_index: list[int] | None
+    max_rel_diff: float
+    max_rel_index: list[int] | None
+    required_atol: float
+    required_rtol: float
+    cosine: float | None
+    snr_db: float | None
+    max_ulp: int | None
+    nan_mismatch: int
+    inf_mismatch: int
+    golden_nan_count: int
+    topk: int | None = None
+    topk_agreement: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: encode_float(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Metrics:
+        return cls(**{f.name: decode_float(d[f.name]) for f in fields(cls) if f.name in d})
+
+
+def _category(dtype: np.dtype) -> str:
+    """'float' (judged with tolerance), 'int' (exact, as integers) or 'other' (exact equality)."""
+    if dtype.name.startswith(("float", "bfloat")):
+        return "float"
+    if dtype.kind in "iub" or dtype.name in _INT_NAMES:
+        return "int"
+    return "other"
+
+
+def _pair_category(g: np.dtype, a: np.dtype) -> str:
+    cats = {_category(g), _category(a)}
+    if "other" in cats:
+        return "other"
+    return "float" if "float" in cats else "int"
+
+
+def _chunk(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Elements [start, stop) in C order: a view when possible, else a chunk-sized copy."""
+    if arr.flags.c_contiguous:
+        return arr.reshape(-1)[start:stop]
+    return np.asarray(arr.flat[start:stop])
+
+
+def _as_wide_int(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.uint64 if x.dtype == np.uint64 else np.int64)
+
+
+def _exact_absdiff(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """|x - y| as uint64 without overflow, for two int64 or two uint64 arrays: the true difference of
+    ordered values fits in [0, 2**64) and modular uint64 subtraction gives it exactly."""
+    hi, lo = np.maximum(x, y), np.minimum(x, y)
+    return hi.astype(np.uint64) - lo.astype(np.uint64)
+
+
+def _ulp_keys(x: np.ndarray, view: type) -> np.ndarray:
+    """Map IEEE bits to integers that increase with the value, with -0.0 and +0.0 both at 0."""
+    s = x.view(view).astype(np.int64)
+    return np.where(s < 0, _INT_MIN[view] - s, s)
+
+
+def _count(mask: np.ndarray) -> int:
+    return int(np.count_nonzero(mask))
+
+
+class _Accumulator:
+    """Running totals over chunks; ``finish`` turns them into Metrics."""
+
+    def __init__(self, rtol: float, atol: float, ulp_view: type | None, numeric: bool) -> None:
+        self.rtol, self.atol, self.ulp_view, self.numeric = rtol, atol, ulp_view, numeric
+        self.mismatched = self.nan_mismatch = self.inf_mismatch = self.golden_nan = 0
+        self.max_abs, self.max_abs_at = -1.0, None
+        self.max_rel, self.max_rel_at = 0.0, None
+        self.req_rtol = 0.0
+        self.dot = self.gg = self.aa = self.ee = 0.0
+        self.max_ulp = 0
+
+    def add_float(self, g: np.ndarray, a: np.ndarray, offset: int) -> None:
+        gf, af = g.astype(np.float64), a.astype(np.float64)
+        gn, an = np.isnan(gf), np.isnan(af)
+        finite = np.isfinite(gf) & np.isfinite(af)
+        bad_inf = ~finite & ~gn & ~an & (gf != af)
+        self.nan_mismatch += _count(gn != an)
+        self.inf_mismatch += _count(bad_inf)
+        self.golden_nan += _count(gn)
+        d, absg = np.abs(af - gf), np.abs(gf)
+        close = (d <= self.atol) | (d <= self.atol + self.rtol * absg)  # NaN limits (inf*0) fail
+        self.mismatched += _count((gn != an) | bad_inf | (finite & ~close))
+        pos = None if finite.all() else np.flatnonzero(finite)
+        if pos is not None:
+            gf, af, d, absg = gf[pos], af[pos], d[pos], absg[pos]
+        self._stats(gf, af, d, absg, offset, pos)
+        if self.ulp_view is not None:
+            self._ulp(g, a, pos)
+
+    def add_int(self, g: np.ndarray, a: np.ndarray, offset: int) -> None:
+        gi, ai = _as_wide_int(g), _as_wide_int(a)
+        self.mismatched += _count(gi != ai)
+        gf, af = gi.astype(np.float64), ai.astype(np.float64)
+        exact = gi.dtype == ai.dtype
+        d = _exact_absdiff(gi, ai).astype(np.float64) if exact else np.abs(af - gf)
+        self._stats(gf, af, d, np.abs(gf), offset, None)
+
+    def add_other(self, g: np.ndarray, a: np.ndarray, offset: int) -> None:
+        self.mismatched += _count(g.astype(object) != a.astype(object))
+
+    def _stats(self, gf, af, d, absg, offset: int, pos: np.ndarray | None) -> None:
+        if d.size == 0:
+            return
+        where = (lambda i: offset + int(i)) if pos is None else (lambda i: offset + int(pos[i]))
+        i = int(np.argmax(d))
+        if d[i] > self.max_abs:
+            self.max_abs, self.max_abs_at = float(d[i]), where(i)
+        self._relative(d, absg, where)
+        diff = af - gf
+        self.dot += float(np.dot(gf, af))
+        self.gg += float(np.dot(gf, gf))
+        self.aa += float(np.dot(af, af))
+        self.ee += float(np.dot(diff, diff))
+
+    def _relative(self, d, absg, where) -> None:
+        big = np.flatnonzero(absg > self.atol)
+        if big.size:
+            rel = d[big] / absg[big]
+            j = int(np.argmax(rel))
+            if rel[j] > self.max_rel or self.max_rel_at is None:
+                self.max_rel, self.max_rel_at = float(rel[j]), where(big[j])
+        over = d > self.atol
+        if over.any():
+            g_over = absg[over]
+            if (g_over == 0).any():
+                self.req_rtol = math.inf
+            else:
+                self.req_rtol = max(self.req_rtol, float(np.max((d[over] - self.atol) / g_over)))
+
+    def _ulp(self, g: np.ndarray, a: np.ndarray, pos: np.ndarray | None) -> None:
+        kg, ka = _ulp_keys(g, self.ulp_view), _ulp_keys(a, self.ulp_view)
+        if pos is not None:
+            kg, ka = kg[pos], ka[pos]
+        if kg.size:
+            self.max_ulp = max(self.max_ulp, int(np.max(_exact_absdiff(kg, ka))))
+
+    def finish(self, shape: tuple[int, ...], total: int) -> Metrics:
+        def index(flat: int | None) -> list[int] | None:
+            return None if flat is None else [int(v) for v in np.unravel_index(flat, shape)]
+
+        max_abs = max(self.max_abs, 0.0)
+        return Metrics(
+            total=total,
+            mismatched=self.mismatched,
+            mismatch_fraction=self.mismatched / total if total else 0.0,
+            max_abs_diff=max_abs,
+            max_abs_index=index(self.max_abs_at),
+            max_rel_diff=self.max_rel,
+            max_rel_index=index(self.max_rel_at),
+            required_atol=max_abs,
+            required_rtol=self.req_rtol,
+            cosine=self._cosine() if self.numeric else None,
+            snr_db=self._snr() if self.numeric else None,
+            max_ulp=self.max_ulp if self.ulp_view is not None else None,
+            nan_mismatch=self.nan_mismatch,
+            inf_mismatch=self.inf_mismatch,
+            golden_nan_count=self.golden_nan,
+        )
+
+    def _cosine(self) -> float:
+        if self.gg == 0 or self.aa == 0:
+            return 1.0 if self.gg == self.aa else 0.0
+        norm = math.sqrt(self.gg * self.aa)  # exact for identical tensors, so they report 1.0
+        if not math.isfinite(norm) or norm == 0:
+            norm = math.sqrt(self.gg) * math.sqrt(self.aa)
+        return max(-1.0, min(1.0, self.dot / norm))
+
+    def _snr(self) -> float | None:
+        if self.ee == 0:
+            return math.inf
+        if self.gg == 0:
+            return None
+        return 10.0 * math.log10(self.gg / self.ee)
+
+
+def compute_metrics(
+    golden: np.ndarray,
+    actual: np.ndarray,
+    rtol: float,
+    atol: float,
+    *,
+    chunk_elems: int = 1 << 20,
+    topk: int | None = None,
+) -> Metrics:
+    """Compare two same-shape tensors; the caller has already checked shapes."""
+    category = _pair_category(golden.dtype, actual.dtype)
+    same = golden.dtype == actual.dtype
+    ulp_view = _ULP_VIEWS.get(golden.dtype.name) if same and category == "float" else None
+    acc = _Accumulator(rtol, atol, ulp_view, numeric=category != "other")
+    add = {"float": acc.add_float, "int": acc.add_int, "other": acc.add_other}[category]
+    total = int(golden.size)
+    step = max(1, int(chunk_elems))
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        for start in range(0, total, step):
+            stop = min(total, start + step)
+            add(_chunk(golden, start, stop), _chunk(actual, start, stop), start)
+        metrics = acc.finish(golden.shape, total)
+        if topk is not None and category != "other":
+            metrics.topk = int(topk)
+            metrics.topk_agreement = topk_agreement(golden, actual, int(topk), chunk_elems=step)
+    return metrics
+
+
+def topk_agreement(golden: np.ndarray, actual: np.ndarray, k: int, *, chunk_elems: int = 1 << 20) -> float | None:
+    """Fraction of rows (leading axes; last axis = classes) whose actual argmax is in the golden top-k.
+
+    "In the top-k" means: fewer than k golden entries rank above it, where ties rank by lower index
+    first (so k=1 is exactly "argmax agrees", first occurrence winning as in np.argmax).
+    None when there is no class axis to rank along."""
+    if golden.ndim < 1 or golden.shape[-1] < 2 or golden.size == 0:
+        return None
+    classes = golden.shape[-1]
+    rows = golden.size // classes
+    if classes > chunk_elems:
+        agree = sum(_long_row_agrees(golden, actual, r * classes, classes, k, chunk_elems) for r in range(rows))
+        return agree / rows
+    step, agree = max(1, chunk_elems // classes), 0
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        g = _chunk(golden, r0 * classes, r1 * classes).astype(np.float64).reshape(-1, classes)
+        a = _chunk(actual, r0 * classes, r1 * classes).astype(np.float64).reshape(-1, classes)
+        agree += _count(_rows_agreeing(g, np.argmax(a, axis=1), k))
+    return agree / rows
+
+
+def _rows_agreeing(g: np.ndarray, a_top1: np.ndarray, k: int) -> np.ndarray:
+    picked = g[np.arange(g.shape[0]), a_top1][:, None]
+    before = np.arange(g.shape[1])[None, :] < a_top1[:, None]
+    rank = np.count_nonzero((g > picked) | ((g == picked) & before), axis=1)
+    return rank < k
+
+
+def _long_row_agrees(golden, actual, base: int, classes: int, k: int, step: int) -> bool:
+    """One row too long for a chunk: argmax of actual, then the golden rank of that index, both chunked."""
+    best, best_at = -math.inf, 0
+    for c0 in range(0, classes, step):
+        a = _chunk(actual, base + c0, base + min(classes, c0 + step)).astype(np.float64)
+        j = int(np.argmax(a))
+        if a[j] > best or (math.isnan(a[j]) and not math.isnan(best)):
+            best, best_at = float(a[j]), c0 + j
+    picked = float(_chunk(golden, base + best_at, base + best_at + 1).astype(np.float64)[0])
+    rank = 0
+    for c0 in range(0, classes, step):
+        g = _chunk(golden, base + c0, base + min(classes, c0 + step)).astype(np.float64)
+        before = np.arange(c0, c0 + g.size) < best_at
+        rank += _count((g > picked) | ((g == picked) & before))
+    return rank < k

@@ -1,0 +1,97 @@
+"""Find cases: any folder holding model.onnx in the ONNX test-data layout, with or without case.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import GoldenError, UsageError
+from harness.golden.layout import MODEL_NAME, DataSet, dataset_dirs, read_dataset
+from harness.golden.manifest import CaseManifest, read_manifest
+from harness.model.loader import ModelInfo, load_model_info
+from harness.suggest import did_you_mean
+
+
+@dataclass
+class Case:
+    name: str
+    path: Path
+    manifest: CaseManifest
+    has_manifest: bool
+    _info: ModelInfo | None = field(default=None, repr=False)
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_NAME
+
+    @property
+    def info(self) -> ModelInfo:
+        if self._info is None:
+            self._info = load_model_info(self.model_path)
+        return self._info
+
+    def datasets(self) -> list[DataSet]:
+        info = self.info
+        return [read_dataset(d, k, info.input_names, info.output_names) for k, d in dataset_dirs(self.path)]
+
+    def data_json_override(self) -> dict:
+        """onnx backend tests' optional data.json may carry rtol/atol; honour it as a case-wide override."""
+        path = self.path / "data.json"
+        if not path.is_file():
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise GoldenError(f"{path}: not valid JSON ({exc})") from None
+        return {k: float(data[k]) for k in ("rtol", "atol") if isinstance(data, dict) and k in data}
+
+
+def load_case(path: Path, name: str) -> Case:
+    manifest = read_manifest(path)
+    return Case(name=name, path=path, manifest=manifest or CaseManifest(case=name), has_manifest=manifest is not None)
+
+
+def _case_dirs(root: Path) -> list[Path]:
+    if (root / MODEL_NAME).is_file():
+        return [root]
+    return sorted(p.parent for p in root.rglob(MODEL_NAME))
+
+
+def discover(selectors: list[str], root: Path) -> list[Case]:
+    """Resolve CLI selectors (paths or case names under ``root``) to cases; no selector means all of root."""
+    known = {str(p.relative_to(root)): p for p in _case_dirs(root)} if root.is_dir() else {}
+    if not selectors:
+        if not known:
+            raise UsageError(f"no cases found under {root}", hint="run 'harness export' or pass a case directory")
+        return [load_case(p, n) for n, p in sorted(known.items())]
+    cases: dict[Path, Case] = {}
+    for selector in selectors:
+        for name, path in _resolve(selector, root, known):
+            cases.setdefault(path.resolve(), load_case(path, name))
+    return list(cases.values())
+
+
+def _resolve(selector: str, root: Path, known: dict[str, Path]) -> list[tuple[str, Path]]:
+    if selector in known:
+        return [(selector, known[selector])]
+    path = Path(selector)
+    if path.is_dir():
+        dirs = _case_dirs(path)
+        if not dirs:
+            raise UsageError(f"{selector}: no {MODEL_NAME} found in this directory or below",
+                             hint="a case is a folder with model.onnx and test_data_set_<k>/ folders")
+        return [(_name_for(d, path, root), d) for d in dirs]
+    if path.exists():
+        raise UsageError(f"{selector}: not a directory", hint="pass the case's folder, not a file inside it")
+    names = list(known) + [Path(n).name for n in known]
+    raise UsageError(f"no case or directory named {selector!r}{did_you_mean(selector, names)}",
+                     hint="'harness list' shows the cases")
+
+
+def _name_for(case_dir: Path, selected: Path, root: Path) -> str:
+    resolved = case_dir.resolve()
+    for base in (root.resolve(), selected.resolve().parent):
+        if resolved.is_relative_to(base) and resolved != base:
+            return str(resolved.relative_to(base))
+    return case_dir.name

@@ -1,0 +1,55 @@
+"""Seeded, dtype-aware inputs generated from a model's signature, for cases without stored inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from harness.errors import UsageError
+from harness.model.loader import TensorSig
+
+# Value ranges per dtype kind: floats centred on zero, small non-negative ints (token ids, lengths, indices
+# rarely tolerate negatives), bools half and half.
+_FLOAT_RANGE = (-1.0, 1.0)
+_INT_RANGE = (0, 10)
+
+
+def bind_shape(sig: TensorSig, dims: Mapping[str, int], case: str) -> tuple[int, ...]:
+    shape = []
+    for position, dim in enumerate(sig.shape):
+        if isinstance(dim, int) and dim >= 0:
+            shape.append(dim)
+        elif isinstance(dim, str) and dim in dims:
+            shape.append(int(dims[dim]))
+        elif dim is None or (isinstance(dim, str) and not dim):
+            shape.append(1)  # an unnamed unknown dimension: the smallest legal value
+        else:
+            raise UsageError(f"case {case!r}: input {sig.name!r} has symbolic dimension {dim!r} (axis {position}) "
+                             f"with no value", hint=f"pass --dim {dim}=N or add it to the case's case.json 'dims'")
+    return tuple(shape)
+
+
+def generate_inputs(inputs: list[TensorSig], *, case: str, seed: int, dims: Mapping[str, int],
+                    ranges: Mapping[str, Mapping[str, float]]) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    result: dict[str, np.ndarray] = {}
+    for sig in inputs:
+        if sig.dtype is None:
+            raise UsageError(f"case {case!r}: input {sig.name!r} is not a tensor; inputs cannot be generated for it",
+                             hint="store inputs in test_data_set_0/ instead")
+        result[sig.name] = _values(rng, sig.dtype, bind_shape(sig, dims, case), ranges.get(sig.name))
+    return result
+
+
+def _values(rng: np.random.Generator, dtype: np.dtype, shape: tuple[int, ...],
+            rng_spec: Mapping[str, float] | None) -> np.ndarray:
+    if dtype == np.bool_:
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    if np.issubdtype(dtype, np.integer):
+        low, high = (rng_spec["low"], rng_spec["high"]) if rng_spec else _INT_RANGE
+        return rng.integers(int(low), int(high), size=shape, dtype=np.int64).astype(dtype)
+    if dtype.kind in "fV" or dtype.name.startswith(("bfloat", "float8")):
+        low, high = (rng_spec["low"], rng_spec["high"]) if rng_spec else _FLOAT_RANGE
+        return rng.uniform(low, high, size=shape).astype(dtype)
+    raise UsageError(f"inputs of dtype {dtype} cannot be generated", hint="store inputs in test_data_set_0/ instead")

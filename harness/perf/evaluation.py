@@ -1,0 +1,160 @@
+"""Latency and memory observations -> statistics, budget verdicts, baseline regressions, noise floor.
+
+Raw samples stay in the run folder (``cells/<case>__<profile>/latency_ns.npy``); everything in the run
+record is derived from them and can be recomputed.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.golden.cases import Case
+from harness.perf.budgets import Budgets, check_budgets, parse_budgets, parse_regression
+from harness.perf.stats import LatencyStats, min_samples_for, percentile_from_name
+from harness.profiles.schema import Profile
+from harness.run import record as R
+from harness.run.plan import CasePlan
+
+BASE_TARGETS = ("p50", "p95")
+MB = 1 << 20
+
+
+def budgets_for(profile: Profile, case: Case) -> Budgets | None:
+    case_budget = parse_budgets(case.manifest.budgets, f"{case.path}/case.json budgets") if case.manifest.budgets else None
+    if profile.budgets is None:
+        return case_budget
+    return profile.budgets.merged(case_budget)
+
+
+def targets_for(budgets: Budgets | None) -> list[str]:
+    targets = list(BASE_TARGETS)
+    for key in (budgets.to_dict() if budgets else {}):
+        name = key.removesuffix("_ms")
+        if name.startswith("p") and name not in targets:
+            targets.append(name)
+    return targets
+
+
+def measure_spec(profiles: list[Profile], cases: list[Case], time_cap_s: float) -> Callable[[Profile, CasePlan], dict]:
+    """Per cell: which percentiles need a CI (the budgeted ones), and the sampling caps."""
+    for profile in profiles:  # surface bad per-case budgets before the run starts
+        for case in cases:
+            budgets_for(profile, case)
+
+    def spec(profile: Profile, plan: CasePlan) -> dict[str, Any]:
+        targets = targets_for(budgets_for(profile, plan.case))
+        return {"warmup": {"count": 5, "until_stable": True, "batch": 10, "max_batches": 10},
+                "stopping": {"targets": targets, "rel_half_width": 0.02, "time_cap_s": time_cap_s,
+                             "min_iters": max(10, max(min_samples_for(percentile_from_name(t)) for t in targets)),
+                             "check_every": None}}
+    return spec
+
+
+def memory_summary(raw: dict[str, Any]) -> dict[str, Any]:
+    start, peak = raw.get("rss_start"), raw.get("peak")
+    if not start or peak is None:
+        return dict(raw)
+    after = raw.get("after_session") or start
+    return {**raw, "session_delta_mb": round((after - start) / MB, 2), "peak_delta_mb": round((peak - start) / MB, 2),
+            "steady_delta_mb": round(((raw.get("rss_end") or start) - start) / MB, 2), "peak_mb": round(peak / MB, 2)}
+
+
+class Evaluator:
+    """Called by the executor for each observed cell: stats, budgets, regressions."""
+
+    def __init__(self, out_dir: Path, baseline: Path | None, regressions: list[str]) -> None:
+        self.out_dir = out_dir
+        self.checks = [parse_regression(s) for s in (regressions or (["p50:10%"] if baseline else []))]
+        self.baseline_dir: Path | None = None
+        self.baseline_cells: dict[str, R.CellResult] = {}
+        self.baseline_warning = ""
+        if baseline is not None:
+            record, self.baseline_dir = R.load_record(baseline)
+            self.baseline_cells = {c.key: c for c in record.cells}
+            if record.machine.get("node") != platform.node() or record.machine.get("cpu") != R.machine_info()["cpu"]:
+                self.baseline_warning = (f"baseline {baseline} was measured on another host "
+                                         f"({record.machine.get('node')}, {record.machine.get('cpu')}): "
+                                         "latency differences may be the hardware, not the change")
+
+    def __call__(self, result: R.CellResult, plan: CasePlan, profile: Profile, samples: np.ndarray | None) -> None:
+        result.memory = memory_summary(result.memory)
+        budgets = budgets_for(profile, plan.case)
+        stats = None
+        if samples is not None and len(samples):
+            targets = targets_for(budgets)
+            stats = LatencyStats.from_samples(samples, ci_for=targets)
+            result.latency["stats"] = stats.to_dict()
+        if result.verdict not in (R.PASS, R.PASS_FELL_BACK):
+            return
+        violations = []
+        if budgets:
+            violations = check_budgets(budgets, stats, cold_start_ms=result.timing.get("session_ms"),
+                                       first_inference_ms=result.timing.get("first_inference_ms"),
+                                       peak_mb=result.memory.get("peak_delta_mb"))
+        messages = [v.message() for v in violations]
+        if violations and profile.target:
+            messages.append(f"note: budgets are for {profile.target}; measured on {R.machine_info()['cpu']}")
+        messages += self._regressions(result, samples)
+        if messages:
+            result.budget = messages
+            result.verdict = R.OVER_BUDGET
+            result.detail = messages[0]
+
+    def _regressions(self, result: R.CellResult, samples: np.ndarray | None) -> list[str]:
+        base = self.baseline_cells.get(result.key)
+        if samples is None or base is None or "latency_ns" not in base.artifacts or self.baseline_dir is None:
+            return []
+        base_samples = np.load(self.baseline_dir / base.artifacts["latency_ns"], allow_pickle=False)
+        found = []
+        for check in self.checks:
+            outcome = check.check(base_samples, samples)
+            result.latency.setdefault("regression", []).append(outcome.to_dict())
+            if outcome.regressed:
+                found.append(outcome.message())
+        return found
+
+
+def noise_floor(runs: list[list[R.CellResult]]) -> dict[str, Any]:
+    """Run-to-run spread per profile: are outputs bitwise identical, and how much does p50 move?"""
+    per_profile: dict[str, dict[str, Any]] = {}
+    by_key: dict[str, list[R.CellResult]] = {}
+    for run in runs:
+        for cell in run:
+            by_key.setdefault(cell.key, []).append(cell)
+    for key, cells in by_key.items():
+        entry = per_profile.setdefault(cells[0].profile, {"cells": 0, "bitwise_identical": 0, "p50_spread_pct": []})
+        digests = {c.model.get("output_digest") for c in cells}
+        entry["cells"] += 1
+        entry["bitwise_identical"] += int(len(digests) == 1 and None not in digests)
+        p50s = [c.latency["stats"]["p50"] for c in cells if c.latency.get("stats")]
+        if len(p50s) > 1 and min(p50s) > 0:
+            entry["p50_spread_pct"].append(round(100 * (max(p50s) / min(p50s) - 1), 2))
+    for entry in per_profile.values():
+        spreads = entry.pop("p50_spread_pct")
+        entry["p50_spread_pct_median"] = statistics.median(spreads) if spreads else None
+        entry["p50_spread_pct_max"] = max(spreads) if spreads else None
+    return per_profile
+
+
+def run_repeats(executor, todo, availability, repeat: int, console) -> list[R.CellResult]:
+    """Run the cells ``repeat`` times; the first run is the record, later ones only feed the noise floor."""
+    from rich.progress import Progress
+    runs = []
+    with Progress(console=console, transient=True) as progress:
+        for attempt in range(repeat):
+            task = progress.add_task(f"run {attempt + 1}/{repeat}", total=len(todo))
+            journal = executor.journal if attempt == 0 else None
+            saved, executor.journal = executor.journal, journal
+            try:
+                runs.append(executor.run(todo, availability, lambda _r: progress.advance(task)))
+            finally:
+                executor.journal = saved
+    if repeat > 1:
+        executor.noise = noise_floor(runs)
+    return runs[0]

@@ -1,0 +1,260 @@
+"""Device profile schema: TOML in device_profiles/, validated strictly.
+
+Every table is declared once in ``_SCHEMA``; an unknown key anywhere is refused with a did-you-mean,
+and every value is type- and range-checked. To grow the schema, add a key here and a field below.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from harness.compare.tolerances import ToleranceOverride
+from harness.errors import ProfileError
+from harness.perf.budgets import Budgets, parse_budgets
+from harness.suggest import did_you_mean
+
+KNOWN_EPS = (
+    "CPUExecutionProvider", "OpenVINOExecutionProvider", "WebGpuExecutionProvider",
+    "CUDAExecutionProvider", "TensorrtExecutionProvider",
+)
+TRANSFORMS = ("none", "fp16", "int8-dynamic", "int8-static")
+OPT_LEVELS = ("disable", "basic", "extended", "layout", "all")
+EXEC_MODES = ("sequential", "parallel")
+PRECISION_HINTS = ("f32", "f16", "bf16")
+
+
+def _str(v: Any) -> bool: return isinstance(v, str)
+def _bool(v: Any) -> bool: return isinstance(v, bool)
+def _pos_int(v: Any) -> bool: return isinstance(v, int) and not isinstance(v, bool) and v > 0
+def _nonneg_int(v: Any) -> bool: return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+def _pos_num(v: Any) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+def _str_map(v: Any) -> bool: return isinstance(v, dict) and all(isinstance(x, (str, int, float, bool)) for x in v.values())
+def _str_list(v: Any) -> bool: return isinstance(v, list) and all(isinstance(x, str) for x in v)
+def _one_of(*choices: str) -> Callable[[Any], bool]: return lambda v: v in choices
+def _cores(v: Any) -> bool: return _pos_int(v) or (isinstance(v, list) and bool(v) and all(_nonneg_int(x) for x in v))
+def _table(v: Any) -> bool: return isinstance(v, dict)
+
+
+_EXPECT = {
+    _str: "a string", _bool: "true or false", _pos_int: "a positive integer", _nonneg_int: "an integer >= 0",
+    _pos_num: "a positive number", _str_map: "a table of strings", _str_list: "a list of strings",
+    _cores: "a positive core count or a list of core ids", _table: "a table",
+}
+
+_SCHEMA: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "": {"name": _str, "description": _str, "target": _str, "timeout_s": _pos_num, "ep": _table, "session": _table,
+         "precision": _table, "constraints": _table, "tolerance": _table, "budgets": _table,
+         "known_failures": lambda v: isinstance(v, list), "requires": _table},
+    "ep": {"name": _str, "plugin": _str, "options": _str_map, "device_type": _one_of("CPU", "GPU", "NPU"),
+           "device_metadata": _str_map, "env": _str_map, "precision_hint": _one_of(*PRECISION_HINTS)},
+    "session": {"intra_op_threads": _nonneg_int, "inter_op_threads": _nonneg_int,
+                "graph_optimization": _one_of(*OPT_LEVELS), "cpu_arena": _bool, "memory_pattern": _bool,
+                "execution_mode": _one_of(*EXEC_MODES), "strict_placement": _bool, "config": _str_map},
+    "precision": {"transform": _one_of(*TRANSFORMS), "keep_io_types": _bool},
+    "constraints": {"cpu_cores": _cores, "memory_limit_mb": _pos_int},
+    "requires": {"packages": _str_list, "install": _str, "env": _str_list},
+    "known_failures": {"case": _str, "output": _str, "reason": _str},
+}
+
+
+@dataclass(frozen=True)
+class KnownFailure:
+    case: str
+    reason: str
+    output: str = "*"
+
+    def matches(self, case: str) -> bool:
+        return fnmatch.fnmatchcase(case, self.case)
+
+
+@dataclass(frozen=True)
+class OutputOverride:
+    """A tolerance override for outputs of cases matching glob patterns (``[[tolerance.override]]``)."""
+
+    case: str
+    output: str
+    override: ToleranceOverride
+
+    def matches(self, case: str, output: str) -> bool:
+        return fnmatch.fnmatchcase(case, self.case) and fnmatch.fnmatchcase(output, self.output)
+
+
+@dataclass(frozen=True)
+class ProfileTolerance:
+    """Tolerance layers a profile adds: for every output, per dtype, then per case/output pattern."""
+
+    everything: ToleranceOverride | None = None
+    per_dtype: dict[str, ToleranceOverride] = field(default_factory=dict)
+    overrides: tuple[OutputOverride, ...] = ()
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    source: Path | None
+    description: str = ""
+    target: str = ""
+    timeout_s: float = 120.0
+    ep: str = "CPUExecutionProvider"
+    plugin: str | None = None
+    ep_options: dict[str, str] = field(default_factory=dict)
+    device_type: str | None = None
+    device_metadata: dict[str, str] = field(default_factory=dict)
+    ep_env: dict[str, str] = field(default_factory=dict)
+    precision_hint: str | None = None
+    session: dict[str, Any] = field(default_factory=dict)
+    transform: str = "none"
+    keep_io_types: bool = True
+    cpu_cores: int | list[int] | None = None
+    memory_limit_mb: int | None = None
+    tolerance: ProfileTolerance = field(default_factory=ProfileTolerance)
+    budgets: Budgets | None = None
+    known_failures: tuple[KnownFailure, ...] = ()
+    requires_packages: tuple[str, ...] = ()
+    requires_env: tuple[str, ...] = ()
+    install_hint: str = ""
+
+    @property
+    def strict_placement(self) -> bool:
+        return bool(self.session.get("strict_placement", False))
+
+    def known_failure(self, case: str) -> KnownFailure | None:
+        return next((k for k in self.known_failures if k.matches(case)), None)
+
+    def worker_spec(self) -> dict[str, Any]:
+        """The JSON the worker needs to build a session: nothing that requires the harness to interpret."""
+        return {"name": self.name, "ep": self.ep, "plugin": self.plugin, "ep_options": dict(self.ep_options),
+                "device_type": self.device_type, "device_metadata": dict(self.device_metadata),
+                "precision_hint": self.precision_hint, "session": dict(self.session), "env": dict(self.ep_env),
+                "cpu_cores": self.cpu_cores, "memory_limit_mb": self.memory_limit_mb}
+
+
+def _check_table(table: dict, kind: str, where: str) -> None:
+    allowed = _SCHEMA[kind]
+    for key, value in table.items():
+        place = f"{where} [{kind}]" if kind else where
+        if key not in allowed:
+            raise ProfileError(f"{place}: unknown key {key!r}{did_you_mean(key, allowed)}",
+                               hint=f"known keys: {', '.join(allowed)}")
+        check = allowed[key]
+        if not check(value):
+            expect = _EXPECT.get(check, "one of the documented values")
+            if check.__name__ == "<lambda>" and kind in ("session", "precision", "ep"):
+                expect = _choices_for(kind, key) or expect
+            raise ProfileError(f"{place}: {key} = {value!r} is not valid; expected {expect}")
+
+
+def _choices_for(kind: str, key: str) -> str:
+    table = {("session", "graph_optimization"): OPT_LEVELS, ("session", "execution_mode"): EXEC_MODES,
+             ("precision", "transform"): TRANSFORMS, ("ep", "precision_hint"): PRECISION_HINTS,
+             ("ep", "device_type"): ("CPU", "GPU", "NPU")}
+    choices = table.get((kind, key))
+    return "one of " + ", ".join(choices) if choices else ""
+
+
+def _parse_tolerance(table: dict, where: str) -> ProfileTolerance:
+    table = dict(table)
+    why = table.pop("why", "")
+    if not isinstance(why, str):
+        raise ProfileError(f"{where} [tolerance]: why must be a string")
+    per_dtype_raw = table.pop("dtype", {})
+    overrides_raw = table.pop("override", [])
+    if not isinstance(per_dtype_raw, dict) or not isinstance(overrides_raw, list):
+        raise ProfileError(f"{where} [tolerance]: 'dtype' must be a table and 'override' an array of tables")
+    everything = ToleranceOverride.from_mapping(table, f"{where} [tolerance]") if table else None
+    per_dtype = {name: ToleranceOverride.from_mapping(v, f"{where} [tolerance.dtype.{name}]")
+                 for name, v in per_dtype_raw.items()}
+    overrides = []
+    for i, raw in enumerate(overrides_raw):
+        raw = dict(raw)
+        case, output = raw.pop("case", "*"), raw.pop("output", "*")
+        overrides.append(OutputOverride(str(case), str(output),
+                                        ToleranceOverride.from_mapping(raw, f"{where} [[tolerance.override]] #{i + 1}")))
+    return ProfileTolerance(everything, per_dtype, tuple(overrides), why)
+
+
+def _parse_known_failures(items: list, where: str) -> tuple[KnownFailure, ...]:
+    result = []
+    for i, item in enumerate(items):
+        place = f"{where} [[known_failures]] #{i + 1}"
+        if not isinstance(item, dict):
+            raise ProfileError(f"{place}: must be a table with case and reason")
+        _check_table(item, "known_failures", place)
+        if not item.get("reason", "").strip():
+            raise ProfileError(f"{place}: a known failure needs a reason", hint="say why this case fails here")
+        if "case" not in item:
+            raise ProfileError(f"{place}: a known failure needs a case pattern")
+        result.append(KnownFailure(item["case"], item["reason"], item.get("output", "*")))
+    return tuple(result)
+
+
+def parse_profile(data: dict, source: Path | None, default_name: str) -> Profile:
+    where = str(source) if source else default_name
+    _check_table(data, "", where)
+    for kind in ("ep", "session", "precision", "constraints", "requires"):
+        _check_table(data.get(kind, {}), kind, where)
+    ep = data.get("ep", {})
+    name = data.get("name", default_name)
+    ep_name = ep.get("name", "CPUExecutionProvider")
+    if ep_name not in KNOWN_EPS:
+        raise ProfileError(f"{where}: unknown execution provider {ep_name!r}{did_you_mean(ep_name, KNOWN_EPS)}",
+                           hint=f"known: {', '.join(KNOWN_EPS)}")
+    precision, constraints, requires = data.get("precision", {}), data.get("constraints", {}), data.get("requires", {})
+    profile = Profile(
+        name=name, source=source, description=data.get("description", ""), target=data.get("target", ""),
+        timeout_s=float(data.get("timeout_s", 120.0)), ep=ep_name, plugin=ep.get("plugin"),
+        ep_options={k: str(v) for k, v in ep.get("options", {}).items()}, device_type=ep.get("device_type"),
+        device_metadata={k: str(v) for k, v in ep.get("device_metadata", {}).items()},
+        ep_env={k: str(v) for k, v in ep.get("env", {}).items()}, precision_hint=ep.get("precision_hint"),
+        session=dict(data.get("session", {})), transform=precision.get("transform", "none"),
+        keep_io_types=precision.get("keep_io_types", True), cpu_cores=constraints.get("cpu_cores"),
+        memory_limit_mb=constraints.get("memory_limit_mb"),
+        tolerance=_parse_tolerance(data.get("tolerance", {}), where),
+        budgets=parse_budgets(data["budgets"], f"{where} [budgets]") if "budgets" in data else None,
+        known_failures=_parse_known_failures(data.get("known_failures", []), where),
+        requires_packages=tuple(requires.get("packages", ())), requires_env=tuple(requires.get("env", ())),
+        install_hint=requires.get("install", ""))
+    _check_consistency(profile, where)
+    return profile
+
+
+def _check_consistency(p: Profile, where: str) -> None:
+    if p.transform == "fp16" and p.precision_hint == "bf16":
+        raise ProfileError(f"{where}: precision.transform = 'fp16' contradicts ep.precision_hint = 'bf16'",
+                           hint="use one reduced precision: drop the transform or the hint")
+    if p.transform.startswith("int8") and p.precision_hint in ("f16", "bf16"):
+        raise ProfileError(f"{where}: an int8 transform contradicts ep.precision_hint = {p.precision_hint!r}")
+    if p.precision_hint and p.ep != "OpenVINOExecutionProvider":
+        raise ProfileError(f"{where}: ep.precision_hint is only understood by the OpenVINO EP, not {p.ep}")
+    if p.plugin and p.ep in ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"):
+        raise ProfileError(f"{where}: {p.ep} is built into onnxruntime; ep.plugin must not be set")
+    cores = p.cpu_cores
+    if isinstance(cores, list) and len(set(cores)) != len(cores):
+        raise ProfileError(f"{where}: constraints.cpu_cores lists a core twice: {cores}")
+    threads = p.session.get("intra_op_threads")
+    if isinstance(cores, int) and threads and threads > cores:
+        raise ProfileError(f"{where}: session.intra_op_threads = {threads} exceeds constraints.cpu_cores = {cores}")
+
+
+def load_profile(path: Path) -> Profile:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: malformed TOML ({exc})", hint="fix the syntax; see device_profiles/cpu.toml") from None
+    except UnicodeDecodeError:
+        raise ProfileError(f"{path}: not UTF-8 text") from None
+    profile = parse_profile(data, path, path.stem)
+    if profile.name != path.stem:
+        raise ProfileError(f"{path}: name = {profile.name!r} differs from the file name {path.stem!r}",
+                           hint="profiles are selected by file name; make them equal")
+    return profile

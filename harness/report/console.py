@@ -1,0 +1,106 @@
+"""Report: the cases x profiles matrix, then per-output detail for every cell that did not pass."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from harness.run import record as R
+from harness.run.verdict import failure_messages
+
+_STYLE = {R.PASS: "green", R.PASS_FELL_BACK: "yellow", R.XFAIL: "cyan", R.XPASS: "magenta", R.SKIPPED: "dim",
+          R.FAIL: "bold red", R.CRASH: "bold red", R.TIMEOUT: "bold red", R.OOM: "bold red", R.ERROR: "bold red",
+          R.OVER_BUDGET: "bold yellow", R.NO_GOLDEN: "yellow"}
+
+
+def make_console(file=None) -> Console:
+    stream = file or sys.stdout
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", 0)) or max(160, shutil.get_terminal_size().columns)
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+
+
+def cell_text(cell: R.CellResult) -> Text:
+    text = Text(cell.verdict, style=_STYLE.get(cell.verdict, ""))
+    placement = cell.placement
+    if placement.get("available") and placement.get("fraction_on_ep", 1.0) < 1.0:
+        text.append(f" {placement['fraction_on_ep']:.0%} on EP", style="yellow")
+    stats = cell.latency.get("stats") if cell.latency else None
+    if stats:
+        ci = stats.get("ci", {}).get("p95")
+        ci_text = f"[{ci[0]:.3g},{ci[1]:.3g}]" if ci else ""
+        text.append(f"\np50 {stats['p50']:.3g} p95 {stats['p95']:.3g}{ci_text} ms", style="")
+    peak = cell.memory.get("peak_delta_mb") if cell.memory else None
+    if peak is not None:
+        text.append(f"\npeak +{peak:.0f} MB", style="")
+    return text
+
+
+def matrix(cells: list[R.CellResult], profiles: Iterable[str]) -> Table:
+    profiles = list(profiles)
+    table = Table(title="Conformance matrix (case x profile)", show_lines=True)
+    table.add_column("case", no_wrap=True)
+    for name in profiles:
+        table.add_column(name, no_wrap=True)
+    by_key = {c.key: c for c in cells}
+    for case in dict.fromkeys(c.case for c in cells):
+        row = [Text(case)]
+        for name in profiles:
+            cell = by_key.get(R.cell_key(case, name))
+            row.append(cell_text(cell) if cell else Text("-", style="dim"))
+        table.add_row(*row)
+    return table
+
+
+def details(cells: list[R.CellResult]) -> list[str]:
+    """Text blocks for every cell that needs a reader's attention (skips are summarised per profile)."""
+    blocks = []
+    for cell in cells:
+        if cell.verdict in (R.PASS, R.SKIPPED, R.XFAIL):
+            continue
+        head = f"[{cell.verdict}] case {cell.case!r} on profile {cell.profile!r}: {cell.detail}"
+        body = failure_messages(cell) if cell.verdict == R.FAIL else []
+        if cell.verdict == R.PASS_FELL_BACK:
+            body = ["Fell back: " + ", ".join(cell.placement.get("fell_back", [])[:10])]
+        if cell.budget:
+            body += ["Over budget: " + v for v in cell.budget]
+        if cell.error.get("stderr_tail"):
+            body.append("Last stderr lines:\n  " + cell.error["stderr_tail"].replace("\n", "\n  "))
+        if cell.artifacts.get("actual_outputs"):
+            body.append(f"Actual outputs saved under {cell.artifacts['actual_outputs']}/")
+        blocks.append("\n".join([head, *body]))
+    return blocks
+
+
+def skipped_profiles(cells: list[R.CellResult]) -> list[str]:
+    reasons: dict[str, str] = {}
+    for cell in cells:
+        if cell.verdict == R.SKIPPED:
+            reasons.setdefault(cell.profile, cell.detail)
+    return [f"{name}: SKIPPED - {reason}" for name, reason in reasons.items()]
+
+
+def summary(cells: list[R.CellResult]) -> str:
+    counts: dict[str, int] = {}
+    for cell in cells:
+        counts[cell.verdict] = counts.get(cell.verdict, 0) + 1
+    return ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def print_report(console: Console, cells: list[R.CellResult], profiles: list[str], record_path: str,
+                 warnings: list[str]) -> None:
+    console.print(matrix(cells, profiles))
+    for line in warnings:
+        console.print(f"warning: {line}", style="yellow")
+    for line in skipped_profiles(cells):
+        console.print(line, style="dim")
+    for block in details(cells):
+        console.print()
+        console.print(block, markup=False)
+    console.print()
+    console.print(f"{len(cells)} cells: {summary(cells)}. Run record: {record_path}", markup=False)

@@ -1,0 +1,265 @@
+"""Plan -> run -> observation -> verdict, one cell (case x profile) at a time, in isolated workers.
+
+Up to ``jobs`` cells run in parallel, each thread borrowing a worker for the cell's profile from the pool.
+Every finished cell is journalled at once, so a killed run loses nothing that had finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.golden.layout import atomic_write_bytes, tensor_bytes
+from harness.model.transforms import transformed_path
+from harness.profiles.schema import Profile
+from harness.run import record as R
+from harness.run.plan import CasePlan
+from harness.run.pool import WorkerFailure, WorkerHandle
+from harness.run.verdict import apply_known_failure, compare_datasets, numeric_verdict
+
+
+@dataclass
+class RunOptions:
+    out_dir: Path
+    jobs: int = 1
+    timeout_s: float | None = None
+    measure: Callable[[Profile, CasePlan], dict[str, Any]] | None = None
+    evaluate: Callable[[R.CellResult, CasePlan, Profile, np.ndarray | None], None] | None = None
+
+
+@dataclass
+class Availability:
+    available: bool
+    reason: str = ""
+    hello: dict[str, Any] = field(default_factory=dict)
+
+
+def missing_requirements(profile: Profile) -> str:
+    missing = [p for p in profile.requires_packages if importlib.util.find_spec(p) is None]
+    if not missing:
+        return ""
+    fix = f"; fix: {profile.install_hint}" if profile.install_hint else ""
+    return f"missing package(s) {', '.join(missing)}{fix}"
+
+
+class WorkerPool:
+    """Idle workers per profile; a worker that failed is discarded, never reused."""
+
+    def __init__(self) -> None:
+        self._idle: dict[str, list[WorkerHandle]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, profile: Profile) -> WorkerHandle:
+        with self._lock:
+            idle = self._idle.get(profile.name, [])
+            while idle:
+                worker = idle.pop()
+                if worker.alive:
+                    return worker
+        return WorkerHandle(profile.worker_spec())
+
+    def release(self, profile: Profile, worker: WorkerHandle) -> None:
+        with self._lock:
+            self._idle.setdefault(profile.name, []).append(worker)
+
+    def discard(self, worker: WorkerHandle) -> None:
+        worker.kill()
+        worker.close()
+
+    def close(self) -> None:
+        with self._lock:
+            workers = [w for ws in self._idle.values() for w in ws]
+            self._idle.clear()
+        for worker in workers:
+            worker.close()
+
+
+def probe(profile: Profile, pool: WorkerPool) -> Availability:
+    """Is the profile runnable here? Missing packages are found without a process; the EP/device check
+    runs in a worker (a plugin that crashes on load must not take the harness down)."""
+    reason = missing_requirements(profile)
+    if reason:
+        return Availability(False, reason)
+    try:
+        worker = pool.acquire(profile)
+    except WorkerFailure as failure:
+        return Availability(False, f"worker failed to start: {failure} {failure.stderr_tail[-300:]}")
+    hello = worker.hello
+    if not hello.get("available"):
+        pool.discard(worker)
+        fix = f"; fix: {profile.install_hint}" if profile.install_hint else ""
+        return Availability(False, f"{hello.get('reason', 'unavailable')}{fix}", hello)
+    pool.release(profile, worker)
+    return Availability(True, "", hello)
+
+
+def _digest(tensors: dict[str, np.ndarray]) -> str:
+    """sha256 over every output's name, dtype, shape and bytes: equal digests mean bitwise-equal outputs."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        digest.update(f"{name}|{array.dtype}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+class Executor:
+    def __init__(self, options: RunOptions, journal: R.Journal | None) -> None:
+        self.options = options
+        self.journal = journal
+        self.pool = WorkerPool()
+        self._journal_lock = threading.Lock()
+        self.noise: dict[str, Any] = {}
+
+    def run(self, cells: list[tuple[CasePlan, Profile]], availability: dict[str, Availability],
+            on_done: Callable[[R.CellResult], None] | None = None) -> list[R.CellResult]:
+        todo: queue.Queue = queue.Queue()
+        for index, cell in enumerate(cells):
+            todo.put((index, cell))
+        results: list[R.CellResult | None] = [None] * len(cells)
+
+        def work() -> None:
+            while True:
+                try:
+                    index, (plan, profile) = todo.get_nowait()
+                except queue.Empty:
+                    return
+                result = self.run_cell(plan, profile, availability[profile.name])
+                results[index] = result
+                with self._journal_lock:
+                    if self.journal:
+                        self.journal.cell(result)
+                    if on_done:
+                        on_done(result)
+
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, self.options.jobs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return [r for r in results if r is not None]
+
+    def run_cell(self, plan: CasePlan, profile: Profile, availability: Availability) -> R.CellResult:
+        start = time.perf_counter()
+        result = R.CellResult(plan.case.name, profile.name, R.SKIPPED,
+                              model={"sha256": plan.info.sha256, "transform": profile.transform})
+        if not availability.available:
+            result.detail = availability.reason
+            return result
+        try:
+            self._observe(plan, profile, result)
+        except WorkerFailure as failure:
+            result.verdict, result.detail = failure.outcome, str(failure)
+            result.error = {"kind": failure.outcome.lower(), "message": str(failure), "signal": failure.signal_name,
+                            "stderr_tail": failure.stderr_tail}
+        result.duration_s = round(time.perf_counter() - start, 4)
+        return apply_known_failure(result, profile)
+
+    def _model_for(self, plan: CasePlan, profile: Profile) -> Path:
+        calibration = [ds.inputs for ds in plan.datasets]
+        return transformed_path(plan.case.model_path, plan.info.sha256, profile.transform, profile.keep_io_types,
+                                calibration)
+
+    def _observe(self, plan: CasePlan, profile: Profile, result: R.CellResult) -> None:
+        try:
+            model_path = self._model_for(plan, profile)
+        except Exception as exc:  # a transform the model does not survive is this cell's error, not the run's
+            result.verdict, result.detail = R.ERROR, f"{profile.transform} transform failed: {str(exc)[:300]}"
+            result.error = {"kind": "transform", "message": str(exc)[:2000]}
+            return
+        deadline = time.monotonic() + (self.options.timeout_s or profile.timeout_s)
+        worker = self.pool.acquire(profile)
+        try:
+            loaded = worker.request({"type": "load", "case": plan.case.name, "model_path": str(model_path)}, None,
+                                    max(0.1, deadline - time.monotonic()), "creating the session")
+            if self._worker_error(loaded.header, result):
+                self._give_back(profile, worker, result)
+                return
+            result.placement = loaded.header.get("placement", {})
+            result.timing["session_ms"] = loaded.header.get("session_ms")
+            measure = self.options.measure(profile, plan) if self.options.measure else None
+            reply = worker.request({"type": "infer", "datasets": len(plan.datasets), "measure": measure},
+                                   plan.feed(), max(0.1, deadline - time.monotonic()), "running inference")
+        except WorkerFailure:
+            self.pool.discard(worker)
+            raise
+        failed = self._worker_error(reply.header, result)
+        self._give_back(profile, worker, result)
+        if failed:
+            return
+        self._judge(plan, profile, result, reply.header, reply.tensors)
+
+    def _give_back(self, profile: Profile, worker: WorkerHandle, result: R.CellResult) -> None:
+        """A worker that ran out of memory may be left fragmented or half-initialised: replace it."""
+        if result.verdict == R.OOM:
+            self.pool.discard(worker)
+        else:
+            self.pool.release(profile, worker)
+
+    def _worker_error(self, header: dict[str, Any], result: R.CellResult) -> bool:
+        if header.get("type") != "error":
+            return False
+        kind = header.get("kind", "error")
+        result.verdict = R.OOM if kind == "oom" else R.ERROR
+        message = header.get("message", "")
+        result.detail = f"{kind}: {message.splitlines()[0][:300] if message else ''}"
+        result.error = {"kind": kind, "message": message}
+        return True
+
+    def _judge(self, plan: CasePlan, profile: Profile, result: R.CellResult, header: dict[str, Any],
+               tensors: dict[str, np.ndarray]) -> None:
+        result.timing["first_inference_ms"] = header.get("first_inference_ms")
+        result.memory = header.get("memory", {})
+        samples = tensors.pop("__latency_ns", None)
+        result.model["output_digest"] = _digest(tensors)
+        if samples is not None:
+            result.latency = {"sampling": header.get("latency", {})}
+            result.artifacts["latency_ns"] = self._save_array(result, "latency_ns.npy", samples)
+        if not plan.has_goldens:
+            result.verdict = R.NO_GOLDEN
+            result.detail = "no golden outputs to compare against; create them with 'harness bless'"
+        else:
+            comparisons = compare_datasets(plan.case, profile, plan.datasets, tensors)
+            result.outputs = [{"dataset": k, "comparison": c.to_dict()} for k, c in comparisons]
+            result.verdict, result.detail = numeric_verdict(plan.case, profile, comparisons, result.placement)
+            if result.verdict == R.FAIL:
+                self._save_outputs(result, plan, tensors)
+        if self.options.evaluate:
+            self.options.evaluate(result, plan, profile, samples)
+
+    def _cell_dir(self, result: R.CellResult) -> Path:
+        return self.options.out_dir / "cells" / f"{_safe(result.case)}__{_safe(result.profile)}"
+
+    def _save_array(self, result: R.CellResult, name: str, array: np.ndarray) -> str:
+        path = self._cell_dir(result) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+        return str(path.relative_to(self.options.out_dir))
+
+    def _save_outputs(self, result: R.CellResult, plan: CasePlan, tensors: dict[str, np.ndarray]) -> None:
+        """Actual outputs of a failing cell, in the test-data layout, for inspection or re-blessing."""
+        for ds in plan.datasets:
+            for j, name in enumerate(plan.info.output_names):
+                array = tensors.get(f"{ds.index}/{name}")
+                if array is not None:
+                    path = self._cell_dir(result) / f"test_data_set_{ds.index}" / f"output_{j}.pb"
+                    atomic_write_bytes(path, tensor_bytes(name, array))
+        result.artifacts["actual_outputs"] = str(self._cell_dir(result).relative_to(self.options.out_dir))
+
+    def close(self) -> None:
+        self.pool.close()

@@ -1,0 +1,68 @@
+"""Case -> plan: everything checked and prepared in the parent before any worker runs.
+
+Bad input (model, goldens, inputs that don't fit the model) is refused here, before the run starts,
+so the CLI can exit 2 with one line instead of filling the matrix with errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.errors import GoldenError
+from harness.golden.cases import Case
+from harness.golden.layout import DataSet
+from harness.model.inputs import generate_inputs
+from harness.model.loader import ModelInfo, TensorSig
+
+
+@dataclass
+class CasePlan:
+    case: Case
+    info: ModelInfo
+    datasets: list[DataSet]
+    has_goldens: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def feed(self) -> dict[str, np.ndarray]:
+        """All inputs of all data sets, keyed "<k>/<input>" as the worker protocol expects."""
+        return {f"{ds.index}/{name}": arr for ds in self.datasets for name, arr in ds.inputs.items()}
+
+
+def _check_input(case: str, ds: DataSet, sig: TensorSig, array: np.ndarray) -> None:
+    where = f"case {case!r} test_data_set_{ds.index} input {sig.name!r}"
+    if sig.dtype is not None and array.dtype != sig.dtype:
+        raise GoldenError(f"{where}: dtype {array.dtype} but the model expects {sig.dtype}",
+                          hint="regenerate the inputs, or fix the model's input type")
+    if sig.shape and len(sig.shape) != array.ndim:
+        raise GoldenError(f"{where}: rank {array.ndim} {list(array.shape)} but the model expects rank "
+                          f"{len(sig.shape)} {list(sig.shape)}", hint="regenerate the inputs")
+    for axis, (want, got) in enumerate(zip(sig.shape, array.shape)):
+        if isinstance(want, int) and want >= 0 and want != got:
+            raise GoldenError(f"{where}: axis {axis} is {got} but the model fixes it to {want} "
+                              f"(shape {list(array.shape)} vs {list(sig.shape)})", hint="regenerate the inputs")
+
+
+def plan_case(case: Case, *, dims: dict[str, int], seed: int) -> CasePlan:
+    info = case.info
+    datasets = case.datasets()
+    warnings = []
+    sigs = {s.name: s for s in info.inputs}
+    for ds in datasets:
+        missing = [n for n in info.input_names if n not in ds.inputs]
+        if missing and ds.inputs:
+            raise GoldenError(f"case {case.name!r} test_data_set_{ds.index}: missing input(s) {missing}")
+        for name, array in ds.inputs.items():
+            _check_input(case.name, ds, sigs[name], array)
+        for name, golden in ds.outputs.items():
+            if golden.dtype.kind == "f" and np.isnan(golden).any():
+                warnings.append(f"case {case.name!r} test_data_set_{ds.index} golden {name!r} holds "
+                                f"{int(np.isnan(golden).sum())} NaN(s): allowed, matched only by NaN")
+    datasets = [ds for ds in datasets if ds.inputs]
+    if not datasets:
+        bound = {**case.manifest.dims, **dims}
+        inputs = generate_inputs(info.inputs, case=case.name, seed=seed, dims=bound, ranges=case.manifest.input_ranges)
+        datasets = [DataSet(0, None, inputs, {})]
+    has_goldens = any(ds.outputs for ds in datasets)
+    return CasePlan(case, info, datasets, has_goldens, warnings)

@@ -1,0 +1,137 @@
+"""Parent side of the isolated workers: spawn, talk, time out, and classify deaths.
+
+A worker is a subprocess per profile (``python -m harness.worker --spec ...``), reused across cases.
+Replies are read on a background thread so that every request can time out; a worker that dies, hangs
+or is killed for memory costs one cell, and the next request gets a fresh worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from harness.worker import protocol
+
+HELLO_TIMEOUT_S = 120.0
+
+
+class WorkerFailure(Exception):
+    """The worker died or hung; ``outcome`` is CRASH, TIMEOUT or OOM."""
+
+    def __init__(self, outcome: str, message: str, *, signal_name: str = "", stderr_tail: str = "") -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.signal_name = signal_name
+        self.stderr_tail = stderr_tail
+
+
+@dataclass
+class Reply:
+    header: dict[str, Any]
+    tensors: dict[str, Any]
+
+
+def signal_name(returncode: int | None) -> str:
+    if returncode is None or returncode >= 0:
+        return f"exit code {returncode}"
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+class WorkerHandle:
+    def __init__(self, spec: dict[str, Any], *, python: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.spec = spec
+        self._stderr = tempfile.TemporaryFile()
+        cmd = [python or sys.executable, "-m", "harness.worker", "--spec", json.dumps(spec)]
+        child_env = {**os.environ, **(spec.get("env") or {}), **(env or {})}
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                     env=child_env, start_new_session=True)
+        self._replies: queue.Queue = queue.Queue()
+        self._reader = threading.Thread(target=self._read_loop, daemon=True)
+        self._reader.start()
+        self.hello = self._wait(HELLO_TIMEOUT_S, "starting").header
+
+    def _read_loop(self) -> None:
+        stream = self.proc.stdout
+        while True:
+            try:
+                message = protocol.read_message(stream)
+            except (protocol.ProtocolError, OSError, ValueError) as exc:
+                self._replies.put(exc)
+                return
+            self._replies.put(message)
+            if message is None:
+                return
+
+    def stderr_tail(self, lines: int = 12) -> str:
+        self._stderr.seek(0, os.SEEK_END)
+        size = self._stderr.tell()
+        self._stderr.seek(max(0, size - 16384))
+        text = self._stderr.read().decode("utf-8", errors="replace")
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def _died(self, what: str) -> WorkerFailure:
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.returncode
+        tail = self.stderr_tail()
+        limited = bool(self.spec.get("memory_limit_mb"))
+        memory_words = ("MemoryError", "bad_alloc", "Failed to allocate", "Cannot allocate memory")
+        if limited and (code == -signal.SIGKILL or any(w in tail for w in memory_words)):
+            return WorkerFailure("OOM", f"worker ran out of memory {what} (limit {self.spec['memory_limit_mb']} MB, "
+                                        f"{signal_name(code)})", signal_name=signal_name(code), stderr_tail=tail)
+        return WorkerFailure("CRASH", f"worker died {what}: {signal_name(code)}", signal_name=signal_name(code),
+                             stderr_tail=tail)
+
+    def _wait(self, timeout: float, what: str) -> Reply:
+        try:
+            item = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise WorkerFailure("TIMEOUT", f"no reply within {timeout:g} s {what}",
+                                stderr_tail=self.stderr_tail()) from None
+        if item is None or isinstance(item, Exception):
+            raise self._died(what)
+        header, tensors = item
+        return Reply(header, tensors)
+
+    def request(self, header: dict[str, Any], tensors: dict | None, timeout: float, what: str) -> Reply:
+        try:
+            protocol.write_message(self.proc.stdin, header, tensors)
+        except (BrokenPipeError, OSError, ValueError):
+            raise self._died(what) from None
+        return self._wait(timeout, what)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+            self.proc.wait()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                protocol.write_message(self.proc.stdin, {"type": protocol.MSG_BYE})
+                self.proc.stdin.close()
+                self.proc.wait(timeout=5)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                self.kill()
+        self._stderr.close()

@@ -1,0 +1,200 @@
+"""Run records: versioned JSON with an envelope (machine, versions, commit, date), one entry per
+case x profile cell. Arrays (latency samples, failing outputs) live in files beside it, referenced by
+relative path. A journal (JSON lines, fsync'd per cell) makes a killed run resumable."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import BaselineError
+from harness.golden.layout import atomic_write_bytes
+
+SCHEMA = "onnx-harness/run-record"
+SCHEMA_VERSION = 1
+JOURNAL_NAME = "journal.jsonl"
+RECORD_NAME = "record.json"
+
+# Verdicts. PASS* ("fell back") is a PASS whose nodes did not all run on the profile's EP.
+PASS, PASS_FELL_BACK, FAIL, XFAIL, XPASS = "PASS", "PASS*", "FAIL", "XFAIL", "XPASS"
+SKIPPED, CRASH, TIMEOUT, OOM, ERROR = "SKIPPED", "CRASH", "TIMEOUT", "OOM", "ERROR"
+OVER_BUDGET, NO_GOLDEN = "OVER_BUDGET", "NO_GOLDEN"
+FAILING = frozenset({FAIL, CRASH, TIMEOUT, OOM, ERROR, OVER_BUDGET, NO_GOLDEN})
+
+
+@dataclass
+class CellResult:
+    case: str
+    profile: str
+    verdict: str
+    detail: str = ""
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    placement: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
+    latency: dict[str, Any] = field(default_factory=dict)
+    budget: list[str] = field(default_factory=list)
+    error: dict[str, Any] = field(default_factory=dict)
+    known_failure: str = ""
+    artifacts: dict[str, str] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return cell_key(self.case, self.profile)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CellResult":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def cell_key(case: str, profile: str) -> str:
+    return f"{case}|{profile}"
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    import psutil
+    return {"node": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(),
+            "system": platform.system(), "release": platform.release(), "python": platform.python_version(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)}
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import onnx
+    import onnxruntime
+    from harness import __version__
+    return {"harness": __version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+            "numpy": numpy.__version__}
+
+
+def commit_info(cwd: Path) -> dict[str, Any]:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if sha.returncode != 0:
+        return {}
+    return {"id": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    created: str
+    machine: dict[str, Any]
+    versions: dict[str, str]
+    commit: dict[str, Any]
+    argv: list[str]
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cells: list[CellResult] = field(default_factory=list)
+    finished: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    noise: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        body = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(self)}
+        return json.dumps(body, indent=2, allow_nan=False, default=str) + "\n"
+
+    def write(self, folder: Path) -> Path:
+        path = folder / RECORD_NAME
+        atomic_write_bytes(path, self.to_json().encode("utf-8"))
+        return path
+
+
+def upgrade(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Bring an older record up to SCHEMA_VERSION, or refuse with the reason."""
+    if data.get("schema") != SCHEMA:
+        raise BaselineError(f"{where}: not a harness run record (schema {data.get('schema')!r})")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
+        raise BaselineError(f"{where}: run record schema_version {version!r} is not readable by this harness "
+                            f"(reads 1..{SCHEMA_VERSION})", hint="re-run the baseline with this harness version")
+    return data
+
+
+def load_record(path: Path) -> tuple[RunRecord, Path]:
+    """Load record.json (or a run folder holding one, or only a journal from a killed run)."""
+    folder = path if path.is_dir() else path.parent
+    record_path = folder / RECORD_NAME if path.is_dir() else path
+    if record_path.is_file():
+        try:
+            data = json.loads(record_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BaselineError(f"{record_path}: not valid JSON ({exc})") from None
+        data = upgrade(data, str(record_path))
+        cells = [CellResult.from_dict(c) for c in data.get("cells", [])]
+        fields = {k: data[k] for k in ("run_id", "created", "machine", "versions", "commit", "argv", "profiles",
+                                         "finished", "options", "noise") if k in data}
+        return RunRecord(**fields, cells=cells), folder
+    journal = folder / JOURNAL_NAME
+    if journal.is_file():
+        header, cells = read_journal(journal)
+        return RunRecord(**header, cells=cells), folder
+    raise BaselineError(f"{path}: no {RECORD_NAME} or {JOURNAL_NAME} there", hint="pass a results/<run>/ folder")
+
+
+class Journal:
+    """Append-only JSON lines: a header line, then one line per finished cell, each flushed and fsync'd."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / JOURNAL_NAME
+        self._handle = self.path.open("a", encoding="utf-8")
+
+    def _append(self, obj: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(obj, allow_nan=False, default=str) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def header(self, record: RunRecord) -> None:
+        self._append({"kind": "header", "schema_version": SCHEMA_VERSION,
+                      **{k: v for k, v in asdict(record).items() if k != "cells"}})
+
+    def cell(self, result: CellResult) -> None:
+        self._append({"kind": "cell", **result.to_dict()})
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def read_journal(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
+    header: dict[str, Any] = {}
+    cells: dict[str, CellResult] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a kill mid-write: that cell simply reruns
+        kind = entry.pop("kind", None)
+        if kind == "header" and not header:
+            entry.pop("schema_version", None)
+            header = {k: v for k, v in entry.items() if k in RunRecord.__dataclass_fields__ and k != "cells"}
+        elif kind == "cell":
+            result = CellResult.from_dict(entry)
+            cells[result.key] = result
+    if not header:
+        raise BaselineError(f"{path}: journal has no header line")
+    return header, list(cells.values())

@@ -1,0 +1,89 @@
+"""Observation -> verdict: resolve each output's tolerance through its layers, compare, and decide.
+
+Tolerance layers, later wins: dtype default (looser of golden and actual) -> profile [tolerance] ->
+profile [tolerance.dtype.<golden dtype>] -> the case's data.json -> case.json 'tolerance' ->
+case.json 'output_tolerance'[output] -> profile [[tolerance.override]] matching case/output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.compare.comparator import OutputComparison, compare_output, format_failure
+from harness.compare.tolerances import ToleranceOverride, resolve_tolerance
+from harness.golden.cases import Case
+from harness.golden.layout import DataSet
+from harness.profiles.schema import Profile
+from harness.run import record as R
+
+
+def tolerance_layers(case: Case, profile: Profile, output: str, golden_dtype: np.dtype) -> list[ToleranceOverride | None]:
+    where = str(case.path / "case.json")
+    manifest = case.manifest
+    per_output = manifest.output_tolerance.get(output)
+    layers = [profile.tolerance.everything, profile.tolerance.per_dtype.get(golden_dtype.name)]
+    data_json = case.data_json_override()
+    layers.append(ToleranceOverride.from_mapping(data_json, str(case.path / "data.json")) if data_json else None)
+    layers.append(ToleranceOverride.from_mapping(manifest.tolerance, f"{where} tolerance") if manifest.tolerance else None)
+    layers.append(ToleranceOverride.from_mapping(per_output, f"{where} output_tolerance.{output}") if per_output else None)
+    layers += [o.override for o in profile.tolerance.overrides if o.matches(case.name, output)]
+    return layers
+
+
+def compare_datasets(case: Case, profile: Profile, datasets: list[DataSet],
+                     actual: dict[str, np.ndarray]) -> list[tuple[int, OutputComparison]]:
+    """Compare every golden output of every data set; ``actual`` is keyed "<k>/<output>"."""
+    results = []
+    for ds in datasets:
+        for name, golden in ds.outputs.items():
+            got = actual.get(f"{ds.index}/{name}")
+            if got is None:
+                got = np.zeros((0,), dtype=golden.dtype)
+            tol = resolve_tolerance(golden.dtype, got.dtype, tolerance_layers(case, profile, name, golden.dtype))
+            results.append((ds.index, compare_output(name, golden, got, tol)))
+    return results
+
+
+def fell_back(profile: Profile, placement: dict) -> bool:
+    if profile.ep == "CPUExecutionProvider" or not placement.get("available"):
+        return False
+    return placement.get("fraction_on_ep", 1.0) < 1.0
+
+
+def numeric_verdict(case: Case, profile: Profile, comparisons: list[tuple[int, OutputComparison]],
+                    placement: dict) -> tuple[str, str]:
+    failed = [(k, c) for k, c in comparisons if not c.passed]
+    if failed:
+        k, first = failed[0]
+        names = sorted({c.name for _, c in failed})
+        return R.FAIL, f"{len(failed)} output(s) out of tolerance ({', '.join(names)}); first in test_data_set_{k}"
+    if fell_back(profile, placement):
+        share = placement.get("fraction_on_ep", 0.0)
+        return R.PASS_FELL_BACK, (f"passed, but only {share:.0%} of nodes ran on {profile.ep}; "
+                                  f"{placement.get('fell_back_count', 0)} fell back")
+    return R.PASS, ""
+
+
+def apply_known_failure(result: R.CellResult, profile: Profile) -> R.CellResult:
+    known = profile.known_failure(result.case)
+    if known is None:
+        return result
+    result.known_failure = known.reason
+    if result.verdict in (R.FAIL, R.ERROR, R.CRASH):
+        result.detail = f"expected failure: {known.reason} ({result.detail})"
+        result.verdict = R.XFAIL
+    elif result.verdict in (R.PASS, R.PASS_FELL_BACK):
+        result.detail = f"unexpectedly passed; listed as known failure: {known.reason}. Remove the entry from the profile"
+        result.verdict = R.XPASS
+    return result
+
+
+def failure_messages(result: R.CellResult) -> list[str]:
+    """The torch.testing-style message for each failing output of a cell."""
+    messages = []
+    for entry in result.outputs:
+        comparison = OutputComparison.from_dict(entry["comparison"])
+        if not comparison.passed:
+            where = f"{result.case} [test_data_set_{entry['dataset']}]"
+            messages.append(format_failure(comparison, case=where, profile=result.profile))
+    return messages

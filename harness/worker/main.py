@@ -1,0 +1,197 @@
+"""The isolated worker: one process per profile, reused across cases, speaking harness.worker.protocol
+over stdin/stdout. Imports only numpy, onnxruntime and its sibling worker modules (plus the numpy-only
+latency statistics), never the rest of the harness.
+
+Conversation (docs/worker-protocol.md):
+    worker -> hello   {available, reason, pid, versions, affinity, memory_limit_mb}
+    parent -> load    {case, model_path}                      worker -> loaded {placement, session_ms} | error
+    parent -> infer   {datasets, measure} + "<k>/<input>"      worker -> result {...} + "<k>/<output>" | error
+    parent -> bye
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import sys
+import time
+from typing import Any, BinaryIO
+
+from harness.worker import protocol
+from harness.worker.memory import CellMemory
+
+FAULT_ENV = "HARNESS_TEST_FAULT"  # test-only: "<kind>:<case glob>", kind in segfault|hang|oom|exit
+
+
+def apply_constraints(spec: dict[str, Any]) -> dict[str, Any]:
+    """CPU affinity and an address-space cap, applied to this process before onnxruntime loads."""
+    applied: dict[str, Any] = {}
+    cores = spec.get("cpu_cores")
+    if cores is not None and hasattr(os, "sched_setaffinity"):
+        available = sorted(os.sched_getaffinity(0))
+        chosen = available[:cores] if isinstance(cores, int) else [c for c in cores if c in available]
+        if chosen:
+            os.sched_setaffinity(0, chosen)
+    if hasattr(os, "sched_getaffinity"):
+        applied["affinity"] = sorted(os.sched_getaffinity(0))
+    limit = spec.get("memory_limit_mb")
+    if limit:
+        import resource
+        # RLIMIT_DATA counts heap and private anonymous mappings (what tensors and arenas use) but not the
+        # address space reserved for shared libraries and thread stacks, which RLIMIT_AS would count.
+        extra = int(limit) << 20
+        resource.setrlimit(resource.RLIMIT_DATA, (_data_in_use() + extra, resource.RLIM_INFINITY))
+        applied["memory_limit_mb"] = int(limit)
+    return applied
+
+
+def _data_in_use() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def injected_fault(case: str) -> None:
+    """Test-only fault injection, enabled solely by the HARNESS_TEST_FAULT environment variable."""
+    setting = os.environ.get(FAULT_ENV, "")
+    kind, _, pattern = setting.partition(":")
+    if not setting or not fnmatch.fnmatchcase(case, pattern or "*"):
+        return
+    if kind == "segfault":
+        import ctypes
+        ctypes.string_at(0)
+    elif kind == "hang":
+        time.sleep(3600)
+    elif kind == "oom":
+        hog = []
+        while True:  # runaway allocation until the memory limit stops it
+            hog.append(bytearray(64 << 20))
+    elif kind == "exit":
+        os._exit(3)
+
+
+class Worker:
+    def __init__(self, spec: dict[str, Any], out: BinaryIO) -> None:
+        self.spec = spec
+        self.out = out
+        self.session = None
+        self.case = ""
+        self.memory: CellMemory | None = None
+        self.load_info: dict[str, Any] = {}
+
+    def send(self, header: dict[str, Any], tensors: dict | None = None) -> None:
+        protocol.write_message(self.out, header, tensors)
+
+    def error(self, kind: str, exc: BaseException) -> None:
+        message = str(exc).strip() or type(exc).__name__
+        if isinstance(exc, MemoryError) or "bad_alloc" in message or "Failed to allocate" in message:
+            kind = "oom"
+        self.send({"type": protocol.MSG_ERROR, "kind": kind, "message": message[:4000]})
+
+    def on_load(self, header: dict[str, Any]) -> None:
+        from harness.worker.session import create_session, placement
+        self.session = None
+        self.case = header.get("case", "")
+        self.memory = CellMemory().begin()
+        injected_fault(self.case)
+        start = time.perf_counter_ns()
+        self.session = create_session(header["model_path"], self.spec)
+        session_ns = time.perf_counter_ns() - start
+        self.memory.mark("after_session")
+        self.load_info = {"session_ms": session_ns / 1e6, "placement": placement(self.session, self.spec["ep"]),
+                          "providers": self.session.get_providers()}
+        self.send({"type": protocol.MSG_LOADED, **self.load_info})
+
+    def on_infer(self, header: dict[str, Any], tensors: dict) -> None:
+        from harness.worker.timing import measure_latency
+        if self.session is None:
+            raise RuntimeError("infer before load")
+        outputs: dict[str, Any] = {}
+        output_names = [o.name for o in self.session.get_outputs()]
+        first_ms = None
+        for k in range(int(header["datasets"])):
+            feed = {name.split("/", 1)[1]: arr for name, arr in tensors.items() if name.startswith(f"{k}/")}
+            start = time.perf_counter_ns()
+            result = self.session.run(None, feed)
+            if first_ms is None:
+                first_ms = (time.perf_counter_ns() - start) / 1e6
+            outputs.update({f"{k}/{n}": v for n, v in zip(output_names, result)})
+        reply: dict[str, Any] = {"type": protocol.MSG_RESULT, "first_inference_ms": first_ms,
+                                 "output_names": output_names}
+        measure = header.get("measure")
+        if measure:
+            feed0 = {name.split("/", 1)[1]: arr for name, arr in tensors.items() if name.startswith("0/")}
+            samples, info = measure_latency(self.session, feed0, measure)
+            outputs["__latency_ns"] = samples
+            reply["latency"] = info
+        reply["memory"] = self.memory.end() if self.memory else {}
+        self.memory = None
+        self.session = None
+        self.send(reply, outputs)
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import onnxruntime
+    return {"python": sys.version.split()[0], "numpy": numpy.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def serve(spec: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> int:
+    applied = apply_constraints(spec)
+    for key, value in (spec.get("env") or {}).items():
+        os.environ[key] = value
+    worker = Worker(spec, out)
+    hello: dict[str, Any] = {"type": protocol.MSG_HELLO, "runtime": "python", "pid": os.getpid(), **applied,
+                             "protocol": protocol.PROTOCOL_VERSION}
+    try:
+        from harness.worker.session import Unavailable, check_available
+        hello["versions"] = _versions()
+        check_available(spec)
+        hello["available"] = True
+    except Unavailable as exc:
+        hello.update(available=False, reason=str(exc))
+    except Exception as exc:  # a plugin that fails to load is a skip with ORT's words, not a crash
+        hello.update(available=False, reason=f"{type(exc).__name__}: {exc}")
+    worker.send(hello)
+    while True:
+        message = protocol.read_message(inp)
+        if message is None:
+            return 0
+        header, tensors = message
+        kind = header.get("type")
+        if kind == protocol.MSG_BYE:
+            return 0
+        try:
+            if kind == protocol.MSG_LOAD:
+                worker.on_load(header)
+            elif kind == protocol.MSG_INFER:
+                worker.on_infer(header, tensors)
+            else:
+                worker.send({"type": protocol.MSG_ERROR, "kind": "protocol", "message": f"unknown message {kind!r}"})
+        except MemoryError as exc:
+            worker.session = None
+            worker.error("oom", exc)
+        except Exception as exc:
+            worker.session = None
+            worker.error("session" if kind == protocol.MSG_LOAD else "run", exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "--spec":
+        print("usage: python -m harness.worker --spec '<profile worker spec JSON>'", file=sys.stderr)
+        return 2
+    spec = json.loads(args[1])
+    # The frame stream gets a private copy of fd 1; fd 1 itself then points at stderr, so that stray
+    # prints from Python or native libraries (WebGPU, OpenVINO) cannot corrupt the frames.
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return serve(spec, sys.stdin.buffer, out)

@@ -1,0 +1,139 @@
+"""Build an onnxruntime session from a profile's worker spec (plain JSON). Worker-side: imports only
+onnxruntime and the stdlib, so a worker in a foreign Python (e.g. aarch64 under qemu) can carry it.
+
+Plugin EPs (OpenVINO, WebGPU) are registered with ``register_execution_provider_library`` and bound to a
+device from ``get_ep_devices()`` via ``add_provider_for_devices``; the legacy ``providers=[...]`` route
+silently falls back to the CPU EP for them, so it is never used for plugins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from typing import Any
+
+import onnxruntime as ort
+
+_OPT = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+        "layout": "ORT_ENABLE_LAYOUT", "all": "ORT_ENABLE_ALL"}
+_PRECISION = {"f32": "f32", "f16": "f16", "bf16": "bf16"}
+_registered: dict[str, str] = {}
+
+
+class Unavailable(Exception):
+    """The profile cannot run on this host: missing package, EP or device. Becomes SKIPPED."""
+
+
+def register_plugin(spec: dict[str, Any]) -> None:
+    module_name = spec.get("plugin")
+    if not module_name or spec["ep"] in _registered:
+        return
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise Unavailable(f"plugin package {module_name!r} is not installed ({exc})") from None
+    for key, value in (spec.get("env") or {}).items():
+        os.environ.setdefault(key, value)
+    path = module.get_library_path()
+    try:
+        ort.register_execution_provider_library(spec["ep"], str(path))
+    except Exception as exc:  # ORT raises its own Fail/RuntimeError types
+        raise Unavailable(f"could not register {spec['ep']} from {path}: {exc}") from None
+    _registered[spec["ep"]] = str(path)
+
+
+def select_devices(spec: dict[str, Any]) -> list[Any]:
+    wanted_type = spec.get("device_type")
+    wanted_meta = spec.get("device_metadata") or {}
+    devices = []
+    for device in ort.get_ep_devices():
+        if device.ep_name != spec["ep"]:
+            continue
+        if wanted_type and device.device.type.name != wanted_type:
+            continue
+        meta = {**dict(device.device.metadata), **dict(device.ep_metadata)}
+        if all(meta.get(k) == v for k, v in wanted_meta.items()):
+            devices.append(device)
+    if not devices:
+        seen = sorted({d.ep_name for d in ort.get_ep_devices()})
+        vendor = next((d.device.vendor for d in ort.get_ep_devices()), "?")
+        raise Unavailable(f"{spec['ep']} offers no device matching type={wanted_type} {wanted_meta} on this host "
+                          f"(CPU vendor {vendor}; EPs with devices: {', '.join(seen)})")
+    return devices[:1]
+
+
+def ep_options(spec: dict[str, Any]) -> dict[str, str]:
+    options = {k: str(v) for k, v in (spec.get("ep_options") or {}).items()}
+    hint = spec.get("precision_hint")
+    if hint and spec["ep"] == "OpenVINOExecutionProvider":
+        device = (spec.get("device_metadata") or {}).get("ov_device", "CPU")
+        options["load_config"] = json.dumps({device: {"INFERENCE_PRECISION_HINT": _PRECISION[hint]}})
+    return options
+
+
+def session_options(spec: dict[str, Any]) -> ort.SessionOptions:
+    s = spec.get("session") or {}
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if s.get("intra_op_threads") is not None:
+        so.intra_op_num_threads = int(s["intra_op_threads"])
+    if s.get("inter_op_threads") is not None:
+        so.inter_op_num_threads = int(s["inter_op_threads"])
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _OPT[s.get("graph_optimization", "all")])
+    so.enable_cpu_mem_arena = bool(s.get("cpu_arena", True))
+    so.enable_mem_pattern = bool(s.get("memory_pattern", True))
+    so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if s.get("execution_mode") == "parallel"
+                         else ort.ExecutionMode.ORT_SEQUENTIAL)
+    so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
+    if s.get("strict_placement"):
+        so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    for key, value in (s.get("config") or {}).items():
+        so.add_session_config_entry(str(key), str(value))
+    return so
+
+
+def check_available(spec: dict[str, Any]) -> None:
+    """Raise Unavailable with the reason when this host cannot run the spec's EP."""
+    ep = spec["ep"]
+    if spec.get("plugin"):
+        register_plugin(spec)
+        select_devices(spec)
+    elif ep not in ort.get_available_providers():
+        raise Unavailable(f"{ep} is not in this onnxruntime build (available: {', '.join(ort.get_available_providers())})")
+
+
+def create_session(model_path: str, spec: dict[str, Any]) -> ort.InferenceSession:
+    so = session_options(spec)
+    ep = spec["ep"]
+    if spec.get("plugin"):
+        register_plugin(spec)
+        so.add_provider_for_devices(select_devices(spec), ep_options(spec))
+        return ort.InferenceSession(model_path, so)
+    check_available(spec)
+    providers: list[Any] = [(ep, ep_options(spec))]
+    if ep == "TensorrtExecutionProvider":
+        providers.append(("CUDAExecutionProvider", {}))
+    if ep != "CPUExecutionProvider":
+        providers.append("CPUExecutionProvider")
+    return ort.InferenceSession(model_path, so, providers=providers)
+
+
+def placement(session: ort.InferenceSession, expected_ep: str) -> dict[str, Any]:
+    """Which EP ran each node: the fraction on the profile's EP, and the nodes that fell back."""
+    per_ep: dict[str, int] = {}
+    fell_back: list[str] = []
+    try:
+        assigned = session.get_provider_graph_assignment_info() or []
+    except Exception as exc:  # older builds lack the API
+        return {"available": False, "reason": str(exc)}
+    for subgraph in assigned:
+        nodes = list(subgraph.get_nodes())
+        per_ep[subgraph.ep_name] = per_ep.get(subgraph.ep_name, 0) + len(nodes)
+        if subgraph.ep_name != expected_ep:
+            fell_back += [f"{n.name or '?'}({n.op_type})->{subgraph.ep_name}" for n in nodes]
+    total = sum(per_ep.values())
+    on_ep = per_ep.get(expected_ep, 0)
+    return {"available": True, "nodes": total, "per_ep": per_ep, "on_profile_ep": on_ep,
+            "fraction_on_ep": (on_ep / total) if total else 1.0, "fell_back": fell_back[:50],
+            "fell_back_count": len(fell_back)}

@@ -1,0 +1,60 @@
+"""Latency sampling inside the worker: only the inference call is timed, with perf_counter_ns, on inputs
+prepared beforehand (pre-bound with IOBinding on GPU EPs). Warm-up and stopping follow
+harness.perf.stats (numpy-only, so the worker may import it)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from harness.perf.stats import StoppingRule, WarmupRule
+
+_DEVICE_EPS = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda"}
+
+
+def _runner(session: Any, feed: dict[str, np.ndarray]):
+    """A zero-argument callable running one inference with nothing left to prepare inside the timed call."""
+    device = _DEVICE_EPS.get(session.get_providers()[0])
+    if device is None:
+        run = session.run
+        return lambda: run(None, feed)
+    import onnxruntime as ort
+    binding = session.io_binding()
+    for name, array in feed.items():
+        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, device, 0))
+    for output in session.get_outputs():
+        binding.bind_output(output.name, device)
+    run_bound = session.run_with_iobinding
+
+    def run() -> None:
+        run_bound(binding)
+        binding.synchronize_outputs()
+    return run
+
+
+def measure_latency(session: Any, feed: dict[str, np.ndarray], measure: dict[str, Any]) -> tuple[np.ndarray, dict]:
+    """Warm up, then sample until the stopping rule says so. Returns raw samples (ns) and how it stopped."""
+    run = _runner(session, feed)
+    clock = time.perf_counter_ns
+    warmup = WarmupRule(**measure.get("warmup", {}))
+    warm: list[int] = []
+    while not warmup.done(warm):
+        start = clock()
+        run()
+        warm.append(clock() - start)
+    rule = StoppingRule(**measure.get("stopping", {}))
+    samples: list[int] = []
+    begin = time.perf_counter()
+    reason = ""
+    while True:
+        start = clock()
+        run()
+        samples.append(clock() - start)
+        stop, reason = rule.should_stop(samples, time.perf_counter() - begin)
+        if stop:
+            break
+    info = {"warmup_iters": len(warm), "iters": len(samples), "stop_reason": reason,
+            "sampling_s": time.perf_counter() - begin}
+    return np.asarray(samples, dtype=np.int64), info

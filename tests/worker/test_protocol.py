@@ -1,0 +1,432 @@
+"""Tests for the worker wire protocol (harness/worker/protocol.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from harness.worker import protocol as P
+from harness.worker.protocol import (
+    BadMagic,
+    OversizeHeader,
+    ProtocolError,
+    TruncatedFrame,
+    decode_message,
+    encode_message,
+    read_message,
+    write_message,
+)
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+
+# Children load protocol.py by path, proving it stands alone (stdlib + numpy only).
+CHILD_PRELUDE = textwrap.dedent(
+    f"""
+    import importlib.util, os, sys
+    import numpy as np
+    spec = importlib.util.spec_from_file_location("wire_protocol", {P.__file__!r})
+    P = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(P)
+    out = sys.stdout.buffer
+    """
+)
+
+
+class Trickle:
+    """Returns 1..7 bytes per read call, like a slow pipe (read() only, no readinto)."""
+
+    def __init__(self, data: bytes):
+        self._data = data
+        self._pos = 0
+        self._n = 0
+
+    def read(self, n=-1):
+        self._n += 1
+        step = 1 + (self._n % 7)
+        if n is not None and n >= 0:
+            step = min(step, n)
+        chunk = self._data[self._pos : self._pos + step]
+        self._pos += len(chunk)
+        return chunk
+
+
+class TrickleReadinto(Trickle):
+    def readinto(self, b):
+        chunk = self.read(len(b))
+        b[: len(chunk)] = chunk
+        return len(chunk)
+
+
+class PrefixOnly:
+    """Serves a 16-byte prefix and fails the test if anything more is read."""
+
+    def __init__(self, prefix: bytes):
+        self._buf = io.BytesIO(prefix)
+        self._limit = len(prefix)
+
+    def read(self, n):
+        if self._buf.tell() >= self._limit:
+            raise AssertionError(f"reader went past the prefix (asked {n} more bytes)")
+        return self._buf.read(n)
+
+
+def _frame(header_bytes: bytes, payload: bytes = b"", magic: bytes = b"OHW1") -> bytes:
+    return struct.pack("<4sIQ", magic, len(header_bytes), len(payload)) + header_bytes + payload
+
+
+ALL_DTYPES = [
+    "float32", "float64", "float16", "int8", "int16", "int32", "int64",
+    "uint8", "uint16", "uint32", "uint64", "bool",
+    "bfloat16", "float8_e4m3fn", "float8_e5m2",
+]
+
+
+def _sample(dtype: str, shape) -> np.ndarray:
+    dt = P.dtype_from_name(dtype)
+    n = int(np.prod(shape, dtype=np.int64))
+    if dtype == "bool":
+        vals = (np.arange(n) % 3 == 0)
+    elif dtype.startswith("uint") or dtype.startswith("int"):
+        vals = np.arange(n) % 100
+    else:
+        vals = (np.arange(n) % 17 - 8) * 0.5
+    return vals.astype(dt).reshape(shape)
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and a.tobytes() == b.tobytes()
+    )
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("shape", [(), (0,), (2, 0, 3), (5,), (3, 4, 5)])
+def test_roundtrip_every_dtype(dtype, shape):
+    arr = _sample(dtype, shape)
+    data = encode_message({"type": "infer", "id": 7}, {"x": arr, "y": arr})
+    header, tensors = decode_message(data)
+    assert header["type"] == "infer" and header["id"] == 7
+    assert list(tensors) == ["x", "y"]
+    for name in ("x", "y"):
+        out = tensors[name]
+        assert _equal(out, arr), (dtype, shape, out)
+        assert out.dtype == arr.dtype
+    entry = header["tensors"][0]
+    assert entry == {"name": "x", "dtype": dtype, "shape": list(shape), "offset": 0, "nbytes": arr.nbytes}
+
+
+def test_all_documented_dtypes_supported():
+    for name in ALL_DTYPES:
+        assert P.dtype_name(P.dtype_from_name(name)) == name
+
+
+def test_framing_bytes_match_spec():
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    data = encode_message({"type": "result"}, {"out": arr})
+    magic, hlen, plen = data[:4], int.from_bytes(data[4:8], "little"), int.from_bytes(data[8:16], "little")
+    assert magic == b"OHW1"
+    assert plen == 24
+    assert len(data) == 16 + hlen + plen
+    header = json.loads(data[16 : 16 + hlen].decode("utf-8"))
+    assert header == {
+        "type": "result",
+        "tensors": [{"name": "out", "dtype": "float32", "shape": [2, 3], "offset": 0, "nbytes": 24}],
+    }
+    assert data[16 + hlen :] == arr.astype("<f4").tobytes()
+
+
+def test_offsets_aligned_and_honoured():
+    a = np.arange(3, dtype=np.uint8)
+    b = np.arange(4, dtype=np.float64)
+    header, tensors = decode_message(encode_message({"type": "infer"}, {"a": a, "b": b}))
+    assert header["tensors"][1]["offset"] % P.TENSOR_ALIGNMENT == 0
+    assert _equal(tensors["a"], a) and _equal(tensors["b"], b)
+    # A foreign writer may pack tensors back to back, unaligned: readers honour offsets.
+    hdr = {"type": "infer", "tensors": [
+        {"name": "a", "dtype": "uint8", "shape": [3], "offset": 0, "nbytes": 3},
+        {"name": "b", "dtype": "float64", "shape": [4], "offset": 3, "nbytes": 32},
+    ]}
+    _, t2 = decode_message(_frame(json.dumps(hdr).encode(), a.tobytes() + b.tobytes()))
+    assert _equal(t2["a"], a) and _equal(t2["b"], b)
+
+
+def test_header_not_mutated_and_tensors_overwritten():
+    header = {"type": "infer", "tensors": "junk", "profile": {"ep": "cpu"}}
+    h, t = decode_message(encode_message(header, None))
+    assert header["tensors"] == "junk"
+    assert h["tensors"] == [] and t == {}
+    assert h["profile"] == {"ep": "cpu"}
+
+
+def test_arrays_writeable_and_share_one_buffer():
+    data = encode_message({"type": "result"}, {"a": np.zeros(4, np.float32), "b": np.ones(4, np.int64)})
+    _, t = decode_message(data)
+    assert t["a"].flags.writeable and t["b"].flags.writeable
+    def root(a):
+        while isinstance(a, np.ndarray):
+            a = a.base
+        return a.obj if isinstance(a, memoryview) else a
+
+    assert isinstance(root(t["a"]), bytearray) and root(t["a"]) is root(t["b"])
+    t["a"][0] = 5.0
+
+
+def test_noncontiguous_and_big_endian_converted():
+    base = np.arange(24, dtype=np.float64).reshape(4, 6)
+    strided = base[:, ::2].T
+    big = np.arange(5, dtype=">i4")
+    _, t = decode_message(encode_message({"type": "infer"}, {"s": strided, "b": big}))
+    np.testing.assert_array_equal(t["s"], strided)
+    np.testing.assert_array_equal(t["b"], big)
+    assert t["b"].dtype == np.dtype("<i4")
+
+
+def test_string_tensors_rejected():
+    with pytest.raises(ProtocolError, match="string"):
+        encode_message({"type": "infer"}, {"s": np.array(["a", "b"])})
+    with pytest.raises(ProtocolError, match="string"):
+        encode_message({"type": "infer"}, {"s": np.array([object()], dtype=object)})
+
+
+def test_unsupported_dtype_and_bad_header_on_write():
+    with pytest.raises(ProtocolError):
+        encode_message({"type": "infer"}, {"c": np.zeros(2, np.complex64)})
+    with pytest.raises(ProtocolError):
+        encode_message({"no_type": 1})
+    with pytest.raises(ProtocolError):
+        encode_message({"type": "result", "latency": float("nan")})
+    with pytest.raises(ProtocolError):
+        encode_message({"type": "result", "obj": object()})
+
+
+@pytest.mark.parametrize("stream_cls", [Trickle, TrickleReadinto])
+def test_partial_reads(stream_cls):
+    arrs = {"x": np.random.default_rng(0).standard_normal((37, 11)).astype(np.float32),
+            "y": np.arange(9, dtype=np.int64)}
+    data = encode_message({"type": "infer", "n": 1}, arrs) + encode_message({"type": "bye"})
+    stream = stream_cls(data)
+    h, t = read_message(stream)
+    assert h["n"] == 1
+    assert _equal(t["x"], arrs["x"]) and _equal(t["y"], arrs["y"])
+    h2, t2 = read_message(stream)
+    assert h2["type"] == "bye" and t2 == {}
+    assert read_message(stream) is None
+
+
+def test_clean_eof_returns_none():
+    assert read_message(io.BytesIO(b"")) is None
+
+
+def test_truncated_prefix():
+    data = encode_message({"type": "bye"})
+    with pytest.raises(TruncatedFrame, match="expected 16 bytes, got 5"):
+        read_message(io.BytesIO(data[:5]))
+
+
+def test_truncated_header():
+    data = encode_message({"type": "hello", "runtime": "python"})
+    hlen = int.from_bytes(data[4:8], "little")
+    with pytest.raises(TruncatedFrame, match=f"expected {hlen} bytes, got 3"):
+        read_message(io.BytesIO(data[: 16 + 3]))
+
+
+def test_truncated_payload():
+    data = encode_message({"type": "result"}, {"x": np.zeros(100, np.float32)})
+    with pytest.raises(TruncatedFrame, match="expected 400 bytes, got 399"):
+        read_message(io.BytesIO(data[:-1]))
+    assert issubclass(TruncatedFrame, ProtocolError)
+
+
+def test_oversize_header_checked_before_allocation():
+    prefix = struct.pack("<4sIQ", b"OHW1", P.MAX_HEADER_BYTES + 1, 0)
+    with pytest.raises(OversizeHeader, match="header"):
+        read_message(PrefixOnly(prefix))
+    huge = struct.pack("<4sIQ", b"OHW1", 0xFFFFFFFF, 0)
+    with pytest.raises(OversizeHeader):
+        read_message(PrefixOnly(huge))
+
+
+def test_oversize_payload_checked_before_allocation():
+    prefix = struct.pack("<4sIQ", b"OHW1", 10, 1 << 62)
+    with pytest.raises(OversizeHeader, match="payload"):
+        read_message(PrefixOnly(prefix))
+    small = struct.pack("<4sIQ", b"OHW1", 10, 1001)
+    with pytest.raises(OversizeHeader):
+        read_message(PrefixOnly(small), max_payload=1000)
+
+
+def test_oversize_header_on_write():
+    with pytest.raises(OversizeHeader):
+        encode_message({"type": "load", "blob": "x" * (P.MAX_HEADER_BYTES + 10)})
+
+
+def test_bad_magic():
+    data = encode_message({"type": "bye"})
+    with pytest.raises(BadMagic):
+        read_message(io.BytesIO(b"XXXX" + data[4:]))
+
+
+@pytest.mark.parametrize("hbytes", [b"{not json", b"[1, 2]", b'{"x": 1}', b"\xff\xfe", b'{"type": 3}'])
+def test_bad_json_header(hbytes):
+    with pytest.raises(ProtocolError):
+        read_message(io.BytesIO(_frame(hbytes)))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "x", "dtype": "float32", "shape": [4], "offset": 4, "nbytes": 16},  # past the end
+        {"name": "x", "dtype": "float32", "shape": [5], "offset": 0, "nbytes": 20},  # bigger than payload
+        {"name": "x", "dtype": "float32", "shape": [4], "offset": -1, "nbytes": 16},
+        {"name": "x", "dtype": "float32", "shape": [3], "offset": 0, "nbytes": 16},  # nbytes mismatch
+        {"name": "x", "dtype": "float32", "shape": [-4], "offset": 0, "nbytes": 16},
+        {"name": "x", "dtype": "complex64", "shape": [2], "offset": 0, "nbytes": 16},  # unknown dtype
+        {"name": "x", "dtype": "string", "shape": [1], "offset": 0, "nbytes": 16},
+        {"name": 3, "dtype": "float32", "shape": [4], "offset": 0, "nbytes": 16},
+        {"name": "x", "dtype": "float32", "shape": 4, "offset": 0, "nbytes": 16},
+    ],
+)
+def test_bad_tensor_entries(entry):
+    hdr = json.dumps({"type": "infer", "tensors": [entry]}).encode()
+    with pytest.raises(ProtocolError):
+        read_message(io.BytesIO(_frame(hdr, bytes(16))))
+
+
+def test_duplicate_tensor_names_rejected():
+    e = {"name": "x", "dtype": "uint8", "shape": [1], "offset": 0, "nbytes": 1}
+    hdr = json.dumps({"type": "infer", "tensors": [e, e]}).encode()
+    with pytest.raises(ProtocolError, match="duplicate"):
+        read_message(io.BytesIO(_frame(hdr, b"\x00")))
+
+
+def test_decode_message_trailing_and_empty():
+    data = encode_message({"type": "bye"})
+    with pytest.raises(ProtocolError, match="trailing"):
+        decode_message(data + b"x")
+    with pytest.raises(ProtocolError):
+        decode_message(b"")
+
+
+def test_message_vocabulary():
+    assert P.MESSAGE_TYPES == {"hello", "load", "loaded", "infer", "result", "error", "bye"}
+    assert P.MSG_HELLO == "hello" and P.MSG_ERROR == "error"
+
+
+def test_protocol_imports_nothing_from_harness():
+    code = CHILD_PRELUDE + textwrap.dedent(
+        """
+        bad = sorted(m for m in sys.modules if m == "harness" or m.startswith("harness."))
+        print(",".join(bad))
+        """
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == ""
+
+
+def test_child_dies_mid_frame():
+    code = CHILD_PRELUDE + textwrap.dedent(
+        """
+        P.write_message(out, {"type": "hello", "runtime": "python", "pid": os.getpid()},
+                        {"t": np.arange(10, dtype=np.int32)})
+        frame = P.encode_message({"type": "result"}, {"y": np.ones(1000, np.float32)})
+        out.write(frame[: len(frame) // 2])
+        out.flush()
+        os._exit(3)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        h, t = read_message(proc.stdout)
+        assert h["type"] == "hello" and h["pid"] == proc.pid
+        np.testing.assert_array_equal(t["t"], np.arange(10, dtype=np.int32))
+        with pytest.raises(TruncatedFrame):
+            read_message(proc.stdout)
+    finally:
+        proc.stdout.close()
+        assert proc.wait(timeout=60) == 3
+
+
+def test_child_echo_loop_large_tensor():
+    code = CHILD_PRELUDE + textwrap.dedent(
+        """
+        inp = sys.stdin.buffer
+        P.write_message(out, {"type": P.MSG_HELLO, "runtime": "python", "pid": os.getpid()})
+        while True:
+            msg = P.read_message(inp)
+            if msg is None or msg[0]["type"] == P.MSG_BYE:
+                break
+            header, tensors = msg
+            P.write_message(out, {"type": P.MSG_RESULT, "id": header.get("id"),
+                                  "names": sorted(tensors)}, tensors)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        hello, _ = read_message(proc.stdout)
+        assert hello["type"] == "hello"
+        big = np.random.default_rng(1).integers(0, 2**31, size=(50 * 1024 * 1024) // 4, dtype=np.int32)
+        for i in range(2):
+            small = np.array([i], dtype=np.int64)
+            write_message(proc.stdin, {"type": "infer", "id": i}, {"big": big, "small": small})
+            h, t = read_message(proc.stdout)
+            assert h["type"] == "result" and h["id"] == i and h["names"] == ["big", "small"]
+            assert t["big"].nbytes == 50 * 1024 * 1024
+            assert np.array_equal(t["big"], big)
+            assert t["small"][0] == i
+        write_message(proc.stdin, {"type": "bye"})
+        proc.stdin.close()
+        assert read_message(proc.stdout) is None
+    finally:
+        if proc.stdin and not proc.stdin.closed:
+            proc.stdin.close()
+        proc.stdout.close()
+        assert proc.wait(timeout=60) == 0
+
+
+class Recorder:
+    """Accepts at most ``cap`` bytes per write call (like a raw pipe) and records each call."""
+
+    def __init__(self, cap=None):
+        self.cap = cap
+        self.calls = []
+        self.flushed = 0
+
+    def write(self, b):
+        data = bytes(memoryview(b)[: self.cap] if self.cap else b)
+        self.calls.append(data)
+        return len(data)
+
+    def flush(self):
+        self.flushed += 1
+
+    def getvalue(self):
+        return b"".join(self.calls)
+
+
+def test_write_is_few_calls_and_flushes():
+    arrs = {"a": np.zeros(1000, np.float32), "b": np.ones(1000, np.float32)}
+    rec = Recorder()
+    write_message(rec, {"type": "infer"}, arrs)
+    # prefix+header, a, pad, b: never one concatenated copy of all tensor bytes
+    assert len(rec.calls) <= 4
+    assert max(len(c) for c in rec.calls) <= 4000 + 64
+    assert rec.flushed == 1
+    assert rec.getvalue() == encode_message({"type": "infer"}, arrs)
+
+
+def test_short_writes_are_completed():
+    arrs = {"a": np.arange(100, dtype=np.int16)}
+    rec = Recorder(cap=5)
+    write_message(rec, {"type": "infer"}, arrs)
+    h, t = decode_message(rec.getvalue())
+    assert _equal(t["a"], arrs["a"])
