@@ -37,7 +37,7 @@ def cell_text(cell: R.CellResult) -> Text:
         text.append(f"\np50 {stats['p50']:.3g} p95 {stats['p95']:.3g}{ci_text} ms", style="")
     peak = cell.memory.get("peak_delta_mb") if cell.memory else None
     if peak is not None:
-        text.append(f"\npeak +{peak:.0f} MB", style="")
+        text.append(f"\npeak +{peak:.1f} MB" if peak < 10 else f"\npeak +{peak:.0f} MB", style="")
     return text
 
 

@@ -191,6 +191,7 @@ class Executor:
                 return
             result.placement = loaded.header.get("placement", {})
             result.timing["session_ms"] = loaded.header.get("session_ms")
+            result.timing["threads"] = loaded.header.get("threads", {})
             measure = self.options.measure(profile, plan) if self.options.measure else None
             reply = worker.request({"type": "infer", "datasets": len(plan.datasets), "measure": measure},
                                    plan.feed(), max(0.1, deadline - time.monotonic()), "running inference")

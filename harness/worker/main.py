@@ -76,6 +76,27 @@ def injected_fault(case: str) -> None:
         os._exit(3)
 
 
+def release_freed_memory() -> None:
+    """Hand memory freed by the previous cell back to the OS, so this cell's peak is its own and not
+    hidden inside pages glibc kept from the last session."""
+    import gc
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def threads_in_effect(spec: dict[str, Any]) -> dict[str, Any]:
+    """Thread settings and the affinity this worker really runs with (0 = onnxruntime's default)."""
+    session = spec.get("session") or {}
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    intra = session.get("intra_op_threads") or 0
+    return {"intra_op": intra, "inter_op": session.get("inter_op_threads") or 0, "affinity": affinity,
+            "intra_op_effective": intra or (len(affinity) if affinity else os.cpu_count())}
+
+
 class Worker:
     def __init__(self, spec: dict[str, Any], out: BinaryIO) -> None:
         self.spec = spec
@@ -98,6 +119,7 @@ class Worker:
         from harness.worker.session import create_session, placement
         self.session = None
         self.case = header.get("case", "")
+        release_freed_memory()
         self.memory = CellMemory().begin()
         injected_fault(self.case)
         start = time.perf_counter_ns()
@@ -105,7 +127,7 @@ class Worker:
         session_ns = time.perf_counter_ns() - start
         self.memory.mark("after_session")
         self.load_info = {"session_ms": session_ns / 1e6, "placement": placement(self.session, self.spec["ep"]),
-                          "providers": self.session.get_providers()}
+                          "providers": self.session.get_providers(), "threads": threads_in_effect(self.spec)}
         self.send({"type": protocol.MSG_LOADED, **self.load_info})
 
     def on_infer(self, header: dict[str, Any], tensors: dict) -> None:
@@ -122,16 +144,17 @@ class Worker:
             if first_ms is None:
                 first_ms = (time.perf_counter_ns() - start) / 1e6
             outputs.update({f"{k}/{n}": v for n, v in zip(output_names, result)})
+        # The cell's memory window is session creation plus inference; it closes before latency sampling,
+        # whose bookkeeping (bootstrap resamples) is the harness's, not the model's.
         reply: dict[str, Any] = {"type": protocol.MSG_RESULT, "first_inference_ms": first_ms,
-                                 "output_names": output_names}
+                                 "output_names": output_names, "memory": self.memory.end() if self.memory else {}}
+        self.memory = None
         measure = header.get("measure")
         if measure:
             feed0 = {name.split("/", 1)[1]: arr for name, arr in tensors.items() if name.startswith("0/")}
             samples, info = measure_latency(self.session, feed0, measure)
             outputs["__latency_ns"] = samples
             reply["latency"] = info
-        reply["memory"] = self.memory.end() if self.memory else {}
-        self.memory = None
         self.session = None
         self.send(reply, outputs)
 

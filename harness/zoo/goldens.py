@@ -1,0 +1,113 @@
+"""Zoo -> committed cases: export each bundled PyTorch module to ONNX and write goldens from PyTorch eager,
+the source of truth. ``--check`` re-exports into a scratch folder and regression-checks the fresh export
+(and today's eager outputs) against the committed goldens."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import tempfile
+from pathlib import Path
+
+from harness.compare.comparator import compare_output, format_failure
+from harness.compare.tolerances import default_tolerance
+from harness.errors import GoldenError, UsageError
+from harness.golden.layout import MODEL_NAME, atomic_write_bytes, dataset_dirs, read_dataset, write_dataset
+from harness.golden.manifest import MANIFEST_NAME, CaseManifest
+from harness.model.loader import load_model_info
+from harness.run.record import machine_info
+from harness.suggest import did_you_mean
+
+# Two data sets per case: the spec's dims, and a larger batch (and sequence) so that a dynamic axis that
+# was silently pinned, or batch-dependent numerics, show up.
+SECOND_SET_GROWTH = 3
+
+
+def _specs(names: list[str]):
+    from harness.zoo.export import EXPORT_HINT  # noqa: F401  (raises ExportError early without torch)
+    from harness.zoo.models import ZOO
+    for name in names:
+        if name not in ZOO:
+            raise UsageError(f"no zoo model named {name!r}{did_you_mean(name, ZOO)}", hint=f"known: {', '.join(ZOO)}")
+    return [ZOO[n] for n in (names or ZOO)]
+
+
+def _dims_sets(spec) -> list[dict[str, int]]:
+    return [dict(spec.dims), {k: v + SECOND_SET_GROWTH for k, v in spec.dims.items()}]
+
+
+def _manifest(spec, info, torch_version: str) -> CaseManifest:
+    ranges = {i.name: {"low": i.low, "high": i.high} for i in spec.inputs}
+    return CaseManifest(
+        case=spec.name, description=spec.description, model_sha256=info.sha256, opset=info.opset,
+        source={"kind": "framework", "framework": "torch", "version": torch_version, "exporter": spec.exporter,
+                "reference": "eager"},
+        host=machine_info(), created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        task=spec.task, dims=dict(spec.dims), input_ranges=ranges)
+
+
+def export_case(spec, case_dir: Path, *, force: bool) -> Path:
+    from harness.zoo.export import eager_outputs, export_onnx, make_inputs, torch_version
+    if (case_dir / MODEL_NAME).exists() and not force:
+        raise GoldenError(f"{case_dir}: model and goldens already exist", hint="pass --force to overwrite them")
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp) / MODEL_NAME
+        export_onnx(spec, scratch)
+        atomic_write_bytes(case_dir / MODEL_NAME, scratch.read_bytes())
+    info = load_model_info(case_dir / MODEL_NAME)
+    for k, dims in enumerate(_dims_sets(spec)):
+        inputs = make_inputs(spec, seed=k, dims=dims)
+        write_dataset(case_dir, k, inputs, eager_outputs(spec, inputs), info.input_names, info.output_names, force=True)
+    atomic_write_bytes(case_dir / MANIFEST_NAME, _manifest(spec, info, torch_version()).to_json().encode())
+    return case_dir
+
+
+def export_zoo(names: list[str], root: Path, *, force: bool) -> list[Path]:
+    specs = _specs(names)
+    if not force:
+        existing = [s.name for s in specs if (root / s.name / MODEL_NAME).exists()]
+        if existing:
+            raise GoldenError(f"goldens already exist for {', '.join(existing)} under {root}",
+                              hint="pass --force to overwrite them, or --check to regression-check a re-export")
+    return [export_case(spec, root / spec.name, force=force) for spec in specs]
+
+
+def _eager_drift(spec, case_dir: Path) -> list[str]:
+    """Today's eager PyTorch against the committed goldens (catches a torch upgrade that moves numerics)."""
+    from harness.zoo.export import eager_outputs
+    info = load_model_info(case_dir / MODEL_NAME)
+    problems = []
+    for k, path in dataset_dirs(case_dir):
+        ds = read_dataset(path, k, info.input_names, info.output_names)
+        for name, actual in eager_outputs(spec, ds.inputs).items():
+            golden = ds.outputs[name]
+            cmp = compare_output(name, golden, actual, default_tolerance(golden.dtype, actual.dtype))
+            if not cmp.passed:
+                problems.append(format_failure(cmp, case=f"{spec.name} [test_data_set_{k}]", profile="torch-eager"))
+    return problems
+
+
+def check_zoo(names: list[str], root: Path, profiles_dir: Path) -> int:
+    from harness.cli import main as cli_main
+    specs = _specs(names)
+    missing = [s.name for s in specs if not (root / s.name / MODEL_NAME).is_file()]
+    if missing:
+        raise GoldenError(f"no committed goldens for {', '.join(missing)} under {root}", hint="run 'harness export' first")
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = []
+        for spec in specs:
+            fresh = Path(tmp) / "cases" / spec.name
+            export_case(spec, fresh, force=True)
+            for _k, path in dataset_dirs(fresh):
+                shutil.rmtree(path)
+            for _k, path in dataset_dirs(root / spec.name):
+                shutil.copytree(path, fresh / path.name)
+            shutil.copy2(root / spec.name / MANIFEST_NAME, fresh / MANIFEST_NAME)
+            problems += _eager_drift(spec, root / spec.name)
+            dirs.append(str(fresh))
+        for block in problems:
+            print(block)
+        code = cli_main(["run", *dirs, "--profile", "cpu", "--numerics-only", "--profiles-dir", str(profiles_dir),
+                         "--out", str(Path(tmp) / "results")])
+    return max(code, 1 if problems else 0)
