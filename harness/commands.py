@@ -108,7 +108,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     for profile in profiles:
         state = availability[profile.name]
         status = "available" if state.available else f"skipped: {state.reason}"
-        console.print(f"{profile.name:<18} {profile.ep:<28} {status}", markup=False)
+        print(f"{profile.name:<18} {profile.ep:<28} {status}")
     return 0
 
 

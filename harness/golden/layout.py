@@ -126,4 +126,10 @@ def write_dataset(case_dir: Path, index: int, inputs: Mapping[str, np.ndarray], 
     payload += [(f"output_{j}.pb", tensor_bytes(n, outputs[n])) for j, n in enumerate(output_names)]
     for filename, data in payload:
         atomic_write_bytes(ds_dir / filename, data)
+    # A forced rewrite for a model with fewer inputs/outputs must not leave the old extra files behind:
+    # the next read would count them and refuse the set.
+    wanted = {filename for filename, _ in payload}
+    for child in ds_dir.iterdir():
+        if _TENSOR_RE.match(child.name) and child.name not in wanted:
+            child.unlink()
     return ds_dir

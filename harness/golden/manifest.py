@@ -70,8 +70,15 @@ def _check_types(m: CaseManifest, where: str) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise GoldenError(f"{where}: dims[{dim!r}] must be a positive integer, got {value!r}")
     for name, rng in m.input_ranges.items():
-        if not isinstance(rng, dict) or not {"low", "high"} <= set(rng) or not rng["low"] < rng["high"]:
+        valid = (isinstance(rng, dict) and {"low", "high"} <= set(rng)
+                 and _is_number(rng["low"]) and _is_number(rng["high"]) and rng["low"] < rng["high"])
+        if not valid:
             raise GoldenError(f"{where}: input_ranges[{name!r}] must be {{\"low\": a, \"high\": b}} with a < b")
+
+
+def _is_number(value: Any) -> bool:
+    # Strings compare with '<' too, and would only fail later, inside input generation, with a traceback.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def read_manifest(case_dir: Path) -> CaseManifest | None:

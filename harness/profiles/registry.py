@@ -12,10 +12,21 @@ from harness.suggest import did_you_mean
 def load_all(folder: Path) -> dict[str, Profile]:
     if not folder.is_dir():
         raise UsageError(f"profile folder {folder} not found", hint="pass --profiles-dir or run from the repository root")
-    profiles = {p.name: p for p in (load_profile(path) for path in sorted(folder.glob("*.toml")))}
+    loaded = [load_profile(path) for path in folder.glob("*.toml")]
+    profiles = {p.name: p for p in sorted(loaded, key=_order)}
     if not profiles:
         raise UsageError(f"no *.toml profiles in {folder}")
     return profiles
+
+
+_EP_ORDER = ("CPUExecutionProvider", "OpenVINOExecutionProvider", "WebGpuExecutionProvider",
+             "CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+def _order(profile: Profile) -> tuple[int, int, str]:
+    """Reference first (cpu), then by EP family, then by name: the matrix reads left to right."""
+    rank = _EP_ORDER.index(profile.ep) if profile.ep in _EP_ORDER else len(_EP_ORDER)
+    return (rank, 0 if profile.name == "cpu" else 1, profile.name)
 
 
 def select(profiles: dict[str, Profile], names: list[str] | None) -> list[Profile]:

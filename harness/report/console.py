@@ -30,6 +30,8 @@ def cell_text(cell: R.CellResult) -> Text:
     placement = cell.placement
     if placement.get("available") and placement.get("fraction_on_ep", 1.0) < 1.0:
         text.append(f" {placement['fraction_on_ep']:.0%} on EP", style="yellow")
+    if cell.verdict == R.SKIPPED:
+        return text
     stats = cell.latency.get("stats") if cell.latency else None
     if stats:
         ci = stats.get("ci", {}).get("p95")
@@ -42,16 +44,23 @@ def cell_text(cell: R.CellResult) -> Text:
 
 
 def matrix(cells: list[R.CellResult], profiles: Iterable[str]) -> Table:
+    """One verdict per case x profile. The longer dimension runs down the rows, so a dozen profiles
+    over a handful of cases stays readable in a terminal (and 1,800 node cases still scroll)."""
     profiles = list(profiles)
-    table = Table(title="Conformance matrix (case x profile)", show_lines=True)
-    table.add_column("case", no_wrap=True)
-    for name in profiles:
-        table.add_column(name, no_wrap=True)
+    cases = list(dict.fromkeys(c.case for c in cells))
     by_key = {c.key: c for c in cells}
-    for case in dict.fromkeys(c.case for c in cells):
-        row = [Text(case)]
-        for name in profiles:
-            cell = by_key.get(R.cell_key(case, name))
+    rows_are_cases = len(cases) >= len(profiles)
+    rows, columns = (cases, profiles) if rows_are_cases else (profiles, cases)
+    corner = "case \\ profile" if rows_are_cases else "profile \\ case"
+    table = Table(title="Conformance matrix", show_lines=True)
+    table.add_column(corner, no_wrap=True)
+    for name in columns:
+        table.add_column(name, no_wrap=True)
+    for row_name in rows:
+        row = [Text(row_name)]
+        for column in columns:
+            case, profile = (row_name, column) if rows_are_cases else (column, row_name)
+            cell = by_key.get(R.cell_key(case, profile))
             row.append(cell_text(cell) if cell else Text("-", style="dim"))
         table.add_row(*row)
     return table

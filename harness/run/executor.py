@@ -97,8 +97,9 @@ def probe(profile: Profile, pool: WorkerPool) -> Availability:
     hello = worker.hello
     if not hello.get("available"):
         pool.discard(worker)
-        fix = f"; fix: {profile.install_hint}" if profile.install_hint else ""
-        return Availability(False, f"{hello.get('reason', 'unavailable')}{fix}", hello)
+        reason = hello.get("reason", "unavailable")
+        fix = f"; fix: {profile.install_hint}" if profile.install_hint and "not installed" in reason else ""
+        return Availability(False, f"{reason}{fix}", hello)
     pool.release(profile, worker)
     return Availability(True, "", hello)
 

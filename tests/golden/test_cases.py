@@ -1,0 +1,86 @@
+"""Case discovery: names under the root, directories, did-you-mean, manifests optional."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import GoldenError, UsageError
+from harness.golden.cases import discover
+
+
+@pytest.fixture
+def root(tmp_path: Path, make_case) -> Path:
+    base = tmp_path / "root"
+    make_case(base / "mlp")
+    make_case(base / "vision" / "cnn", sets=2)
+    return base
+
+
+def test_no_selector_means_every_case_under_root(root: Path) -> None:
+    cases = discover([], root)
+    assert [c.name for c in cases] == ["mlp", "vision/cnn"]
+    assert all(not c.has_manifest and c.manifest.case == c.name for c in cases)
+
+
+def test_select_by_name_and_by_directory(root: Path, tmp_path: Path) -> None:
+    assert [c.path for c in discover(["vision/cnn"], root)] == [root / "vision" / "cnn"]
+    [case] = discover([str(root / "mlp")], tmp_path / "elsewhere")
+    assert case.name == "mlp" and case.path == root / "mlp"
+    assert [c.name for c in discover([str(root / "vision")], root)] == ["vision/cnn"]
+
+
+def test_a_case_selected_twice_runs_once(root: Path) -> None:
+    assert len(discover(["mlp", str(root / "mlp")], root)) == 1
+
+
+def test_a_nested_case_can_be_named_by_its_folder_name(root: Path) -> None:
+    [case] = discover(["cnn"], root)
+    assert case.path == root / "vision" / "cnn"
+
+
+def test_unknown_name_suggests_a_close_one(root: Path) -> None:
+    with pytest.raises(UsageError, match=r"no case or directory named 'mlpp' \(did you mean 'mlp'\?\)") as info:
+        discover(["mlpp"], root)
+    assert "harness list" in info.value.one_line()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d.mkdir(), "no model.onnx found"),
+    (lambda d: d.write_text("x"), "not a directory"),
+])
+def test_bad_paths(tmp_path: Path, make, message: str) -> None:
+    target = tmp_path / "target"
+    make(target)
+    with pytest.raises(UsageError, match=message):
+        discover([str(target)], tmp_path / "root")
+
+
+def test_empty_root_without_selectors(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no cases found"):
+        discover([], tmp_path)
+
+
+def test_datasets_are_read_in_signature_order(root: Path) -> None:
+    [case] = discover(["vision/cnn"], root)
+    sets = case.datasets()
+    assert [ds.index for ds in sets] == [0, 1]
+    assert list(sets[0].inputs) == ["x"] and list(sets[0].outputs) == ["y"]
+    assert case.info.input_names == ["x"]
+
+
+def test_data_json_override(root: Path) -> None:
+    [case] = discover(["mlp"], root)
+    assert case.data_json_override() == {}
+    (case.path / "data.json").write_text('{"rtol": 0.01, "atol": 1e-6, "other": 1}')
+    assert case.data_json_override() == {"rtol": 0.01, "atol": 1e-6}
+    (case.path / "data.json").write_text("{")
+    with pytest.raises(GoldenError, match="data.json: not valid JSON"):
+        case.data_json_override()
+
+
+def test_manifest_is_picked_up(root: Path) -> None:
+    (root / "mlp" / "case.json").write_text('{"case": "mlp", "task": "regression", "dims": {"N": 3}}')
+    [case] = discover(["mlp"], root)
+    assert case.has_manifest and case.manifest.task == "regression" and case.manifest.dims == {"N": 3}
