@@ -75,6 +75,12 @@ def discover(selectors: list[str], root: Path) -> list[Case]:
 def _resolve(selector: str, root: Path, known: dict[str, Path]) -> list[tuple[str, Path]]:
     if selector in known:
         return [(selector, known[selector])]
+    by_folder = [n for n in known if Path(n).name == selector]
+    if len(by_folder) == 1:  # a nested case by its folder name, as the did-you-mean below offers it
+        return [(by_folder[0], known[by_folder[0]])]
+    if by_folder:
+        raise UsageError(f"case name {selector!r} is ambiguous: {', '.join(sorted(by_folder))}",
+                         hint="use the full name shown by 'harness list'")
     path = Path(selector)
     if path.is_dir():
         dirs = _case_dirs(path)
@@ -84,7 +90,7 @@ def _resolve(selector: str, root: Path, known: dict[str, Path]) -> list[tuple[st
         return [(_name_for(d, path, root), d) for d in dirs]
     if path.exists():
         raise UsageError(f"{selector}: not a directory", hint="pass the case's folder, not a file inside it")
-    names = list(known) + [Path(n).name for n in known]
+    names = dict.fromkeys(list(known) + [Path(n).name for n in known])
     raise UsageError(f"no case or directory named {selector!r}{did_you_mean(selector, names)}",
                      hint="'harness list' shows the cases")
 

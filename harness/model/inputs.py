@@ -38,12 +38,13 @@ def generate_inputs(inputs: list[TensorSig], *, case: str, seed: int, dims: Mapp
         if sig.dtype is None:
             raise UsageError(f"case {case!r}: input {sig.name!r} is not a tensor; inputs cannot be generated for it",
                              hint="store inputs in test_data_set_0/ instead")
-        result[sig.name] = _values(rng, sig.dtype, bind_shape(sig, dims, case), ranges.get(sig.name))
+        where = f"case {case!r}: input {sig.name!r}"
+        result[sig.name] = _values(rng, sig.dtype, bind_shape(sig, dims, case), ranges.get(sig.name), where)
     return result
 
 
 def _values(rng: np.random.Generator, dtype: np.dtype, shape: tuple[int, ...],
-            rng_spec: Mapping[str, float] | None) -> np.ndarray:
+            rng_spec: Mapping[str, float] | None, where: str) -> np.ndarray:
     if dtype == np.bool_:
         return rng.integers(0, 2, size=shape).astype(np.bool_)
     if np.issubdtype(dtype, np.integer):
@@ -52,4 +53,4 @@ def _values(rng: np.random.Generator, dtype: np.dtype, shape: tuple[int, ...],
     if dtype.kind in "fV" or dtype.name.startswith(("bfloat", "float8")):
         low, high = (rng_spec["low"], rng_spec["high"]) if rng_spec else _FLOAT_RANGE
         return rng.uniform(low, high, size=shape).astype(dtype)
-    raise UsageError(f"inputs of dtype {dtype} cannot be generated", hint="store inputs in test_data_set_0/ instead")
+    raise UsageError(f"{where}: inputs of dtype {dtype} cannot be generated", hint="store inputs in test_data_set_0/ instead")

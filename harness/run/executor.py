@@ -28,6 +28,9 @@ from harness.run.pool import WorkerFailure, WorkerHandle
 from harness.run.verdict import apply_known_failure, compare_datasets, numeric_verdict
 
 
+PIPE_HEADROOM = 32 * 1024  # room for the frame prefix and JSON header
+
+
 @dataclass
 class RunOptions:
     out_dir: Path
@@ -184,26 +187,47 @@ class Executor:
             return
         deadline = time.monotonic() + (self.options.timeout_s or profile.timeout_s)
         worker = self.pool.acquire(profile)
+        measure = self.options.measure(profile, plan) if self.options.measure else None
         try:
-            loaded = worker.request({"type": "load", "case": plan.case.name, "model_path": str(model_path)}, None,
-                                    max(0.1, deadline - time.monotonic()), "creating the session")
-            if self._worker_error(loaded.header, result):
-                self._give_back(profile, worker, result)
+            reply = self._load_and_infer(worker, plan, profile, model_path, measure, deadline, result)
+            if reply is None:
                 return
-            result.placement = loaded.header.get("placement", {})
-            result.timing["session_ms"] = loaded.header.get("session_ms")
-            result.timing["threads"] = loaded.header.get("threads", {})
-            measure = self.options.measure(profile, plan) if self.options.measure else None
-            reply = worker.request({"type": "infer", "datasets": len(plan.datasets), "measure": measure},
-                                   plan.feed(), max(0.1, deadline - time.monotonic()), "running inference")
         except WorkerFailure:
             self.pool.discard(worker)
             raise
-        failed = self._worker_error(reply.header, result)
+        failed = self._worker_error(reply.header, result, profile)
         self._give_back(profile, worker, result)
         if failed:
             return
         self._judge(plan, profile, result, reply.header, reply.tensors)
+
+    def _load_and_infer(self, worker: WorkerHandle, plan: CasePlan, profile: Profile, model_path: Path,
+                        measure: dict[str, Any] | None, deadline: float, result: R.CellResult):
+        """Send load and infer; small feeds go out back to back (the worker answers in order), saving a round
+        trip per cell. A large feed waits for the session: writing it into the pipe of a worker that hangs
+        while creating its session would block the parent with no timeout."""
+        def remaining() -> float:
+            return max(0.1, deadline - time.monotonic())
+
+        feed = plan.feed()
+        infer = {"type": "infer", "datasets": len(plan.datasets), "measure": measure}
+        pipelined = sum(a.nbytes for a in feed.values()) <= worker.pipe_bytes - PIPE_HEADROOM
+        worker.send({"type": "load", "case": plan.case.name, "model_path": str(model_path)}, None,
+                    "creating the session")
+        if pipelined:
+            worker.send(infer, feed, "running inference")
+        loaded = worker.receive(remaining(), "creating the session")
+        if self._worker_error(loaded.header, result, profile):
+            if pipelined and result.verdict != R.OOM:
+                worker.receive(remaining(), "running inference")  # the worker's answer to the early infer
+            self._give_back(profile, worker, result)
+            return None
+        result.placement = loaded.header.get("placement", {})
+        result.timing["session_ms"] = loaded.header.get("session_ms")
+        result.timing["threads"] = loaded.header.get("threads", {})
+        if not pipelined:
+            worker.send(infer, feed, "running inference")
+        return worker.receive(remaining(), "running inference")
 
     def _give_back(self, profile: Profile, worker: WorkerHandle, result: R.CellResult) -> None:
         """A worker that ran out of memory may be left fragmented or half-initialised: replace it."""
@@ -212,13 +236,15 @@ class Executor:
         else:
             self.pool.release(profile, worker)
 
-    def _worker_error(self, header: dict[str, Any], result: R.CellResult) -> bool:
+    def _worker_error(self, header: dict[str, Any], result: R.CellResult, profile: Profile) -> bool:
         if header.get("type") != "error":
             return False
         kind = header.get("kind", "error")
         result.verdict = R.OOM if kind == "oom" else R.ERROR
         message = header.get("message", "")
-        result.detail = f"{kind}: {message.splitlines()[0][:300] if message else ''}"
+        first = message.splitlines()[0][:300] if message else ""
+        limit = f" under the {profile.memory_limit_mb} MB limit" if profile.memory_limit_mb else ""
+        result.detail = f"out of memory{limit}: {first}" if kind == "oom" else f"{kind}: {first}"
         result.error = {"kind": kind, "message": message}
         return True
 

@@ -51,6 +51,10 @@ def plan_case(case: Case, *, dims: dict[str, int], seed: int) -> CasePlan:
     sigs = {s.name: s for s in info.inputs}
     for ds in datasets:
         missing = [n for n in info.input_names if n not in ds.inputs]
+        if ds.outputs and not ds.inputs and info.input_names:
+            # Without their inputs the goldens cannot be reproduced; dropping them would pass silently.
+            raise GoldenError(f"case {case.name!r} test_data_set_{ds.index}: golden outputs but no input files",
+                              hint="restore the input_<k>.pb files, or re-bless the case with 'harness bless --force'")
         if missing and ds.inputs:
             raise GoldenError(f"case {case.name!r} test_data_set_{ds.index}: missing input(s) {missing}")
         for name, array in ds.inputs.items():

@@ -48,6 +48,16 @@ def signal_name(returncode: int | None) -> str:
         return f"signal {-returncode}"
 
 
+def _widen_pipe(fd: int, size: int = 1 << 20) -> int:
+    """Grow the request pipe (Linux, up to 1 MiB unprivileged) so a cell's inputs fit without blocking."""
+    try:
+        import fcntl
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+        return fcntl.fcntl(fd, getattr(fcntl, "F_GETPIPE_SZ", 1032))
+    except (ImportError, OSError):
+        return 64 * 1024
+
+
 class WorkerHandle:
     def __init__(self, spec: dict[str, Any], *, python: str | None = None, env: dict[str, str] | None = None) -> None:
         self.spec = spec
@@ -56,6 +66,7 @@ class WorkerHandle:
         child_env = {**os.environ, **(spec.get("env") or {}), **(env or {})}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                      env=child_env, start_new_session=True)
+        self.pipe_bytes = _widen_pipe(self.proc.stdin.fileno())
         self._replies: queue.Queue = queue.Queue()
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
@@ -100,18 +111,24 @@ class WorkerHandle:
             item = self._replies.get(timeout=timeout)
         except queue.Empty:
             self.kill()
-            raise WorkerFailure("TIMEOUT", f"no reply within {timeout:g} s {what}",
+            raise WorkerFailure("TIMEOUT", f"no reply within {timeout:.3g} s {what} (cell timeout; raise it with --timeout)",
                                 stderr_tail=self.stderr_tail()) from None
         if item is None or isinstance(item, Exception):
             raise self._died(what)
         header, tensors = item
         return Reply(header, tensors)
 
-    def request(self, header: dict[str, Any], tensors: dict | None, timeout: float, what: str) -> Reply:
+    def send(self, header: dict[str, Any], tensors: dict | None, what: str) -> None:
         try:
             protocol.write_message(self.proc.stdin, header, tensors)
         except (BrokenPipeError, OSError, ValueError):
             raise self._died(what) from None
+
+    def receive(self, timeout: float, what: str) -> Reply:
+        return self._wait(timeout, what)
+
+    def request(self, header: dict[str, Any], tensors: dict | None, timeout: float, what: str) -> Reply:
+        self.send(header, tensors, what)
         return self._wait(timeout, what)
 
     @property

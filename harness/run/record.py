@@ -136,9 +136,10 @@ def upgrade(data: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def load_record(path: Path) -> tuple[RunRecord, Path]:
-    """Load record.json (or a run folder holding one, or only a journal from a killed run)."""
+    """Load record.json (or a run folder holding one, or only a journal from a killed run, passed as its
+    folder or as the journal.jsonl itself)."""
     folder = path if path.is_dir() else path.parent
-    record_path = folder / RECORD_NAME if path.is_dir() else path
+    record_path = folder / RECORD_NAME if path.is_dir() or path.name == JOURNAL_NAME else path
     if record_path.is_file():
         try:
             data = json.loads(record_path.read_text(encoding="utf-8"))
@@ -188,6 +189,8 @@ def read_journal(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line torn by a kill mid-write: that cell simply reruns
+        if not isinstance(entry, dict):
+            continue  # not ours (a stray or damaged line): skip it like a torn one
         kind = entry.pop("kind", None)
         if kind == "header" and not header:
             entry.pop("schema_version", None)

@@ -156,7 +156,9 @@ def _quiet() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def _run_exporter(spec: ZooSpec, module: Any, args: tuple[Any, ...], out_path: Path, opset: int, torch: Any) -> None:
+def _run_exporter(
+    spec: ZooSpec, module: Any, args: tuple[Any, ...], out_path: Path, opset: int, torch: Any
+) -> None:
     common = dict(
         input_names=[i.name for i in spec.inputs],
         output_names=list(spec.output_names),

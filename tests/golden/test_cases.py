@@ -84,3 +84,9 @@ def test_manifest_is_picked_up(root: Path) -> None:
     (root / "mlp" / "case.json").write_text('{"case": "mlp", "task": "regression", "dims": {"N": 3}}')
     [case] = discover(["mlp"], root)
     assert case.has_manifest and case.manifest.task == "regression" and case.manifest.dims == {"N": 3}
+
+
+def test_an_ambiguous_folder_name_is_refused(root: Path, make_case) -> None:
+    make_case(root / "audio" / "cnn")
+    with pytest.raises(UsageError, match=r"'cnn' is ambiguous: audio/cnn, vision/cnn"):
+        discover(["cnn"], root)

@@ -1,0 +1,74 @@
+"""Planning: inputs checked against the model before any worker runs; generated inputs when none stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.errors import GoldenError, UsageError
+from harness.golden.cases import load_case
+from harness.run.plan import plan_case
+
+
+def _plan(case_dir: Path, dims=None, seed: int = 0):
+    return plan_case(load_case(case_dir, case_dir.name), dims=dims or {}, seed=seed)
+
+
+def test_stored_sets_are_planned_with_goldens(make_case, tmp_path: Path) -> None:
+    plan = _plan(make_case(tmp_path / "c", sets=2))
+    assert plan.has_goldens and [ds.index for ds in plan.datasets] == [0, 1] and plan.warnings == []
+    feed = plan.feed()
+    assert sorted(feed) == ["0/x", "1/x"] and feed["0/x"].shape == (2, 4)
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.zeros((2, 4), np.int32), "dtype int32 but the model expects float32"),
+    (np.zeros((8,), np.float32), "rank 1 [8] but the model expects rank 2"),
+    (np.zeros((2, 5), np.float32), "axis 1 is 5 but the model fixes it to 4"),
+])
+def test_inputs_that_do_not_fit_the_model(make_case, save_tensor, tmp_path: Path, array, message: str) -> None:
+    case_dir = make_case(tmp_path / "c")
+    save_tensor(case_dir / "test_data_set_0" / "input_0.pb", "x", array)
+    with pytest.raises(GoldenError) as info:
+        _plan(case_dir)
+    assert message in info.value.message and "test_data_set_0 input 'x'" in info.value.message
+
+
+def test_goldens_without_inputs_are_refused(make_case, tmp_path: Path) -> None:
+    case_dir = make_case(tmp_path / "c")
+    (case_dir / "test_data_set_0" / "input_0.pb").unlink()
+    with pytest.raises(GoldenError, match="test_data_set_0.*no input"):
+        _plan(case_dir)
+
+
+def test_nan_in_a_golden_is_a_warning(make_case, save_tensor, tmp_path: Path) -> None:
+    case_dir = make_case(tmp_path / "c")
+    golden = np.ones((2, 3), np.float32)
+    golden[1, 2] = np.nan
+    save_tensor(case_dir / "test_data_set_0" / "output_0.pb", "y", golden)
+    [warning] = _plan(case_dir).warnings
+    assert "golden 'y' holds 1 NaN(s)" in warning
+
+
+def test_no_sets_means_generated_inputs_and_no_goldens(make_case, tmp_path: Path) -> None:
+    case_dir = make_case(tmp_path / "c", sets=0)
+    with pytest.raises(UsageError, match="symbolic dimension 'N'") as info:
+        _plan(case_dir)
+    assert "--dim N=" in info.value.one_line()
+    plan = _plan(case_dir, dims={"N": 3}, seed=5)
+    assert not plan.has_goldens and list(plan.feed()) == ["0/x"] and plan.feed()["0/x"].shape == (3, 4)
+    np.testing.assert_array_equal(plan.feed()["0/x"], _plan(case_dir, dims={"N": 3}, seed=5).feed()["0/x"])
+
+
+def test_manifest_dims_bind_and_cli_dims_win(make_case, tmp_path: Path) -> None:
+    case_dir = make_case(tmp_path / "c", sets=0)
+    (case_dir / "case.json").write_text('{"dims": {"N": 2}}')
+    assert _plan(case_dir).feed()["0/x"].shape == (2, 4)
+    assert _plan(case_dir, dims={"N": 6}).feed()["0/x"].shape == (6, 4)
+
+
+def test_inputs_only_set_is_kept_without_goldens(make_case, tmp_path: Path) -> None:
+    plan = _plan(make_case(tmp_path / "c", goldens=False))
+    assert not plan.has_goldens and [ds.index for ds in plan.datasets] == [0]
