@@ -54,6 +54,11 @@ def _bytes(name: str, data: Callable[[Path], bytes]) -> Callable[[Path, Path, Pa
     return setup
 
 
+def _first_half(path: Path) -> bytes:
+    data = path.read_bytes()
+    return data[: len(data) // 2]
+
+
 def _extra_output(case: Path, profiles: Path, tmp: Path) -> list[str]:
     shutil.copy(case / "test_data_set_0" / "output_0.pb", case / "test_data_set_0" / "output_1.pb")
     return [case]
@@ -91,7 +96,7 @@ def _escaping_external_data(case: Path, profiles: Path, tmp: Path) -> list[str]:
 BAD_INPUTS = {
     "missing path": (lambda c, p, t: [t / "nowhere" / "case"], ["no case or directory named"]),
     "not onnx": (_bytes("model.onnx", lambda c: np.random.default_rng(0).bytes(300)), ["model.onnx"]),
-    "truncated model": (_bytes("model.onnx", lambda c: (c / "model.onnx").read_bytes()[:150]), ["model.onnx"]),
+    "truncated model": (_bytes("model.onnx", lambda c: _first_half(c / "model.onnx")), ["model.onnx"]),
     "garbage pb": (_bytes("test_data_set_0/output_0.pb", lambda c: b"\xff\xfe garbage \x00" * 8),
                    ["output_0.pb", "not an onnx.TensorProto"]),
     "extra golden": (_extra_output, ["2 output file(s) but the model has 1"]),
@@ -132,6 +137,12 @@ def test_a_mistyped_case_name_gets_a_suggestion(run_cli, assert_bad_input, tmp_p
     assert "did you mean 'mlp'" in line
 
 
+@pytest.mark.xfail(strict=True, reason="cli.py leaves flag errors to argparse: usage block plus a "
+                   "'harness run: error:' line; remove this marker once cli.py reports them as one line")
+def test_a_bad_flag_value_is_one_line(run_cli, assert_bad_input) -> None:
+    assert "--dim" in assert_bad_input(run_cli("run", "--dim", "N=x"))
+
+
 def test_no_arguments_is_bad_usage(run_cli) -> None:
     proc = run_cli()
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -152,7 +163,6 @@ def test_tiny_case_passes_and_writes_a_record(tiny_case: Path, run_case, tmp_pat
     [entry] = cell["outputs"]
     assert entry["dataset"] == 0 and entry["comparison"]["name"] == "y" and entry["comparison"]["passed"]
     assert entry["comparison"]["metrics"]["mismatched"] == 0
-    assert not list(REPO.glob("results/*/record.json")) or True  # results go to --out (checked above)
 
 
 def test_nan_in_a_golden_is_reported_and_matched_by_nan(tmp_path: Path, save_tensor, run_case) -> None:
@@ -193,7 +203,8 @@ def test_a_perturbed_reference_golden_turns_the_run_red(tmp_path: Path, run_case
     assert "case 'mlp [test_data_set_0]' output 'output' on profile 'cpu'" in out
     mismatched = [line for line in out.splitlines() if line.startswith("Mismatched elements:")]
     assert mismatched and all(ch.isdigit() for ch in mismatched[0].split(":")[1].split("/")[0].strip())
-    assert "Greatest absolute difference:" in out and "test_data_set_1" not in out.split("[FAIL]")[1].split("\n")[0]
+    assert "Greatest absolute difference:" in out
+    assert "case 'mlp [test_data_set_1]'" not in out  # only the perturbed set fails
 
 
 def _node_tests(names: tuple[str, ...]) -> list:
@@ -275,3 +286,12 @@ def test_list_and_profiles(run_cli, make_case, tmp_path: Path, profiles_dir: Pat
     proc = run_cli("profiles", "--profiles-dir", profiles_dir)
     assert proc.returncode == 0, proc.stderr
     assert "cpu" in proc.stdout and "available" in proc.stdout and "skipped" not in proc.stdout
+
+
+def test_list_shows_the_repository_cases_and_profiles(run_cli) -> None:
+    proc = run_cli("list")
+    assert proc.returncode == 0, proc.stderr
+    listed = {line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")}
+    cases = {p.parent.name for p in (REPO / "reference_outputs").glob("*/model.onnx")}
+    profiles = {p.stem for p in (REPO / "device_profiles").glob("*.toml")}
+    assert cases and profiles and cases | profiles <= listed

@@ -104,7 +104,7 @@ def eager_outputs(spec: ZooSpec, inputs: dict[str, np.ndarray]) -> dict[str, np.
     """Run the module in eval mode under ``torch.no_grad`` on ``inputs``; outputs keyed by name."""
     torch = _import_torch()
     module = spec.build().eval()
-    args = tuple(torch.from_numpy(np.ascontiguousarray(inputs[i.name])) for i in spec.inputs)
+    args = tuple(torch.from_numpy(np.array(inputs[i.name], copy=True)) for i in spec.inputs)
     with torch.no_grad():
         results = _flatten_outputs(module(*args))
     if len(results) != len(spec.output_names):

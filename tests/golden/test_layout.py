@@ -151,3 +151,32 @@ def test_a_set_without_outputs_reads_as_inputs_only(tmp_path: Path) -> None:
         p.unlink()
     back = read_dataset(ds_dir, 0, INPUTS, OUTPUTS)
     assert back.outputs == {} and list(back.inputs) == INPUTS
+
+
+def test_onnx_backend_loader_finds_and_replays_a_written_case(tmp_path: Path, make_model, reference) -> None:
+    """onnx.backend.test.loader discovers the case; reading it the runner's way and evaluating the model with
+    onnx's reference evaluator reproduces the goldens."""
+    from onnx.backend.test.loader import load_model_tests
+    from onnx.reference import ReferenceEvaluator
+
+    case_dir = tmp_path / "data" / "harness" / "test_tiny"
+    case_dir.mkdir(parents=True)
+    model = make_model()
+    onnx.save(model, str(case_dir / "model.onnx"))
+    for k in range(2):
+        x = np.random.default_rng(k).uniform(-1, 1, (k + 1, 4)).astype(np.float32)
+        write_dataset(case_dir, k, {"x": x}, {"y": reference(model, x)}, ["x"], ["y"])
+    [test] = load_model_tests(data_dir=str(tmp_path / "data"), kind="harness")
+    assert test.name == "test_tiny" and test.model_dir == str(case_dir)
+    loaded = onnx.load(os.path.join(test.model_dir, "model.onnx"))
+    evaluator = ReferenceEvaluator(loaded)
+    sets = sorted(glob.glob(os.path.join(test.model_dir, "test_data_set*")))
+    assert len(sets) == 2
+    for ds in sets:
+        inputs = [numpy_helper.to_array(_load_pb(os.path.join(ds, f"input_{i}.pb")))
+                  for i in range(len(glob.glob(os.path.join(ds, "input_*.pb"))))]
+        refs = [numpy_helper.to_array(_load_pb(os.path.join(ds, f"output_{i}.pb")))
+                for i in range(len(glob.glob(os.path.join(ds, "output_*.pb"))))]
+        feeds = {v.name: arr for v, arr in zip(loaded.graph.input, inputs)}
+        for got, want in zip(evaluator.run(None, feeds), refs, strict=True):
+            np.testing.assert_allclose(got, want, rtol=test.rtol, atol=1e-6)
