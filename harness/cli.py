@@ -35,14 +35,22 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2, like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"harness: error: {message}. Note: see '{self.prog} --help'", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, default=Path("reference_outputs"), help="golden folder (default: %(default)s)")
     p.add_argument("--profiles-dir", type=Path, default=Path("device_profiles"), help="default: %(default)s")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description="Cross-device ONNX conformance harness.")
-    sub = parser.add_subparsers(dest="command")
+    parser = _Parser(prog="harness", description="Cross-device ONNX conformance harness.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     run = sub.add_parser("run", help="run cases on profiles and compare against goldens")
     run.add_argument("targets", nargs="*", metavar="PATH|CASE", help="case names or directories (default: all)")
     run.add_argument("--profile", action="append", dest="profiles", metavar="NAME", help="repeatable; default: all")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import shutil
 from collections.abc import Callable
@@ -15,8 +14,6 @@ import pytest
 from onnx import TensorProto, external_data_helper, helper, numpy_helper
 
 REPO = Path(__file__).resolve().parents[1]
-HAS_BLESS = importlib.util.find_spec("harness.run.bless") is not None
-needs_bless = pytest.mark.skipif(not HAS_BLESS, reason="harness/run/bless.py (imported by 'harness bless') is missing")
 
 
 def _read(path: Path) -> np.ndarray:
@@ -137,8 +134,6 @@ def test_a_mistyped_case_name_gets_a_suggestion(run_cli, assert_bad_input, tmp_p
     assert "did you mean 'mlp'" in line
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py leaves flag errors to argparse: usage block plus a "
-                   "'harness run: error:' line; remove this marker once cli.py reports them as one line")
 def test_a_bad_flag_value_is_one_line(run_cli, assert_bad_input) -> None:
     assert "--dim" in assert_bad_input(run_cli("run", "--dim", "N=x"))
 
@@ -250,7 +245,6 @@ def test_a_case_without_data_sets_has_no_golden(make_case, tmp_path: Path, run_c
     assert "NO_GOLDEN" in proc.stdout and "harness bless" in proc.stdout
 
 
-@needs_bless
 def test_bless_then_run_passes(make_case, tmp_path: Path, profiles_dir: Path, run_cli, run_case) -> None:
     case = make_case(tmp_path / "bare", sets=0)
     bless = ["bless", case, "--profile", "cpu", "--dim", "N=3", "--profiles-dir", profiles_dir]
@@ -261,7 +255,6 @@ def test_bless_then_run_passes(make_case, tmp_path: Path, profiles_dir: Path, ru
     assert proc.returncode == 0 and "1 PASS" in proc.stdout, proc.stdout + proc.stderr
 
 
-@needs_bless
 def test_bless_over_goldens_needs_force(tiny_case: Path, profiles_dir: Path, run_cli, assert_bad_input) -> None:
     golden = tiny_case / "test_data_set_0" / "output_0.pb"
     golden.write_bytes(numpy_helper.from_array(np.full((2, 3), 7, np.float32), "y").SerializeToString())

@@ -38,6 +38,7 @@ class RunOptions:
     timeout_s: float | None = None
     measure: Callable[[Profile, CasePlan], dict[str, Any]] | None = None
     evaluate: Callable[[R.CellResult, CasePlan, Profile, np.ndarray | None], None] | None = None
+    capture_outputs: bool = False  # keep actual outputs in memory (bless)
 
 
 @dataclass
@@ -128,6 +129,7 @@ class Executor:
         self.pool = WorkerPool()
         self._journal_lock = threading.Lock()
         self.noise: dict[str, Any] = {}
+        self.captured: dict[str, dict[str, np.ndarray]] = {}
 
     def run(self, cells: list[tuple[CasePlan, Profile]], availability: dict[str, Availability],
             on_done: Callable[[R.CellResult], None] | None = None) -> list[R.CellResult]:
@@ -254,6 +256,8 @@ class Executor:
         result.memory = header.get("memory", {})
         samples = tensors.pop("__latency_ns", None)
         result.model["output_digest"] = _digest(tensors)
+        if self.options.capture_outputs:
+            self.captured[result.key] = dict(tensors)
         if samples is not None:
             result.latency = {"sampling": header.get("latency", {})}
             result.artifacts["latency_ns"] = self._save_array(result, "latency_ns.npy", samples)
