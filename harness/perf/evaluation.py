@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.golden.cases import Case
 from harness.perf.budgets import Budgets, check_budgets, parse_budgets, parse_regression
-from harness.perf.stats import LatencyStats, min_samples_for, percentile_from_name
+from harness.perf.stats import PERCENTILE_NAMES, LatencyStats, min_samples_for, percentile_from_name
 from harness.profiles.schema import Profile
 from harness.run import record as R
 from harness.run.plan import CasePlan
@@ -36,7 +36,7 @@ def targets_for(budgets: Budgets | None) -> list[str]:
     targets = list(BASE_TARGETS)
     for key in (budgets.to_dict() if budgets else {}):
         name = key.removesuffix("_ms")
-        if name.startswith("p") and name not in targets:
+        if key.endswith("_ms") and name in PERCENTILE_NAMES and name not in targets:
             targets.append(name)
     return targets
 

@@ -25,6 +25,13 @@ def make_console(file=None) -> Console:
     return Console(file=stream, width=width, highlight=False, soft_wrap=False)
 
 
+def _ci_pct(value: float, ci: list[float] | None) -> str:
+    """The 95% CI as a relative half-width: compact enough for a matrix cell (the record keeps the bounds)."""
+    if not ci or value <= 0:
+        return ""
+    return f" ±{100 * (ci[1] - ci[0]) / 2 / value:.0f}%"
+
+
 def cell_text(cell: R.CellResult) -> Text:
     text = Text(cell.verdict, style=_STYLE.get(cell.verdict, ""))
     placement = cell.placement
@@ -34,9 +41,8 @@ def cell_text(cell: R.CellResult) -> Text:
         return text
     stats = cell.latency.get("stats") if cell.latency else None
     if stats:
-        ci = stats.get("ci", {}).get("p95")
-        ci_text = f"[{ci[0]:.3g},{ci[1]:.3g}]" if ci else ""
-        text.append(f"\np50 {stats['p50']:.3g} p95 {stats['p95']:.3g}{ci_text} ms", style="")
+        for name in ("p50", "p95"):
+            text.append(f"\n{name} {stats[name]:.3g} ms{_ci_pct(stats[name], stats.get('ci', {}).get(name))}")
     peak = cell.memory.get("peak_delta_mb") if cell.memory else None
     if peak is not None:
         text.append(f"\npeak +{peak:.1f} MB" if peak < 10 else f"\npeak +{peak:.0f} MB", style="")
@@ -53,9 +59,9 @@ def matrix(cells: list[R.CellResult], profiles: Iterable[str]) -> Table:
     rows, columns = (cases, profiles) if rows_are_cases else (profiles, cases)
     corner = "case \\ profile" if rows_are_cases else "profile \\ case"
     table = Table(title="Conformance matrix", show_lines=True)
-    table.add_column(corner, no_wrap=True)
+    table.add_column(corner, no_wrap=True, min_width=max(len(corner), *(len(r) for r in rows)))
     for name in columns:
-        table.add_column(name, no_wrap=True)
+        table.add_column(name, overflow="fold")
     for row_name in rows:
         row = [Text(row_name)]
         for column in columns:

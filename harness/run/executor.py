@@ -11,6 +11,7 @@ import importlib.util
 import queue
 import re
 import threading
+import traceback
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -144,7 +145,12 @@ class Executor:
                     index, (plan, profile) = todo.get_nowait()
                 except queue.Empty:
                     return
-                result = self.run_cell(plan, profile, availability[profile.name])
+                try:
+                    result = self.run_cell(plan, profile, availability[profile.name])
+                except Exception as exc:  # a harness bug costs this cell, never the run or its record
+                    result = R.CellResult(plan.case.name, profile.name, R.ERROR,
+                                          detail=f"harness error: {type(exc).__name__}: {exc}",
+                                          error={"kind": "harness", "message": traceback.format_exc()[-4000:]})
                 results[index] = result
                 with self._journal_lock:
                     if self.journal:
