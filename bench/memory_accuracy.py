@@ -73,8 +73,8 @@ def main() -> int:
         if proc.returncode != 0 or not records:
             sys.exit(f"harness run failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         cells = {c["case"]: c for c in json.loads(records[0].read_text())["cells"]}
-    pids = {cells[name]["memory"].get("method") for name in sizes}
-    print(f"one harness run, {len(cells)} cells on profile cpu in one worker (memory method {', '.join(pids)}); "
+    methods = {cells[name]["memory"].get("method") for name in sizes}
+    print(f"one harness run, {len(cells)} cells on profile cpu in one worker (memory method {', '.join(methods)}); "
           f"expected = weight bytes; target +-{TOLERANCE:.0%}")
     ok = True
     for name, mb in sizes.items():

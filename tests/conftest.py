@@ -135,3 +135,59 @@ def assert_bad_input() -> Callable[[subprocess.CompletedProcess], str]:
         assert lines[0].startswith("harness: error:"), lines[0]
         return lines[0]
     return check
+
+
+# ---- appended: fixtures for the run / pool / fault-injection tests ------------------------------------------------
+
+FAULT_ENV = "HARNESS_TEST_FAULT"
+
+
+def write_profile(folder: Path, name: str, *, env: dict[str, str] | None = None, extra: str = "") -> Path:
+    """A CPU-EP profile named ``name``; ``env`` goes into its workers' environment (e.g. a test fault)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs = ", ".join(f'{k} = "{v}"' for k, v in (env or {}).items())
+    text = (f'name = "{name}"\n[ep]\nname = "CPUExecutionProvider"\nenv = {{ {pairs} }}\n{extra}\n'
+            f'[tolerance]\nwhy = "test profile"\n')
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def perturb_golden(case: Path, delta: float = 1.0) -> Path:
+    """Shift test_data_set_0's golden by ``delta`` so the case FAILs on any profile."""
+    path = case / "test_data_set_0" / "output_0.pb"
+    golden = numpy_helper.to_array(onnx.load_tensor(str(path)))
+    write_tensor(path, "y", golden + np.float32(delta))
+    return case
+
+
+@pytest.fixture
+def make_profile() -> Callable[..., Path]:
+    return write_profile
+
+
+@pytest.fixture
+def break_golden() -> Callable[..., Path]:
+    return perturb_golden
+
+
+@pytest.fixture(scope="session")
+def cli(cache_dir: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """``run_cli`` for module- and session-scoped fixtures."""
+    def run(*args: str | Path, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        full = {**os.environ, "HARNESS_CACHE_DIR": str(cache_dir), "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
+        return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=REPO, env=full,
+                              capture_output=True, text=True, timeout=timeout)
+    return run
+
+
+def only_record(out: Path) -> dict:
+    """The record.json of the single run under ``out``."""
+    import json
+    [path] = sorted(out.glob("*/record.json"))
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def read_record() -> Callable[[Path], dict]:
+    return only_record

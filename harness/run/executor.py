@@ -260,6 +260,8 @@ class Executor:
                tensors: dict[str, np.ndarray]) -> None:
         result.timing["first_inference_ms"] = header.get("first_inference_ms")
         result.memory = header.get("memory", {})
+        if "gpu_memory" in header:
+            result.memory["gpu"] = header["gpu_memory"]
         samples = tensors.pop("__latency_ns", None)
         result.model["output_digest"] = _digest(tensors)
         if self.options.capture_outputs:

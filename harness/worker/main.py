@@ -104,6 +104,10 @@ class Worker:
         self.case = ""
         self.memory: CellMemory | None = None
         self.load_info: dict[str, Any] = {}
+        self.gpu = None
+        if spec["ep"] in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+            from harness.worker.gpu_memory import GpuMemory
+            self.gpu = GpuMemory(int((spec.get("ep_options") or {}).get("device_id", 0)))
 
     def send(self, header: dict[str, Any], tensors: dict | None = None) -> None:
         protocol.write_message(self.out, header, tensors)
@@ -120,11 +124,16 @@ class Worker:
         self.case = header.get("case", "")
         release_freed_memory()
         self.memory = CellMemory().begin()
+        if self.gpu:
+            self.gpu.samples.clear()
+            self.gpu.mark("start")
         injected_fault(self.case)
         start = time.perf_counter_ns()
         self.session = create_session(header["model_path"], self.spec)
         session_ns = time.perf_counter_ns() - start
         self.memory.mark("after_session")
+        if self.gpu:
+            self.gpu.mark("after_session")
         self.load_info = {"session_ms": session_ns / 1e6, "placement": placement(self.session, self.spec["ep"]),
                           "providers": self.session.get_providers(), "threads": threads_in_effect(self.spec)}
         self.send({"type": protocol.MSG_LOADED, **self.load_info})
@@ -147,6 +156,9 @@ class Worker:
         # whose bookkeeping (bootstrap resamples) is the harness's, not the model's.
         reply: dict[str, Any] = {"type": protocol.MSG_RESULT, "first_inference_ms": first_ms,
                                  "output_names": output_names, "memory": self.memory.end() if self.memory else {}}
+        if self.gpu:
+            self.gpu.mark("after_inference")
+            reply["gpu_memory"] = self.gpu.summary()
         self.memory = None
         measure = header.get("measure")
         if measure:

@@ -23,47 +23,97 @@ from harness.suggest import did_you_mean
 SECOND_SET_GROWTH = 3
 
 
-def _specs(names: list[str]):
+class _TorchEntry:
+    """Adapter giving a torch ZooSpec the interface every zoo entry shares (see SklearnSpec)."""
+
+    def __init__(self, spec) -> None:
+        self.spec = spec
+        self.name, self.description, self.task = spec.name, spec.description, spec.task
+        self.dims = dict(spec.dims)
+
+    def export(self, path: Path) -> None:
+        from harness.zoo.export import export_onnx
+        export_onnx(self.spec, path)
+
+    def make_inputs(self, seed: int, dims: dict[str, int]):
+        from harness.zoo.export import make_inputs
+        return make_inputs(self.spec, seed=seed, dims=dims)
+
+    def reference(self, inputs):
+        from harness.zoo.export import eager_outputs
+        return eager_outputs(self.spec, inputs)
+
+    def source(self) -> dict:
+        from harness.zoo.export import torch_version
+        return {"kind": "framework", "framework": "torch", "version": torch_version(),
+                "exporter": self.spec.exporter, "reference": "eager"}
+
+    def input_ranges(self) -> dict:
+        return {i.name: {"low": i.low, "high": i.high} for i in self.spec.inputs}
+
+
+class _SklearnEntry(_TorchEntry):
+    def __init__(self, spec) -> None:
+        self.spec = spec
+        self.name, self.description, self.task = spec.name, spec.description, spec.task
+        self.dims = dict(spec.dims)
+
+    def export(self, path: Path) -> None:
+        self.spec.export(path)
+
+    def make_inputs(self, seed: int, dims: dict[str, int]):
+        return self.spec.make_inputs(seed, dims)
+
+    def reference(self, inputs):
+        return self.spec.reference(inputs)
+
+    def source(self) -> dict:
+        return self.spec.source()
+
+    def input_ranges(self) -> dict:
+        return self.spec.input_ranges()
+
+
+def _entries(names: list[str]) -> list:
     from harness.zoo.export import EXPORT_HINT  # noqa: F401  (raises ExportError early without torch)
     from harness.zoo.models import ZOO
+    from harness.zoo.sklearn_models import SKLEARN_ZOO
+    known = {**{n: _TorchEntry(s) for n, s in ZOO.items()}, **{n: _SklearnEntry(s) for n, s in SKLEARN_ZOO.items()}}
     for name in names:
-        if name not in ZOO:
-            raise UsageError(f"no zoo model named {name!r}{did_you_mean(name, ZOO)}", hint=f"known: {', '.join(ZOO)}")
-    return [ZOO[n] for n in (names or ZOO)]
+        if name not in known:
+            raise UsageError(f"no zoo model named {name!r}{did_you_mean(name, known)}", hint=f"known: {', '.join(known)}")
+    return [known[n] for n in (names or known)]
 
 
-def _dims_sets(spec) -> list[dict[str, int]]:
-    return [dict(spec.dims), {k: v + SECOND_SET_GROWTH for k, v in spec.dims.items()}]
+def _dims_sets(entry) -> list[dict[str, int]]:
+    return [dict(entry.dims), {k: v + SECOND_SET_GROWTH for k, v in entry.dims.items()}]
 
 
-def _manifest(spec, info, torch_version: str) -> CaseManifest:
-    ranges = {i.name: {"low": i.low, "high": i.high} for i in spec.inputs}
+def _manifest(entry, info) -> CaseManifest:
     return CaseManifest(
-        case=spec.name, description=spec.description, model_sha256=info.sha256, opset=info.opset,
-        source={"kind": "framework", "framework": "torch", "version": torch_version, "exporter": spec.exporter,
-                "reference": "eager"},
-        host=machine_info(), created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        task=spec.task, dims=dict(spec.dims), input_ranges=ranges)
+        case=entry.name, description=entry.description, model_sha256=info.sha256, opset=info.opset,
+        source=entry.source(), host=machine_info(),
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        task=entry.task, dims=dict(entry.dims), input_ranges=entry.input_ranges())
 
 
-def export_case(spec, case_dir: Path, *, force: bool) -> Path:
-    from harness.zoo.export import eager_outputs, export_onnx, make_inputs, torch_version
+def export_case(entry, case_dir: Path, *, force: bool) -> Path:
     if (case_dir / MODEL_NAME).exists() and not force:
         raise GoldenError(f"{case_dir}: model and goldens already exist", hint="pass --force to overwrite them")
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp) / MODEL_NAME
-        export_onnx(spec, scratch)
+        entry.export(scratch)
         atomic_write_bytes(case_dir / MODEL_NAME, scratch.read_bytes())
     info = load_model_info(case_dir / MODEL_NAME)
-    for k, dims in enumerate(_dims_sets(spec)):
-        inputs = make_inputs(spec, seed=k, dims=dims)
-        write_dataset(case_dir, k, inputs, eager_outputs(spec, inputs), info.input_names, info.output_names, force=True)
-    atomic_write_bytes(case_dir / MANIFEST_NAME, _manifest(spec, info, torch_version()).to_json().encode())
+    for k, dims in enumerate(_dims_sets(entry)):
+        inputs = entry.make_inputs(k, dims)
+        write_dataset(case_dir, k, inputs, entry.reference(inputs), info.input_names, info.output_names, force=True)
+    atomic_write_bytes(case_dir / MANIFEST_NAME, _manifest(entry, info).to_json().encode())
     return case_dir
 
 
 def export_zoo(names: list[str], root: Path, *, force: bool) -> list[Path]:
-    specs = _specs(names)
+    specs = _entries(names)
     if not force:
         existing = [s.name for s in specs if (root / s.name / MODEL_NAME).exists()]
         if existing:
@@ -73,23 +123,22 @@ def export_zoo(names: list[str], root: Path, *, force: bool) -> list[Path]:
 
 
 def _eager_drift(spec, case_dir: Path) -> list[str]:
-    """Today's eager PyTorch against the committed goldens (catches a torch upgrade that moves numerics)."""
-    from harness.zoo.export import eager_outputs
+    """Today's framework outputs against the committed goldens (catches an upgrade that moves numerics)."""
     info = load_model_info(case_dir / MODEL_NAME)
     problems = []
     for k, path in dataset_dirs(case_dir):
         ds = read_dataset(path, k, info.input_names, info.output_names)
-        for name, actual in eager_outputs(spec, ds.inputs).items():
+        for name, actual in spec.reference(ds.inputs).items():
             golden = ds.outputs[name]
             cmp = compare_output(name, golden, actual, default_tolerance(golden.dtype, actual.dtype))
             if not cmp.passed:
-                problems.append(format_failure(cmp, case=f"{spec.name} [test_data_set_{k}]", profile="torch-eager"))
+                problems.append(format_failure(cmp, case=f"{spec.name} [test_data_set_{k}]", profile=spec.source()["framework"]))
     return problems
 
 
 def check_zoo(names: list[str], root: Path, profiles_dir: Path) -> int:
     from harness.cli import main as cli_main
-    specs = _specs(names)
+    specs = _entries(names)
     missing = [s.name for s in specs if not (root / s.name / MODEL_NAME).is_file()]
     if missing:
         raise GoldenError(f"no committed goldens for {', '.join(missing)} under {root}", hint="run 'harness export' first")

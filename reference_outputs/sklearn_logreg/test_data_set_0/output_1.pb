@@ -1,0 +1,1 @@
+BprobabilitiesJ0aI!>Í‡J?®]R=FÐ~?bÕ—;Td5ds'?¿¶®>ž˜;ø¸>EÆ[?ù–:

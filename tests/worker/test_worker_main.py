@@ -1,0 +1,139 @@
+"""The worker process (harness/worker/main.py): the conversation, constraints, error kinds, fault injection."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from harness.worker import main as W
+from harness.worker import protocol as P
+
+CPU_SPEC = {"name": "cpu", "ep": "CPUExecutionProvider", "plugin": None, "ep_options": {}, "device_type": None,
+            "device_metadata": {}, "precision_hint": None, "session": {"graph_optimization": "disable"},
+            "env": {}, "cpu_cores": None, "memory_limit_mb": None}
+
+
+def _converse(requests: list[tuple[dict, dict | None]], spec: dict = CPU_SPEC) -> tuple[int, list]:
+    """Run serve() in-process on framed requests; return its exit code and every reply (header, tensors)."""
+    inp, out = io.BytesIO(), io.BytesIO()
+    for header, tensors in requests:
+        P.write_message(inp, header, tensors)
+    inp.seek(0)
+    code = W.serve(spec, inp, out)
+    out.seek(0)
+    replies = []
+    while (message := P.read_message(out)) is not None:
+        replies.append(message)
+    return code, replies
+
+
+@pytest.fixture
+def model_path(tmp_path: Path, make_model) -> Path:
+    path = tmp_path / "model.onnx"
+    onnx.save(make_model(), str(path))
+    return path
+
+
+def test_hello_load_infer_bye(model_path: Path, make_model, reference) -> None:
+    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
+    code, replies = _converse([({"type": "load", "case": "tiny", "model_path": str(model_path)}, None),
+                               ({"type": "infer", "datasets": 1, "measure": None}, {"0/x": x}),
+                               ({"type": "bye"}, None),
+                               ({"type": "load", "case": "never", "model_path": "/nope"}, None)])
+    assert code == 0
+    (hello, _), (loaded, _), (result, tensors) = replies  # nothing after bye
+    assert hello["type"] == "hello" and hello["available"] is True and hello["pid"] == os.getpid()
+    assert hello["protocol"] == P.PROTOCOL_VERSION and "onnxruntime" in hello["versions"]
+    assert loaded["type"] == "loaded" and loaded["placement"]["fraction_on_ep"] == 1.0
+    assert loaded["session_ms"] > 0 and loaded["providers"] == ["CPUExecutionProvider"]
+    assert result["type"] == "result" and result["output_names"] == ["y"] and result["first_inference_ms"] > 0
+    np.testing.assert_allclose(tensors["0/y"], reference(make_model(), x), rtol=1e-6, atol=1e-6)
+
+
+def test_end_of_input_is_a_clean_exit() -> None:
+    code, [(hello, _)] = _converse([])
+    assert code == 0 and hello["type"] == "hello"
+
+
+def test_errors_are_replies_not_deaths(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    code, replies = _converse([({"type": "load", "case": "bad", "model_path": str(bad)}, None),
+                               ({"type": "infer", "datasets": 1}, {"0/x": np.zeros((1, 4), np.float32)}),
+                               ({"type": "dance"}, None)])
+    assert code == 0
+    kinds = [(h["type"], h.get("kind")) for h, _ in replies[1:]]
+    assert kinds == [("error", "session"), ("error", "run"), ("error", "protocol")]
+    assert "infer before load" in replies[2][0]["message"]
+    assert "unknown message 'dance'" in replies[3][0]["message"]
+
+
+def test_an_unavailable_ep_says_why_in_hello() -> None:
+    spec = {**CPU_SPEC, "ep": "OpenVINOExecutionProvider", "plugin": "surely_not_an_installed_plugin_xyz"}
+    _, [(hello, _)] = _converse([], spec)
+    assert hello["available"] is False and "surely_not_an_installed_plugin_xyz" in hello["reason"]
+
+
+def test_memory_errors_are_classified_as_oom() -> None:
+    out = io.BytesIO()
+    worker = W.Worker(CPU_SPEC, out)
+    worker.error("run", MemoryError())
+    worker.error("session", RuntimeError("std::bad_alloc in arena"))
+    worker.error("run", RuntimeError("shape mismatch"))
+    out.seek(0)
+    replies = [P.read_message(out)[0] for _ in range(3)]
+    assert [(r["kind"], r["message"]) for r in replies] == [
+        ("oom", "MemoryError"), ("oom", "std::bad_alloc in arena"), ("run", "shape mismatch")]
+
+
+def test_threads_in_effect() -> None:
+    threads = W.threads_in_effect({"session": {"intra_op_threads": 0}})
+    assert threads["intra_op"] == 0 and threads["intra_op_effective"] == len(os.sched_getaffinity(0))
+    assert W.threads_in_effect({"session": {"intra_op_threads": 3}})["intra_op_effective"] == 3
+
+
+def _python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})}, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_constraints_pin_one_core_and_cap_memory() -> None:
+    proc = _python(
+        "import json, resource\n"
+        "from harness.worker.main import apply_constraints, _data_in_use\n"
+        "applied = apply_constraints({'cpu_cores': 1, 'memory_limit_mb': 64})\n"
+        "soft = resource.getrlimit(resource.RLIMIT_DATA)[0]\n"
+        "try:\n    hog = bytearray(256 << 20); oom = False\n"
+        "except MemoryError:\n    oom = True\n"
+        "print(json.dumps({**applied, 'headroom': soft - _data_in_use(), 'oom': oom}))\n")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert len(got["affinity"]) == 1 and got["memory_limit_mb"] == 64
+    assert 0 < got["headroom"] <= 64 << 20 and got["oom"] is True
+
+
+def test_no_fault_without_the_variable_or_a_matching_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(W.FAULT_ENV, raising=False)
+    W.injected_fault("anything")
+    monkeypatch.setenv(W.FAULT_ENV, "exit:other*")
+    W.injected_fault("mine")  # still alive
+
+
+@pytest.mark.parametrize("fault, code", [("exit", 3), ("segfault", -11)])
+def test_injected_faults_kill_the_process(fault: str, code: int) -> None:
+    proc = _python("from harness.worker.main import injected_fault; injected_fault('boom_case')",
+                   {W.FAULT_ENV: f"{fault}:boom*"})
+    assert proc.returncode == code, proc.stderr
+
+
+def test_bad_arguments_print_usage() -> None:
+    proc = _python("import sys; from harness.worker.main import main; sys.exit(main(['--nope']))")
+    assert proc.returncode == 2 and "usage: python -m harness.worker --spec" in proc.stderr
