@@ -161,14 +161,20 @@ def perturb_golden(case: Path, delta: float = 1.0) -> Path:
     return case
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_profile() -> Callable[..., Path]:
     return write_profile
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def break_golden() -> Callable[..., Path]:
     return perturb_golden
+
+
+@pytest.fixture(scope="session")
+def case_builder() -> Callable[..., Path]:
+    """``make_case`` for module- and session-scoped fixtures."""
+    return build_case
 
 
 @pytest.fixture(scope="session")
