@@ -74,11 +74,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     warnings = [w for plan in plans for w in plan.warnings]
     if evaluate and evaluate.baseline_warning:
         warnings.append(evaluate.baseline_warning)
+    notes = []
     for profile_name, noise in record.noise.items():
-        warnings.append(f"noise floor {profile_name}: {noise['bitwise_identical']}/{noise['cells']} cells bitwise "
+        notes.append(f"noise floor {profile_name}: {noise['bitwise_identical']}/{noise['cells']} cells bitwise "
                         f"identical across {args.repeat} runs; p50 spread median {noise['p50_spread_pct_median']}% "
                         f"max {noise['p50_spread_pct_max']}%")
-    print_report(console, cells, [p.name for p in profiles], str(path), warnings)
+    print_report(console, cells, [p.name for p in profiles], str(path), warnings, notes)
     return 1 if any(c.verdict in R.FAILING for c in cells) else 0
 
 

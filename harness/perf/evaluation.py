@@ -137,7 +137,7 @@ def noise_floor(runs: list[list[R.CellResult]]) -> dict[str, Any]:
             entry["p50_spread_pct"].append(round(100 * (max(p50s) / min(p50s) - 1), 2))
     for entry in per_profile.values():
         spreads = entry.pop("p50_spread_pct")
-        entry["p50_spread_pct_median"] = statistics.median(spreads) if spreads else None
+        entry["p50_spread_pct_median"] = round(statistics.median(spreads), 2) if spreads else None
         entry["p50_spread_pct_max"] = max(spreads) if spreads else None
     return per_profile
 
@@ -149,12 +149,15 @@ def run_repeats(executor, todo, availability, repeat: int, console) -> list[R.Ce
     with Progress(console=console, transient=True) as progress:
         for attempt in range(repeat):
             task = progress.add_task(f"run {attempt + 1}/{repeat}", total=len(todo))
-            journal = executor.journal if attempt == 0 else None
-            saved, executor.journal = executor.journal, journal
+            # Later repeats keep their own artifacts (repeat-<n>/) and stay out of the journal: the record
+            # is the first run; the others only measure the spread.
+            saved_journal, saved_dir = executor.journal, executor.options.out_dir
+            if attempt:
+                executor.journal, executor.options.out_dir = None, saved_dir / f"repeat-{attempt}"
             try:
                 runs.append(executor.run(todo, availability, lambda _r: progress.advance(task)))
             finally:
-                executor.journal = saved
+                executor.journal, executor.options.out_dir = saved_journal, saved_dir
     if repeat > 1:
         executor.noise = noise_floor(runs)
     return runs[0]

@@ -108,10 +108,12 @@ def summary(cells: list[R.CellResult]) -> str:
 
 
 def print_report(console: Console, cells: list[R.CellResult], profiles: list[str], record_path: str,
-                 warnings: list[str]) -> None:
+                 warnings: list[str], notes: list[str] | None = None) -> None:
     console.print(matrix(cells, profiles))
     for line in warnings:
-        console.print(f"warning: {line}", style="yellow")
+        console.print(f"warning: {line}", style="yellow", markup=False)
+    for line in notes or []:
+        console.print(line, markup=False)
     for line in skipped_profiles(cells):
         console.print(line, style="dim")
     for block in details(cells):
