@@ -23,13 +23,17 @@ from harness.suggest import did_you_mean
 SECOND_SET_GROWTH = 3
 
 
-class _TorchEntry:
-    """Adapter giving a torch ZooSpec the interface every zoo entry shares (see SklearnSpec)."""
+class _Entry:
+    """What every zoo entry offers: export(path), make_inputs(seed, dims), reference(inputs), source(),
+    input_ranges(); subclasses adapt a framework's spec to it."""
 
     def __init__(self, spec) -> None:
         self.spec = spec
         self.name, self.description, self.task = spec.name, spec.description, spec.task
         self.dims = dict(spec.dims)
+
+
+class _TorchEntry(_Entry):
 
     def export(self, path: Path) -> None:
         from harness.zoo.export import export_onnx
@@ -52,12 +56,7 @@ class _TorchEntry:
         return {i.name: {"low": i.low, "high": i.high} for i in self.spec.inputs}
 
 
-class _SklearnEntry(_TorchEntry):
-    def __init__(self, spec) -> None:
-        self.spec = spec
-        self.name, self.description, self.task = spec.name, spec.description, spec.task
-        self.dims = dict(spec.dims)
-
+class _SklearnEntry(_Entry):
     def export(self, path: Path) -> None:
         self.spec.export(path)
 

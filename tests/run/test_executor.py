@@ -140,3 +140,64 @@ def test_a_missing_required_variable_skips_the_profile(make_profile, tmp_path: P
     monkeypatch.delenv("HARNESS_SURELY_UNSET_VAR", raising=False)
     profile = load_profile(make_profile(tmp_path, "needy", extra="[requires]\nenv = ['HARNESS_SURELY_UNSET_VAR']\n"))
     assert "HARNESS_SURELY_UNSET_VAR" in missing_requirements(profile)
+
+
+# ---- placement audit --------------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def placement_run(tmp_path_factory: pytest.TempPathFactory, cli, read_record) -> tuple[subprocess.CompletedProcess,
+                                                                                         dict]:
+    """transformer (shape ops) on cpu, webgpu and a strict-placement copy of webgpu."""
+    base = tmp_path_factory.mktemp("placement")
+    profiles = base / "profiles"
+    profiles.mkdir()
+    shipped = REPO / "device_profiles"
+    (profiles / "cpu.toml").write_text((shipped / "cpu.toml").read_text())
+    webgpu = (shipped / "webgpu.toml").read_text()
+    (profiles / "webgpu.toml").write_text(webgpu)
+    assert "[session]" not in webgpu  # the strict copy below adds the table
+    strict = webgpu.replace('name = "webgpu"', 'name = "webgpu-strict"', 1) + "\n[session]\nstrict_placement = true\n"
+    (profiles / "webgpu-strict.toml").write_text(strict)
+    proc = cli("run", "transformer", "--profiles-dir", profiles, "--numerics-only", "--out", base / "results")
+    return proc, read_record(base / "results")
+
+
+def _webgpu_or_skip(record: dict) -> None:
+    state = record["profiles"]["webgpu"]
+    if not state["available"]:
+        pytest.skip(f"webgpu profile skipped on this host: {state['reason']}")
+
+
+def test_cpu_runs_every_node_on_its_ep(placement_run) -> None:
+    _, record = placement_run
+    cpu = _cells(record)[("transformer", "cpu")]
+    assert cpu["verdict"] == "PASS" and cpu["placement"]["fraction_on_ep"] == 1.0
+    assert cpu["placement"]["nodes"] > 0 and cpu["placement"]["fell_back"] == []
+
+
+def test_webgpu_shape_ops_fall_back_and_say_so(placement_run) -> None:
+    proc, record = placement_run
+    _webgpu_or_skip(record)
+    cell = _cells(record)[("transformer", "webgpu")]
+    placement = cell["placement"]
+    assert cell["verdict"] == "PASS*" and 0 < placement["fraction_on_ep"] < 1
+    assert placement["fell_back_count"] == len(placement["fell_back"]) > 0
+    assert placement["per_ep"]["WebGpuExecutionProvider"] + placement["per_ep"]["CPUExecutionProvider"] == \
+        placement["nodes"]
+    assert all(n.endswith("->CPUExecutionProvider") for n in placement["fell_back"])
+    assert any("(Concat)" in n or "(Reshape)" in n or "(Slice)" in n for n in placement["fell_back"])
+    share = f"{placement['fraction_on_ep']:.0%} on EP"
+    assert f"PASS* {share}" in proc.stdout and "Fell back: " in proc.stdout
+
+
+def test_strict_placement_refuses_the_session(placement_run) -> None:
+    proc, record = placement_run
+    _webgpu_or_skip(record)
+    cell = _cells(record)[("transformer", "webgpu-strict")]
+    assert cell["verdict"] == "ERROR" and cell["error"]["kind"] == "session"
+    assert cell["detail"].startswith("session: ")
+    assert "fallback to CPU EP has been explicitly disabled" in cell["detail"]
+    assert proc.returncode == 1
