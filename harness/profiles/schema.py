@@ -17,7 +17,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from harness.compare.tolerances import ToleranceOverride
+from harness.compare.tolerances import DEFAULT_TOLERANCES, ToleranceOverride
 from harness.errors import ProfileError
 from harness.perf.budgets import Budgets, parse_budgets
 from harness.suggest import did_you_mean
@@ -30,6 +30,7 @@ TRANSFORMS = ("none", "fp16", "int8-dynamic", "int8-static")
 OPT_LEVELS = ("disable", "basic", "extended", "layout", "all")
 EXEC_MODES = ("sequential", "parallel")
 PRECISION_HINTS = ("f32", "f16", "bf16")
+DTYPE_NAMES = (*DEFAULT_TOLERANCES, "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool")
 
 
 def _str(v: Any) -> bool: return isinstance(v, str)
@@ -172,6 +173,10 @@ def _parse_tolerance(table: dict, where: str) -> ProfileTolerance:
     if not isinstance(per_dtype_raw, dict) or not isinstance(overrides_raw, list):
         raise ProfileError(f"{where} [tolerance]: 'dtype' must be a table and 'override' an array of tables")
     everything = ToleranceOverride.from_mapping(table, f"{where} [tolerance]") if table else None
+    for name in per_dtype_raw:
+        if name not in DTYPE_NAMES:
+            raise ProfileError(f"{where} [tolerance.dtype.{name}]: unknown dtype {name!r}{did_you_mean(name, DTYPE_NAMES)}",
+                               hint=f"known: {', '.join(DTYPE_NAMES)}")
     per_dtype = {name: ToleranceOverride.from_mapping(v, f"{where} [tolerance.dtype.{name}]")
                  for name, v in per_dtype_raw.items()}
     overrides = []
@@ -242,8 +247,10 @@ def _check_consistency(p: Profile, where: str) -> None:
     if isinstance(cores, list) and len(set(cores)) != len(cores):
         raise ProfileError(f"{where}: constraints.cpu_cores lists a core twice: {cores}")
     threads = p.session.get("intra_op_threads")
-    if isinstance(cores, int) and threads and threads > cores:
-        raise ProfileError(f"{where}: session.intra_op_threads = {threads} exceeds constraints.cpu_cores = {cores}")
+    core_count = len(cores) if isinstance(cores, list) else cores
+    if core_count and threads and threads > core_count:
+        count = f" ({core_count} cores)" if isinstance(cores, list) else ""
+        raise ProfileError(f"{where}: session.intra_op_threads = {threads} exceeds constraints.cpu_cores = {cores}{count}")
 
 
 def load_profile(path: Path) -> Profile:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import queue
 import re
 import threading
@@ -50,11 +51,14 @@ class Availability:
 
 
 def missing_requirements(profile: Profile) -> str:
-    missing = [p for p in profile.requires_packages if importlib.util.find_spec(p) is None]
-    if not missing:
-        return ""
     fix = f"; fix: {profile.install_hint}" if profile.install_hint else ""
-    return f"missing package(s) {', '.join(missing)}{fix}"
+    missing = [p for p in profile.requires_packages if importlib.util.find_spec(p) is None]
+    if missing:
+        return f"missing package(s) {', '.join(missing)}{fix}"
+    unset = [v for v in profile.requires_env if v not in os.environ]
+    if unset:
+        return f"environment variable(s) {', '.join(unset)} not set"
+    return ""
 
 
 class WorkerPool:

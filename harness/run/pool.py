@@ -84,7 +84,7 @@ class WorkerHandle:
             if message is None:
                 return
 
-    def stderr_tail(self, lines: int = 12) -> str:
+    def stderr_tail(self, lines: int = 30) -> str:
         self._stderr.seek(0, os.SEEK_END)
         size = self._stderr.tell()
         self._stderr.seek(max(0, size - 16384))

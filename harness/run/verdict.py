@@ -7,6 +7,8 @@ case.json 'output_tolerance'[output] -> profile [[tolerance.override]] matching 
 
 from __future__ import annotations
 
+import fnmatch
+
 import numpy as np
 
 from harness.compare.comparator import OutputComparison, compare_output, format_failure
@@ -68,6 +70,8 @@ def apply_known_failure(result: R.CellResult, profile: Profile) -> R.CellResult:
     known = profile.known_failure(result.case)
     if known is None:
         return result
+    if known.output != "*" and not _only_listed_outputs_failed(result, known.output):
+        return result
     result.known_failure = known.reason
     if result.verdict in (R.FAIL, R.ERROR, R.CRASH):
         result.detail = f"expected failure: {known.reason} ({result.detail})"
@@ -76,6 +80,17 @@ def apply_known_failure(result: R.CellResult, profile: Profile) -> R.CellResult:
         result.detail = f"unexpectedly passed; listed as known failure: {known.reason}. Remove the entry from the profile"
         result.verdict = R.XPASS
     return result
+
+
+def _only_listed_outputs_failed(result: R.CellResult, pattern: str) -> bool:
+    """A known failure naming an output covers a FAIL only when every failing output matches it; a crash
+    or error is not about any one output, so only an entry for every output ('*') covers it."""
+    if result.verdict in (R.PASS, R.PASS_FELL_BACK):
+        return True
+    if result.verdict != R.FAIL:
+        return False
+    failing = {e["comparison"]["name"] for e in result.outputs if not e["comparison"]["passed"]}
+    return bool(failing) and all(fnmatch.fnmatchcase(name, pattern) for name in failing)
 
 
 def failure_messages(result: R.CellResult) -> list[str]:

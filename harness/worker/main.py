@@ -176,6 +176,21 @@ def _versions() -> dict[str, str]:
     return {"python": sys.version.split()[0], "numpy": numpy.__version__, "onnxruntime": onnxruntime.__version__}
 
 
+def watch_parent(interval_s: float = 1.0) -> None:
+    """Exit when the harness that started us dies (even by SIGKILL), so a hung or busy worker never
+    outlives its run. A thread polling getppid(), not PR_SET_PDEATHSIG: that fires when the parent *thread*
+    that spawned us exits, and workers are shared between the harness's job threads."""
+    import threading
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                os._exit(70)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def serve(spec: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> int:
     applied = apply_constraints(spec)
     for key, value in (spec.get("env") or {}).items():
@@ -224,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(args[1])
     import faulthandler
     faulthandler.enable()  # a native crash leaves a Python stack in the stderr tail the parent reports
+    watch_parent()
     # The frame stream gets a private copy of fd 1; fd 1 itself then points at stderr, so that stray
     # prints from Python or native libraries (WebGPU, OpenVINO) cannot corrupt the frames.
     sys.stdout.flush()

@@ -217,10 +217,8 @@ def test_bad_case_json_budget_is_refused(harness_run, tiny_case, assert_bad_inpu
     assert "case.json budgets: unknown budget 'p95ms'" in line, line
 
 
-@pytest.mark.xfail(strict=True, reason="harness/run/executor.py _save_array: every --repeat run writes the same "
-                   "cells/<case>__<profile>/latency_ns.npy, so the record's stats (run 1) no longer match the "
-                   "raw samples kept (the last run's)")
 def test_repeat_keeps_the_raw_samples_of_the_recorded_run(harness_run, tiny_case):
+    """Later --repeat runs keep their own samples: the recorded run's latency_ns.npy matches its stats."""
     proc, record, run_dir = harness_run(tiny_case, "--repeat", "2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cell = _cell(record)

@@ -132,9 +132,6 @@ def test_missing_packages_skip_with_the_install_hint(make_profile, tmp_path: Pat
         executor.close()
 
 
-@pytest.mark.xfail(strict=True, reason="[requires] env is parsed into Profile.requires_env but nothing checks it: "
-                                       "executor.missing_requirements only looks at packages, so a profile whose "
-                                       "required variable is unset runs instead of being SKIPPED")
 def test_a_missing_required_variable_skips_the_profile(make_profile, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HARNESS_SURELY_UNSET_VAR", raising=False)

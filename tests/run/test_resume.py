@@ -108,12 +108,14 @@ def test_resume_does_not_rerun_finished_cells(killed_run: dict, resumed) -> None
     lines = _cell_lines(killed_run["run_dir"] / "journal.jsonl")
     per_key: dict[str, int] = {}
     for entry in lines:
-        per_key[f"{entry['case']}|{entry['profile']}"] = per_key.get(f"{entry['case']}|{entry['profile']}", 0) + 1
+        key = f"{entry['case']}|{entry['profile']}"
+        per_key[key] = per_key.get(key, 0) + 1
     assert per_key == {f"{case}|cpu": 1 for case in CASES}
     cells = {c["case"]: c for c in record["cells"]}
     for old in killed_run["before"]:
         kept = cells[old["case"]]
-        assert (kept["duration_s"], kept["model"]["output_digest"]) == (old["duration_s"], old["model"]["output_digest"])
+        assert kept["duration_s"] == old["duration_s"]
+        assert kept["model"]["output_digest"] == old["model"]["output_digest"]
     journal_text = (killed_run["run_dir"] / "journal.jsonl").read_text()
     assert journal_text.count('"kind": "header"') == 1
 
@@ -122,8 +124,5 @@ def test_the_kill_found_the_hung_worker(killed_run: dict) -> None:
     assert killed_run["descendants"], "the harness had no worker when it was killed"
 
 
-@pytest.mark.xfail(strict=True, reason="workers run in their own session (pool.py WorkerHandle start_new_session=True) "
-                                       "and nothing ties them to the parent: after a SIGKILL of the harness, a worker "
-                                       "stuck in a native call or hang keeps running (here for up to an hour)")
 def test_workers_do_not_outlive_a_killed_harness(killed_run: dict) -> None:
     assert killed_run["survivors"] == []

@@ -137,9 +137,6 @@ def test_an_unlisted_case_is_untouched() -> None:
     assert (result.verdict, result.detail, result.known_failure) == (R.FAIL, "orig", "")
 
 
-@pytest.mark.xfail(strict=True, reason="KnownFailure.output is parsed but ignored: verdict.apply_known_failure "
-                                       "matches on the case only, so an entry for output 'a' also hides a "
-                                       "failure of output 'b'")
 def test_a_known_failure_for_one_output_does_not_hide_another() -> None:
     profile = _profile(known_failures=(KnownFailure("x*", "output a is wrong here", output="a"),))
     cell = _cell(R.FAIL, outputs=[{"dataset": 0, "comparison": _comparison("b", 1.0).to_dict()}])

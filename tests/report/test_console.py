@@ -1,0 +1,107 @@
+"""The console report (harness/report/console.py): matrix orientation, cell text, skip reasons, failure detail."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from rich.console import Console
+
+from harness.compare.comparator import compare_output
+from harness.compare.tolerances import Tolerance
+from harness.report.console import cell_text, details, matrix, print_report, skipped_profiles, summary
+from harness.run import record as R
+
+
+def _render(renderable) -> str:
+    buffer = io.StringIO()
+    Console(file=buffer, width=200, color_system=None, highlight=False).print(renderable)
+    return buffer.getvalue()
+
+
+def _grid(cases: list[str], profiles: list[str]) -> list[R.CellResult]:
+    return [R.CellResult(c, p, R.PASS) for c in cases for p in profiles]
+
+
+def _header(text: str) -> list[str]:
+    line = next(line for line in text.splitlines() if "\\" in line)
+    return [part.strip() for part in line.strip("┃│ ").split("┃")]
+
+
+def test_more_cases_than_profiles_puts_cases_down_the_rows() -> None:
+    text = _render(matrix(_grid(["c1", "c2", "c3"], ["p1", "p2"]), ["p1", "p2"]))
+    assert _header(text) == ["case \\ profile", "p1", "p2"]
+    rows = [line for line in text.splitlines() if line.startswith("│ c")]
+    assert [r.split("│")[1].strip() for r in rows] == ["c1", "c2", "c3"]
+
+
+def test_more_profiles_than_cases_puts_profiles_down_the_rows() -> None:
+    profiles = ["cpu", "cpu-edge", "webgpu"]
+    text = _render(matrix(_grid(["mlp"], profiles), profiles))
+    assert _header(text) == ["profile \\ case", "mlp"]
+    rows = [line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│ ")]
+    assert rows == profiles
+
+
+def test_a_missing_cell_is_a_dash() -> None:
+    text = _render(matrix([R.CellResult("c1", "p1", R.FAIL), R.CellResult("c2", "p2", R.PASS)], ["p1", "p2"]))
+    row = next(line for line in text.splitlines() if line.startswith("│ c1"))
+    assert [part.strip() for part in row.split("│")[1:4]] == ["c1", "FAIL", "-"]
+
+
+def test_pass_star_shows_the_share_on_the_ep() -> None:
+    cell = R.CellResult("t", "webgpu", R.PASS_FELL_BACK, placement={"available": True, "fraction_on_ep": 0.8})
+    assert cell_text(cell).plain == "PASS* 80% on EP"
+    full = R.CellResult("t", "cpu", R.PASS, placement={"available": True, "fraction_on_ep": 1.0})
+    assert cell_text(full).plain == "PASS"
+
+
+def test_latency_and_memory_lines() -> None:
+    cell = R.CellResult("t", "cpu", R.PASS, latency={"stats": {"p50": 1.234, "p95": 2.5, "ci": {"p95": [2.4, 2.6]}}},
+                        memory={"peak_delta_mb": 3.21})
+    lines = cell_text(cell).plain.splitlines()
+    assert lines[0] == "PASS" and lines[-1] == "peak +3.2 MB"
+    assert "p50 1.23" in "\n".join(lines) and "p95 2.5" in "\n".join(lines)
+    assert cell_text(R.CellResult("t", "cpu", R.PASS, memory={"peak_delta_mb": 123.4})).plain == "PASS\npeak +123 MB"
+
+
+def test_skip_reasons_once_per_profile() -> None:
+    cells = [R.CellResult(c, "cuda", R.SKIPPED, detail="CUDA EP not in this build") for c in ("a", "b", "c")]
+    cells.append(R.CellResult("a", "cpu", R.PASS))
+    assert skipped_profiles(cells) == ["cuda: SKIPPED - CUDA EP not in this build"]
+    buffer = io.StringIO()
+    print_report(Console(file=buffer, width=200, color_system=None), cells, ["cpu", "cuda"], "rec.json", [])
+    assert buffer.getvalue().count("CUDA EP not in this build") == 1
+    assert "4 cells: 3 SKIPPED, 1 PASS. Run record: rec.json" in buffer.getvalue()
+
+
+def test_fail_detail_has_the_torch_style_message() -> None:
+    golden = np.array([0.0, 1.0, 2.0], dtype=np.float32)
+    comparison = compare_output("logits", golden, golden + np.float32([0, 0, 0.5]), Tolerance(rtol=1e-4, atol=1e-5))
+    cell = R.CellResult("mlp", "cpu-fp16", R.FAIL, detail="1 output(s) out of tolerance (logits)",
+                        outputs=[{"dataset": 0, "comparison": comparison.to_dict()}],
+                        artifacts={"actual_outputs": "cells/mlp__cpu-fp16"})
+    [block] = details([cell])
+    lines = block.splitlines()
+    assert lines[0] == "[FAIL] case 'mlp' on profile 'cpu-fp16': 1 output(s) out of tolerance (logits)"
+    assert "case 'mlp [test_data_set_0]' output 'logits' on profile 'cpu-fp16': tensor-likes are not close" in block
+    assert "Mismatched elements: 1 / 3 (33.3%)" in lines
+    assert "Greatest absolute difference: 0.5 at index (2,) (up to 1e-05 allowed)" in lines
+    assert "Actual outputs saved under cells/mlp__cpu-fp16/" in lines
+
+
+def test_details_skip_quiet_verdicts_and_show_the_rest() -> None:
+    cells = [R.CellResult("a", "p", R.PASS), R.CellResult("b", "p", R.SKIPPED), R.CellResult("c", "p", R.XFAIL),
+             R.CellResult("d", "p", R.PASS_FELL_BACK, detail="80%", placement={"fell_back": ["n1(Shape)->CPU"]}),
+             R.CellResult("e", "p", R.CRASH, detail="worker died", error={"stderr_tail": "line 1\nline 2"}),
+             R.CellResult("f", "p", R.OVER_BUDGET, budget=["p95 12 ms > 10 ms"])]
+    blocks = details(cells)
+    assert [b.split("]")[0] for b in blocks] == ["[PASS*", "[CRASH", "[OVER_BUDGET"]
+    assert blocks[0].endswith("Fell back: n1(Shape)->CPU")
+    assert blocks[1].endswith("Last stderr lines:\n  line 1\n  line 2")
+    assert blocks[2].endswith("Over budget: p95 12 ms > 10 ms")
+
+
+def test_summary_counts_most_first() -> None:
+    cells = [R.CellResult("a", "p", R.FAIL), R.CellResult("b", "p", R.PASS), R.CellResult("c", "p", R.PASS)]
+    assert summary(cells) == "2 PASS, 1 FAIL"
