@@ -7,6 +7,7 @@ import datetime as _dt
 import sys
 from pathlib import Path
 
+from harness.errors import UsageError
 from harness.golden.cases import discover
 from harness.profiles import registry
 from harness.report.console import make_console, print_report
@@ -24,6 +25,16 @@ def _probe_all(profiles, executor: Executor) -> dict[str, Availability]:
     with ThreadPoolExecutor(max_workers=4) as pool:
         found = list(pool.map(lambda p: probe(p, executor.pool), profiles))
     return {p.name: a for p, a in zip(profiles, found)}
+
+
+def _refuse_named_but_uninstalled(named: list[str], availability: dict[str, Availability]) -> None:
+    """A profile the user asked for by name whose plugin package is missing is bad input, not a skip:
+    a default run skips it quietly, but '--profile openvino-cpu-f32' on a machine without the plugin
+    must not exit 0 with nothing run."""
+    for name in named:
+        reason = availability[name].reason
+        if not availability[name].available and ("missing package" in reason or "not installed" in reason):
+            raise UsageError(f"profile {name!r} cannot run: {reason}")
 
 
 def _new_record(argv: list[str]) -> R.RunRecord:
@@ -54,6 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.resume:
             executor.journal.header(record)
         availability = _probe_all(profiles, executor)
+        _refuse_named_but_uninstalled(args.profiles or [], availability)
         record.profiles = {p.name: {"available": availability[p.name].available, "reason": availability[p.name].reason,
                                     "ep": p.ep, "transform": p.transform, "target": p.target,
                                     "worker": availability[p.name].hello} for p in profiles}
@@ -86,13 +98,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     console = make_console()
     cases = discover([], args.root)
-    console.print(f"{len(cases)} case(s) under {args.root}:")
+    console.print(f"{len(cases)} case(s) under {args.root}:", markup=False)
     for case in cases:
         sets = len([d for d in case.path.iterdir() if d.name.startswith("test_data_set_")])
         task = case.manifest.task if case.has_manifest else "no case.json"
         console.print(f"  {case.name:<28} {sets} data set(s)  {task}", markup=False)
     profiles = registry.load_all(args.profiles_dir)
-    console.print(f"{len(profiles)} profile(s) in {args.profiles_dir}:")
+    console.print(f"{len(profiles)} profile(s) in {args.profiles_dir}:", markup=False)
     for profile in profiles.values():
         console.print(f"  {profile.name:<20} {profile.ep:<28} {profile.description}", markup=False)
     return 0

@@ -59,9 +59,9 @@ def matrix(cells: list[R.CellResult], profiles: Iterable[str]) -> Table:
     rows, columns = (cases, profiles) if rows_are_cases else (profiles, cases)
     corner = "case \\ profile" if rows_are_cases else "profile \\ case"
     table = Table(title="Conformance matrix", show_lines=True)
-    table.add_column(corner, no_wrap=True, min_width=max(len(corner), *(len(r) for r in rows)))
+    table.add_column(Text(corner), no_wrap=True, min_width=max(len(corner), *(len(r) for r in rows)))
     for name in columns:
-        table.add_column(name, overflow="fold")
+        table.add_column(Text(name), overflow="fold")
     for row_name in rows:
         row = [Text(row_name)]
         for column in columns:
@@ -115,7 +115,7 @@ def print_report(console: Console, cells: list[R.CellResult], profiles: list[str
     for line in notes or []:
         console.print(line, markup=False)
     for line in skipped_profiles(cells):
-        console.print(line, style="dim")
+        console.print(line, style="dim", markup=False)
     for block in details(cells):
         console.print()
         console.print(block, markup=False)
