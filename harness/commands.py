@@ -43,6 +43,27 @@ def _new_record(argv: list[str]) -> R.RunRecord:
                        commit=R.commit_info(Path.cwd()), argv=argv)
 
 
+def _open_record(args: argparse.Namespace) -> tuple[R.RunRecord, Path, dict[str, R.CellResult]]:
+    """A new record, or the one being resumed together with the cells it already finished."""
+    if args.resume:
+        record, out_dir = R.load_record(args.resume)
+        return record, out_dir, {c.key: c for c in record.cells}
+    record = _new_record(sys.argv[1:] if sys.argv else [])
+    return record, args.out / record.run_id, {}
+
+
+def _in_matrix_order(cells: list[R.CellResult], plans, profiles) -> list[R.CellResult]:
+    order = {R.cell_key(plan.case.name, p.name): i for i, (plan, p) in
+             enumerate((plan, p) for plan in plans for p in profiles)}
+    return sorted((c for c in cells if c.key in order), key=lambda c: order[c.key])
+
+
+def _noise_notes(record: R.RunRecord, repeat: int) -> list[str]:
+    return [f"noise floor {name}: {n['bitwise_identical']}/{n['cells']} cells bitwise identical across {repeat} "
+            f"runs; p50 spread median {n['p50_spread_pct_median']}% max {n['p50_spread_pct_max']}%"
+            for name, n in record.noise.items()]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.perf import evaluation
     profiles = _profiles(args, args.profiles)
@@ -50,13 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     dims = dict(args.dim)
     plans = [plan_case(c, dims=dims, seed=args.seed) for c in cases]
     measure = None if args.numerics_only else evaluation.measure_spec(profiles, cases, args.time_cap)
-    prior: dict[str, R.CellResult] = {}
-    if args.resume:
-        record, out_dir = R.load_record(args.resume)
-        prior = {c.key: c for c in record.cells}
-    else:
-        record = _new_record(sys.argv[1:] if sys.argv else [])
-        out_dir = args.out / record.run_id
+    record, out_dir, prior = _open_record(args)
     record.options = {"numerics_only": args.numerics_only, "jobs": args.jobs, "seed": args.seed, "dims": dims}
     evaluate = evaluation.Evaluator(out_dir, args.baseline, args.max_regression) if measure else None
     executor = Executor(RunOptions(out_dir, args.jobs, args.timeout, measure, evaluate), R.Journal(out_dir))
@@ -74,25 +89,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         executor.close()
         executor.journal.close()
-    wanted = {R.cell_key(plan.case.name, p.name) for p in profiles for plan in plans}
-    cells = [c for c in prior.values() if c.key in wanted] + fresh
-    order = {R.cell_key(plan.case.name, p.name): i for i, (plan, p) in
-             enumerate((plan, p) for plan in plans for p in profiles)}
-    cells.sort(key=lambda c: order.get(c.key, 0))
-    record.cells = cells
+    record.cells = _in_matrix_order(list(prior.values()) + fresh, plans, profiles)
     record.noise = executor.noise
     record.finished = R.now_iso()
     path = record.write(out_dir)
     warnings = [w for plan in plans for w in plan.warnings]
     if evaluate and evaluate.baseline_warning:
         warnings.append(evaluate.baseline_warning)
-    notes = []
-    for profile_name, noise in record.noise.items():
-        notes.append(f"noise floor {profile_name}: {noise['bitwise_identical']}/{noise['cells']} cells bitwise "
-                        f"identical across {args.repeat} runs; p50 spread median {noise['p50_spread_pct_median']}% "
-                        f"max {noise['p50_spread_pct_max']}%")
-    print_report(console, cells, [p.name for p in profiles], str(path), warnings, notes)
-    return 1 if any(c.verdict in R.FAILING for c in cells) else 0
+    print_report(console, record.cells, [p.name for p in profiles], str(path), warnings,
+                 _noise_notes(record, args.repeat))
+    return 1 if any(c.verdict in R.FAILING for c in record.cells) else 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
