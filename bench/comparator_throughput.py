@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from harness.compare.comparator import compare_output
+from harness.compare.metrics import fast_engine
 from harness.compare.tolerances import Tolerance
 from harness.worker.memory import read_status, reset_peak
 
@@ -64,6 +65,7 @@ def main() -> int:
     s, c = statistics.median(subtract_s), statistics.median(compare_s)
     tensor = golden.nbytes
     print(f"{n:,} float32 elements ({tensor / MB:.0f} MB per tensor), median of {args.repeats}")
+    print(f"fast path             : {fast_engine()}")
     print(f"np.subtract(out=...)  : {s:8.3f} s")
     print(f"compare_output        : {c:8.3f} s   ratio {c / s:6.2f}x  (target <= {TIME_TARGET:g}x)")
     ok = c / s <= TIME_TARGET

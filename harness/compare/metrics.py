@@ -15,6 +15,35 @@ import numpy as np
 _INT_NAMES = ("int1", "int2", "int4", "uint1", "uint2", "uint4")  # ml_dtypes sub-byte integers
 _ULP_VIEWS = {"float16": np.int16, "bfloat16": np.int16, "float32": np.int32, "float64": np.int64}
 _INT_MIN = {np.int16: -(2**15), np.int32: -(2**31), np.int64: -(2**63)}
+_FAST_FLOATS = ("float16", "float32", "float64")  # same-dtype pairs eligible for the fast paths
+_BLOCK = 1 << 15  # fast-path sub-block: a handful of float64 scratch buffers of this size stay in L2
+ENGINES = ("auto", "exact", "numpy", "numba")
+
+# numba costs ~0.4 s to import and ~1 s to compile per dtype, more than the numpy path spends on any
+# tensor below a few million elements: "auto" only reaches for it on tensors at least this large.
+NUMBA_MIN_ELEMS = 1 << 22
+_fused: Any = None
+_fused_tried = False
+
+
+def _load_fused() -> Any:
+    """The optional fused kernel (pip install numba), imported on first need; None when unavailable."""
+    global _fused, _fused_tried
+    if not _fused_tried:
+        _fused_tried = True
+        try:
+            from harness.compare import fused as module
+            _fused = module
+        except ImportError:  # pragma: no cover - depends on the environment
+            _fused = None
+    return _fused
+
+
+def fast_engine(size: int | None = None) -> str:
+    """The engine ``engine="auto"`` uses for same-dtype finite float chunks of a tensor of ``size``
+    elements (None: a large one): 'numba' when installed and worth its start-up cost, else 'numpy'."""
+    large = size is None or size >= NUMBA_MIN_ELEMS
+    return "numba" if large and _load_fused() is not None else "numpy"
 
 
 def encode_float(x: Any) -> Any:
@@ -179,6 +208,110 @@ class _Accumulator:
         if kg.size:
             self.max_ulp = max(self.max_ulp, int(np.max(_exact_absdiff(kg, ka))))
 
+    # --- fast paths: same-dtype float chunks; any sub-block with NaN/Inf (or energies that overflow)
+    # goes through add_float above, so the results are those of the exact path ---
+
+    def add_float_numpy(self, g: np.ndarray, a: np.ndarray, offset: int) -> None:
+        """Same float64 element arithmetic as ``add_float`` (so identical counts, indices and values),
+        but on L2-sized sub-blocks with reused scratch buffers, no boolean fancy indexing, and the
+        mask-dependent work (mismatches, required_rtol, opposite-sign ULP pairs) done only where needed."""
+        for s in range(0, g.size, _BLOCK):
+            gs, as_ = g[s:s + _BLOCK], a[s:s + _BLOCK]
+            if not self._numpy_block(gs, as_, offset + s):
+                self.add_float(gs, as_, offset + s)
+
+    def add_float_numba(self, g: np.ndarray, a: np.ndarray, offset: int) -> None:
+        """One fused pass (harness.compare.fused); a chunk with NaN/Inf goes to the numpy path, whose
+        sub-blocks holding them go to the exact path."""
+        gf, af = g, a
+        if g.dtype == np.float16:  # numba has no float16 arithmetic: widen (exactly) into scratch
+            if getattr(self, "_f32", None) is None or self._f32[0].size < g.size:
+                self._f32 = (np.empty(g.size, np.float32), np.empty(g.size, np.float32))
+            gf, af = self._f32[0][:g.size], self._f32[1][:g.size]
+            np.copyto(gf, g)
+            np.copyto(af, a)
+        res = _fused.float_chunk(gf, af, g.view(self.ulp_view), a.view(self.ulp_view), self.rtol, self.atol)
+        if res is None:
+            self.add_float_numpy(g, a, offset)
+            return
+        max_abs, abs_at, max_rel, rel_at, req, gg, aa, ga, ee, mismatched, max_ulp = res
+        self.mismatched += mismatched
+        if abs_at >= 0 and max_abs > self.max_abs:
+            self.max_abs, self.max_abs_at = max_abs, offset + abs_at
+        if rel_at >= 0 and (max_rel > self.max_rel or self.max_rel_at is None):
+            self.max_rel, self.max_rel_at = max_rel, offset + rel_at
+        self.req_rtol = max(self.req_rtol, req)
+        self.gg += gg
+        self.aa += aa
+        self.dot += ga
+        self.ee += ee
+        self.max_ulp = max(self.max_ulp, max_ulp)
+
+    def _scratch(self, n: int) -> tuple[np.ndarray, ...]:
+        if getattr(self, "_bufs", None) is None or self._bufs[0].size < n:
+            size = n  # callers pass blocks of at most _BLOCK elements
+            self._bufs = (np.empty(size), np.empty(size), np.empty(size), np.empty(size), np.empty(size, bool))
+        return tuple(b[:n] for b in self._bufs)
+
+    def _numpy_block(self, g: np.ndarray, a: np.ndarray, offset: int) -> bool:
+        n = g.size
+        gbuf, abuf, d, r, mask = self._scratch(n)
+        if g.dtype == np.float64:
+            gf, af = g, a
+        else:
+            gf, af = gbuf, abuf
+            np.copyto(gf, g)
+            np.copyto(af, a)
+        np.subtract(af, gf, out=d)
+        ee, gg, aa, ga = (float(np.dot(x, y)) for x, y in ((d, d), (gf, gf), (af, af), (gf, af)))
+        if not math.isfinite(ee + gg + aa + ga):
+            return False  # NaN/Inf somewhere (or energies past float64 range): the exact path decides
+        self.ee += ee
+        self.gg += gg
+        self.aa += aa
+        self.dot += ga
+        np.abs(d, out=d)
+        i = int(np.argmax(d))
+        if d[i] > self.max_abs:
+            self.max_abs, self.max_abs_at = float(d[i]), offset + i
+        absg = abuf if gf is gbuf else gbuf  # a float64 buffer no longer needed (a's copy) or unused
+        np.abs(gf, out=absg)
+        if d[i] > self.atol:  # some element may fail or need rtol: exact rule on those elements only
+            over = np.flatnonzero(np.greater(d, self.atol, out=mask))
+            dx, gx = d[over], absg[over]
+            self.mismatched += _count(~((dx <= self.atol) | (dx <= self.atol + self.rtol * gx)))
+            if (gx == 0).any():
+                self.req_rtol = math.inf
+            else:
+                self.req_rtol = max(self.req_rtol, float(np.max((dx - self.atol) / gx)))
+        np.greater(absg, self.atol, out=mask)
+        r.fill(-1.0)
+        np.divide(d, absg, out=r, where=mask)
+        j = int(np.argmax(r))
+        if r[j] >= 0 and (r[j] > self.max_rel or self.max_rel_at is None):
+            self.max_rel, self.max_rel_at = float(r[j]), offset + j
+        if self.ulp_view is not None:
+            self._ulp_same_width(g, a)
+        return True
+
+    def _ulp_same_width(self, g: np.ndarray, a: np.ndarray) -> None:
+        """ULP distance in the native integer width: for same-sign pairs it is |bits(a) - bits(g)|, which
+        cannot overflow; the (rare) opposite-sign pairs, signed zeros included, use the exact key map."""
+        view = self.ulp_view
+        gi, ai = g.view(view), a.view(view)
+        n = gi.size
+        if getattr(self, "_ibufs", None) is None or self._ibufs[0].dtype != view or self._ibufs[0].size < n:
+            self._ibufs = (np.empty(n, view), np.empty(n, view))
+        x, diff = self._ibufs[0][:n], self._ibufs[1][:n]
+        np.bitwise_xor(gi, ai, out=x)
+        np.subtract(ai, gi, out=diff)
+        if int(x.min()) < 0:
+            mixed = np.flatnonzero(x < 0)
+            kg, ka = _ulp_keys(g[mixed], view), _ulp_keys(a[mixed], view)
+            self.max_ulp = max(self.max_ulp, int(np.max(_exact_absdiff(kg, ka))))
+            diff[mixed] = 0
+        self.max_ulp = max(self.max_ulp, int(diff.max()), -int(diff.min()))
+
     def finish(self, shape: tuple[int, ...], total: int) -> Metrics:
         def index(flat: int | None) -> list[int] | None:
             return None if flat is None else [int(v) for v in np.unravel_index(flat, shape)]
@@ -226,13 +359,26 @@ def compute_metrics(
     *,
     chunk_elems: int = 1 << 20,
     topk: int | None = None,
+    engine: str = "auto",
 ) -> Metrics:
-    """Compare two same-shape tensors; the caller has already checked shapes."""
+    """Compare two same-shape tensors; the caller has already checked shapes.
+
+    ``engine`` picks how same-dtype float16/32/64 pairs are scanned: "exact" (the reference per-chunk
+    float64 code), "numpy" (the same arithmetic on cache-sized blocks), "numba" (one fused loop; needs
+    numba) or "auto" (numba when importable, else numpy). Chunks holding NaN/Inf always take the exact
+    code, and every engine gives the same counts, indices and per-element values."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if engine == "numba" and _load_fused() is None:
+        raise RuntimeError("engine='numba' needs numba installed")
     category = _pair_category(golden.dtype, actual.dtype)
     same = golden.dtype == actual.dtype
     ulp_view = _ULP_VIEWS.get(golden.dtype.name) if same and category == "float" else None
     acc = _Accumulator(rtol, atol, ulp_view, numeric=category != "other")
     add = {"float": acc.add_float, "int": acc.add_int, "other": acc.add_other}[category]
+    if category == "float" and same and golden.dtype.name in _FAST_FLOATS and engine != "exact":
+        use = fast_engine(int(golden.size)) if engine == "auto" else engine
+        add = acc.add_float_numba if use == "numba" else acc.add_float_numpy
     total = int(golden.size)
     step = max(1, int(chunk_elems))
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
