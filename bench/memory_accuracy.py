@@ -84,7 +84,7 @@ def main() -> int:
         ok = ok and abs(rs - 1.0) <= TOLERANCE
         print(f"{name:<16} weights {mb:5d} MB  rss_start {mem['rss_start'] / MB:7.1f} MB  "
               f"session delta {session:8.1f} MB (x{rs:.3f} {verdict(rs)})  "
-              f"peak delta {peak:8.1f} MB (x{rp:.3f}; {verdict(rp / 2)} of 2x load peak)")
+              f"peak delta {peak:8.1f} MB (x{rp:.3f}: {verdict(rp / 2)} +-{TOLERANCE:.0%} of the 2x-weights load peak)")
     small = cells[f"weights_{args.small_mb}mb"]["memory"]["peak_delta_mb"]
     own = small < 0.75 * args.big_mb
     ok = ok and own

@@ -146,18 +146,19 @@ def test_stopping_check_cadence():
     rule = StoppingRule(["p50"], rel_half_width=1e-9, time_cap_s=100.0, n_boot=20)
     samples = _noisy(4000)
     rule.should_stop(samples[:11], 0.0)  # first check at the minimum count
+    assert rule._last_checked == 11 and rule.checks == 1
+    rule.should_stop(samples[:210], 0.0)  # +199: not due (at least 200 more)
     assert rule._last_checked == 11
-    rule.should_stop(samples[:21], 0.0)  # not yet doubled
-    assert rule._last_checked == 11
-    rule.should_stop(samples[:22], 0.0)  # doubled
-    assert rule._last_checked == 22
-    rule.should_stop(samples[:1000], 0.0)
-    rule.should_stop(samples[:1199], 0.0)  # +199: not due
-    assert rule._last_checked == 1000
-    rule.should_stop(samples[:1200], 0.0)  # +200: due
-    assert rule._last_checked == 1200
+    rule.should_stop(samples[:211], 0.0)  # +200: due
+    assert rule._last_checked == 211 and rule.checks == 2
+    rule.should_stop(samples[:2000], 0.0)
+    assert rule._last_checked == 2000
+    rule.should_stop(samples[:2499], 0.0)  # +24.95%: not due
+    assert rule._last_checked == 2000
+    rule.should_stop(samples[:2500], 0.0)  # +25%: due
+    assert rule._last_checked == 2500
     rule.should_stop(samples[:5], 0.0)  # a new loop with the same rule resets it
-    assert rule._last_checked == 0
+    assert rule._last_checked == 0 and rule.checks == 0
 
 
 def test_stopping_unknown_target():
