@@ -72,3 +72,27 @@ def test_manifest_dims_bind_and_cli_dims_win(make_case, tmp_path: Path) -> None:
 def test_inputs_only_set_is_kept_without_goldens(make_case, tmp_path: Path) -> None:
     plan = _plan(make_case(tmp_path / "c", goldens=False))
     assert not plan.has_goldens and [ds.index for ds in plan.datasets] == [0]
+
+
+def test_a_tolerance_override_for_an_unknown_output_is_refused_before_the_run(tmp_path, make_case):
+    import json
+
+    from harness.errors import GoldenError
+    from harness.golden.cases import load_case
+    from harness.run.plan import plan_case
+    case_dir = make_case(tmp_path / "c")
+    (case_dir / "case.json").write_text(json.dumps({"output_tolerance": {"yy": {"rtol": 1e-3, "atol": 1e-4}}}))
+    with pytest.raises(GoldenError, match=r"output_tolerance names output 'yy' \(did you mean 'y'\?\)"):
+        plan_case(load_case(case_dir, "c"), dims={}, seed=0)
+
+
+def test_a_bad_case_tolerance_is_refused_before_the_run(tmp_path, make_case):
+    import json
+
+    from harness.errors import ProfileError
+    from harness.golden.cases import load_case
+    from harness.run.plan import plan_case
+    case_dir = make_case(tmp_path / "c")
+    (case_dir / "case.json").write_text(json.dumps({"tolerance": {"rtol": 1e-3}}))
+    with pytest.raises(ProfileError, match="rtol and atol"):
+        plan_case(load_case(case_dir, "c"), dims={}, seed=0)
