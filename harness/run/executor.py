@@ -26,7 +26,7 @@ from harness.model.transforms import transformed_path
 from harness.profiles.schema import Profile
 from harness.run import record as R
 from harness.run.plan import CasePlan
-from harness.run.pool import WorkerFailure, WorkerHandle
+from harness.run.pool import WorkerFailure, WorkerHandle, WorkerPool
 from harness.run.verdict import apply_known_failure, compare_datasets, numeric_verdict
 
 
@@ -59,38 +59,6 @@ def missing_requirements(profile: Profile) -> str:
     if unset:
         return f"environment variable(s) {', '.join(unset)} not set"
     return ""
-
-
-class WorkerPool:
-    """Idle workers per profile; a worker that failed is discarded, never reused."""
-
-    def __init__(self) -> None:
-        self._idle: dict[str, list[WorkerHandle]] = {}
-        self._lock = threading.Lock()
-
-    def acquire(self, profile: Profile) -> WorkerHandle:
-        with self._lock:
-            idle = self._idle.get(profile.name, [])
-            while idle:
-                worker = idle.pop()
-                if worker.alive:
-                    return worker
-        return WorkerHandle(profile.worker_spec())
-
-    def release(self, profile: Profile, worker: WorkerHandle) -> None:
-        with self._lock:
-            self._idle.setdefault(profile.name, []).append(worker)
-
-    def discard(self, worker: WorkerHandle) -> None:
-        worker.kill()
-        worker.close()
-
-    def close(self) -> None:
-        with self._lock:
-            workers = [w for ws in self._idle.values() for w in ws]
-            self._idle.clear()
-        for worker in workers:
-            worker.close()
 
 
 def probe(profile: Profile, pool: WorkerPool) -> Availability:

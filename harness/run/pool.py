@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from harness.profiles.schema import Profile
 from harness.worker import protocol
 
 HELLO_TIMEOUT_S = 120.0
@@ -152,3 +153,36 @@ class WorkerHandle:
             except (OSError, ValueError, subprocess.TimeoutExpired):
                 self.kill()
         self._stderr.close()
+
+
+class WorkerPool:
+    """Idle workers per profile; a worker that failed is discarded, never reused."""
+
+    def __init__(self) -> None:
+        self._idle: dict[str, list[WorkerHandle]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, profile: Profile) -> WorkerHandle:
+        with self._lock:
+            idle = self._idle.get(profile.name, [])
+            while idle:
+                worker = idle.pop()
+                if worker.alive:
+                    return worker
+                worker.close()
+        return WorkerHandle(profile.worker_spec())
+
+    def release(self, profile: Profile, worker: WorkerHandle) -> None:
+        with self._lock:
+            self._idle.setdefault(profile.name, []).append(worker)
+
+    def discard(self, worker: WorkerHandle) -> None:
+        worker.kill()
+        worker.close()
+
+    def close(self) -> None:
+        with self._lock:
+            workers = [w for ws in self._idle.values() for w in ws]
+            self._idle.clear()
+        for worker in workers:
+            worker.close()

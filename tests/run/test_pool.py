@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from harness.run.executor import WorkerPool
+from harness.run.pool import WorkerPool
 from harness.run.pool import WorkerFailure, WorkerHandle, signal_name
 
 FAULT_ENV = "HARNESS_TEST_FAULT"
