@@ -10,8 +10,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from harness.run.pool import WorkerPool
-from harness.run.pool import WorkerFailure, WorkerHandle, signal_name
+from harness.run.pool import WorkerFailure, WorkerHandle, WorkerPool, signal_name
 
 FAULT_ENV = "HARNESS_TEST_FAULT"
 SPEC = {"name": "cpu", "ep": "CPUExecutionProvider", "plugin": None, "ep_options": {}, "device_type": None,
