@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-regression", action="append", default=[], metavar="STAT:LIMIT",
                      help="e.g. p95:5%% or p50:0.2ms; repeatable (default with --baseline: p50:10%%)")
     run.add_argument("--repeat", type=_positive_int, default=1, help="run N times and report run-to-run spread")
+    run.add_argument("--in-process", action="store_true",
+                     help="debugging: run cells in this process (no isolation, timeouts or memory limits)")
     _common(run)
     lst = sub.add_parser("list", help="show cases and profiles")
     _common(lst)

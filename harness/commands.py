@@ -74,7 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     record, out_dir, prior = _open_record(args)
     record.options = {"numerics_only": args.numerics_only, "jobs": args.jobs, "seed": args.seed, "dims": dims}
     evaluate = evaluation.Evaluator(out_dir, args.baseline, args.max_regression) if measure else None
-    executor = Executor(RunOptions(out_dir, args.jobs, args.timeout, measure, evaluate), R.Journal(out_dir))
+    options = RunOptions(out_dir, args.jobs, args.timeout, measure, evaluate, in_process=args.in_process)
+    executor = Executor(options, R.Journal(out_dir))
     console = make_console()
     try:
         if not args.resume:

@@ -26,7 +26,8 @@ from harness.model.transforms import transformed_path
 from harness.profiles.schema import Profile
 from harness.run import record as R
 from harness.run.plan import CasePlan
-from harness.run.pool import WorkerFailure, WorkerHandle, WorkerPool
+from harness.run.runner import InProcessRunner, Runner
+from harness.run.pool import WorkerFailure, WorkerPool
 from harness.run.verdict import apply_known_failure, compare_datasets, numeric_verdict
 
 
@@ -41,6 +42,7 @@ class RunOptions:
     measure: Callable[[Profile, CasePlan], dict[str, Any]] | None = None
     evaluate: Callable[[R.CellResult, CasePlan, Profile, np.ndarray | None], None] | None = None
     capture_outputs: bool = False  # keep actual outputs in memory (bless)
+    in_process: bool = False  # debugging: run cells in this process (no isolation, timeouts or limits)
 
 
 @dataclass
@@ -99,7 +101,7 @@ class Executor:
     def __init__(self, options: RunOptions, journal: R.Journal | None) -> None:
         self.options = options
         self.journal = journal
-        self.pool = WorkerPool()
+        self.pool = WorkerPool(InProcessRunner if options.in_process else None)
         self._journal_lock = threading.Lock()
         self.noise: dict[str, Any] = {}
         self.captured: dict[str, dict[str, np.ndarray]] = {}
@@ -181,7 +183,7 @@ class Executor:
             return
         self._judge(plan, profile, result, reply.header, reply.tensors)
 
-    def _load_and_infer(self, worker: WorkerHandle, plan: CasePlan, profile: Profile, model_path: Path,
+    def _load_and_infer(self, worker: Runner, plan: CasePlan, profile: Profile, model_path: Path,
                         measure: dict[str, Any] | None, deadline: float, result: R.CellResult):
         """Send load and infer; small feeds go out back to back (the worker answers in order), saving a round
         trip per cell. A large feed waits for the session: writing it into the pipe of a worker that hangs
@@ -209,7 +211,7 @@ class Executor:
             worker.send(infer, feed, "running inference")
         return worker.receive(remaining(), "running inference")
 
-    def _give_back(self, profile: Profile, worker: WorkerHandle, result: R.CellResult) -> None:
+    def _give_back(self, profile: Profile, worker: Runner, result: R.CellResult) -> None:
         """A worker that ran out of memory may be left fragmented or half-initialised: replace it."""
         if result.verdict == R.OOM:
             self.pool.discard(worker)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,11 +157,13 @@ class WorkerHandle:
 
 
 class WorkerPool:
-    """Idle workers per profile; a worker that failed is discarded, never reused."""
+    """Idle runners per profile; a runner that failed is discarded, never reused. ``factory`` builds a
+    runner from a profile's worker spec: an isolated worker process unless told otherwise."""
 
-    def __init__(self) -> None:
+    def __init__(self, factory: Callable[[dict[str, Any]], Any] | None = None) -> None:
         self._idle: dict[str, list[WorkerHandle]] = {}
         self._lock = threading.Lock()
+        self._factory = factory or WorkerHandle
 
     def acquire(self, profile: Profile) -> WorkerHandle:
         with self._lock:
@@ -170,7 +173,7 @@ class WorkerPool:
                 if worker.alive:
                     return worker
                 worker.close()
-        return WorkerHandle(profile.worker_spec())
+        return self._factory(profile.worker_spec())
 
     def release(self, profile: Profile, worker: WorkerHandle) -> None:
         with self._lock:

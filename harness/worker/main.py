@@ -191,11 +191,8 @@ def watch_parent(interval_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def serve(spec: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> int:
-    applied = apply_constraints(spec)
-    for key, value in (spec.get("env") or {}).items():
-        os.environ[key] = value
-    worker = Worker(spec, out)
+def hello_for(spec: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
+    """The first frame: who we are, and whether this host can run the spec's EP (and why not)."""
     hello: dict[str, Any] = {"type": protocol.MSG_HELLO, "runtime": "python", "pid": os.getpid(), **applied,
                              "protocol": protocol.PROTOCOL_VERSION}
     try:
@@ -207,28 +204,40 @@ def serve(spec: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> int:
         hello.update(available=False, reason=str(exc))
     except Exception as exc:  # a plugin that fails to load is a skip with ORT's words, not a crash
         hello.update(available=False, reason=f"{type(exc).__name__}: {exc}")
-    worker.send(hello)
+    return hello
+
+
+def handle(worker: Worker, header: dict[str, Any], tensors: dict) -> bool:
+    """Answer one request; False once the parent said bye."""
+    kind = header.get("type")
+    if kind == protocol.MSG_BYE:
+        return False
+    try:
+        if kind == protocol.MSG_LOAD:
+            worker.on_load(header)
+        elif kind == protocol.MSG_INFER:
+            worker.on_infer(header, tensors)
+        else:
+            worker.send({"type": protocol.MSG_ERROR, "kind": "protocol", "message": f"unknown message {kind!r}"})
+    except MemoryError as exc:
+        worker.session = None
+        worker.error("oom", exc)
+    except Exception as exc:
+        worker.session = None
+        worker.error("session" if kind == protocol.MSG_LOAD else "run", exc)
+    return True
+
+
+def serve(spec: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> int:
+    applied = apply_constraints(spec)
+    for key, value in (spec.get("env") or {}).items():
+        os.environ[key] = value
+    worker = Worker(spec, out)
+    worker.send(hello_for(spec, applied))
     while True:
         message = protocol.read_message(inp)
-        if message is None:
+        if message is None or not handle(worker, *message):
             return 0
-        header, tensors = message
-        kind = header.get("type")
-        if kind == protocol.MSG_BYE:
-            return 0
-        try:
-            if kind == protocol.MSG_LOAD:
-                worker.on_load(header)
-            elif kind == protocol.MSG_INFER:
-                worker.on_infer(header, tensors)
-            else:
-                worker.send({"type": protocol.MSG_ERROR, "kind": "protocol", "message": f"unknown message {kind!r}"})
-        except MemoryError as exc:
-            worker.session = None
-            worker.error("oom", exc)
-        except Exception as exc:
-            worker.session = None
-            worker.error("session" if kind == protocol.MSG_LOAD else "run", exc)
 
 
 def main(argv: list[str] | None = None) -> int:
