@@ -230,7 +230,9 @@ class _Accumulator:
             gf, af = self._f32[0][:g.size], self._f32[1][:g.size]
             np.copyto(gf, g)
             np.copyto(af, a)
-        res = _fused.float_chunk(gf, af, g.view(self.ulp_view), a.view(self.ulp_view), self.rtol, self.atol)
+        rel_to_beat = -1.0 if self.max_rel_at is None else self.max_rel  # the kernel skips what cannot win
+        res = _fused.float_chunk(gf, af, g.view(self.ulp_view), a.view(self.ulp_view), self.rtol, self.atol,
+                                 self.max_abs, rel_to_beat, self.req_rtol)
         if res is None:
             self.add_float_numpy(g, a, offset)
             return

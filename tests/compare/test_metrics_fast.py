@@ -171,3 +171,75 @@ def test_auto_keeps_small_tensors_on_the_numpy_path():
     from harness.compare.metrics import NUMBA_MIN_ELEMS
     assert fast_engine(1000) == "numpy"
     assert fast_engine(NUMBA_MIN_ELEMS) == ("numba" if HAVE_NUMBA else "numpy")
+
+
+# --- the numba kernel works on blocks of fused._BLOCK elements and skips blocks that cannot change a
+# result: edges around those block boundaries (the numpy engine runs them too, as a cross-check) ---
+
+def _block():
+    if HAVE_NUMBA:
+        from harness.compare import fused
+        return fused._BLOCK
+    return 4096
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_ties_across_block_boundaries(engine, dtype):
+    b = _block()
+    n = 3 * b + 123
+    g = np.ones(n, dtype)
+    a = g.copy()
+    a[[2 * b, b - 1, b, 3 * b + 5]] = dtype(1.5)  # equal abs and rel maxima on both sides of boundaries
+    fast, exact = both(g, a, engine)
+    assert fast.max_abs_index == fast.max_rel_index == [b - 1]
+    assert_same(fast, exact)
+    fast, exact = both(g, a, engine, chunk_elems=b + 1)  # ties across chunks as well
+    assert fast.max_abs_index == fast.max_rel_index == [b - 1]
+    assert_same(fast, exact)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_maxima_in_last_partial_block(engine, dtype):
+    b = _block()
+    rng = np.random.default_rng(11)
+    g, a = noisy(rng, 2 * b + 77, dtype, 1e-3 if dtype == np.float16 else 1e-5)
+    g[-3], a[-3] = dtype(2.0 ** -10), dtype(4.0)  # largest abs, rel and required rtol, near the end
+    g[-1], a[-1] = dtype(0.0), dtype(0.25)  # |g| = 0 with d > atol: required_rtol inf, last element
+    fast, exact = both(g, a, engine)
+    assert exact.max_abs_index == [g.size - 3] and exact.required_rtol == math.inf
+    assert_same(fast, exact)
+    g[-1] = a[-1]
+    fast, exact = both(g, a, engine)
+    assert exact.max_rel_index == [g.size - 3] and math.isfinite(exact.required_rtol)
+    assert_same(fast, exact)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_opposite_sign_ulp_in_one_block_only(engine, dtype):
+    b = _block()
+    g = np.full(3 * b, 1.0, dtype)
+    a = np.nextafter(g, dtype(2.0))  # 1 ULP everywhere
+    a[5] = np.nextafter(g[5], dtype(4.0))  # a wider same-sign gap elsewhere
+    g[2 * b + 7], a[2 * b + 7] = dtype(2.0 ** -10), dtype(-(2.0 ** -10))  # the widest: across zero
+    fast, exact = both(g, a, engine, rtol=10.0, atol=10.0)
+    kg = int(g[2 * b + 7:2 * b + 8].view(metrics_mod._ULP_VIEWS[np.dtype(dtype).name])[0])
+    assert fast.max_ulp == exact.max_ulp == 2 * kg
+    assert_same(fast, exact)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_later_chunks_only_report_what_beats_earlier_ones(engine):
+    """Each chunk's kernel is told the running maxima: smaller values later must not replace them,
+    and a later larger relative difference must."""
+    b = _block()
+    g = np.ones(4 * b, np.float32)
+    a = g.copy()
+    a[10] = 3.0  # abs 2 and rel 2, first chunk
+    a[2 * b + 1] = 2.5
+    g[3 * b + 2], a[3 * b + 2] = np.float32(0.5), np.float32(1.75)  # rel 2.5, abs 1.25: later chunk
+    fast, exact = both(g, a, engine, chunk_elems=b)
+    assert exact.max_abs_index == [10] and exact.max_rel_index == [3 * b + 2]
+    assert_same(fast, exact)
