@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.compare.tolerances import ToleranceOverride
 from harness.errors import GoldenError, UsageError
 from harness.golden.layout import MODEL_NAME, DataSet, dataset_dirs, read_dataset
 from harness.golden.manifest import CaseManifest, read_manifest
@@ -35,8 +37,25 @@ class Case:
         info = self.info
         return [read_dataset(d, k, info.input_names, info.output_names) for k, d in dataset_dirs(self.path)]
 
-    def data_json_override(self) -> dict:
-        """onnx backend tests' optional data.json may carry rtol/atol; honour it as a case-wide override."""
+    @functools.cached_property
+    def tolerance_overrides(self) -> CaseTolerances:
+        """The case's own tolerance layers, parsed once: onnx backend tests' optional data.json (rtol/atol),
+        case.json 'tolerance' and 'output_tolerance'. Bad values raise here, at plan time."""
+        where = str(self.path / "case.json")
+        manifest = self.manifest
+        outputs = self.info.output_names
+        for name in manifest.output_tolerance:
+            if name not in outputs:
+                raise GoldenError(f"{where}: output_tolerance names output {name!r}{did_you_mean(name, outputs)}, "
+                                  f"but the model's outputs are {outputs}")
+        data_json = self._read_data_json()
+        return CaseTolerances(
+            ToleranceOverride.from_mapping(data_json, str(self.path / "data.json")) if data_json else None,
+            ToleranceOverride.from_mapping(manifest.tolerance, f"{where} tolerance") if manifest.tolerance else None,
+            {name: ToleranceOverride.from_mapping(v, f"{where} output_tolerance.{name}")
+             for name, v in manifest.output_tolerance.items()})
+
+    def _read_data_json(self) -> dict:
         path = self.path / "data.json"
         if not path.is_file():
             return {}
@@ -45,6 +64,13 @@ class Case:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise GoldenError(f"{path}: not valid JSON ({exc})") from None
         return {k: float(data[k]) for k in ("rtol", "atol") if isinstance(data, dict) and k in data}
+
+
+@dataclass(frozen=True)
+class CaseTolerances:
+    data_json: ToleranceOverride | None
+    case_wide: ToleranceOverride | None
+    per_output: dict[str, ToleranceOverride]
 
 
 def load_case(path: Path, name: str) -> Case:

@@ -10,13 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.compare.tolerances import ToleranceOverride
 from harness.errors import GoldenError
 from harness.golden.cases import Case
 from harness.golden.layout import DataSet
 from harness.model.inputs import generate_inputs
 from harness.model.loader import ModelInfo, TensorSig
-from harness.suggest import did_you_mean
 
 
 @dataclass
@@ -46,24 +44,6 @@ def _check_input(case: str, ds: DataSet, sig: TensorSig, array: np.ndarray) -> N
                               f"(shape {list(array.shape)} vs {list(sig.shape)})", hint="regenerate the inputs")
 
 
-def _check_tolerances(case: Case) -> None:
-    """Tolerance overrides in case.json and data.json are parsed now, so a typo is bad input before the
-    run, not an error in every cell of the case."""
-    where = f"{case.path / 'case.json'}"
-    manifest = case.manifest
-    if manifest.tolerance:
-        ToleranceOverride.from_mapping(manifest.tolerance, f"{where} tolerance")
-    outputs = case.info.output_names
-    for name, override in manifest.output_tolerance.items():
-        if name not in outputs:
-            raise GoldenError(f"{where}: output_tolerance names output {name!r}{did_you_mean(name, outputs)}, "
-                              f"but the model's outputs are {outputs}")
-        ToleranceOverride.from_mapping(override, f"{where} output_tolerance.{name}")
-    data_json = case.data_json_override()
-    if data_json:
-        ToleranceOverride.from_mapping(data_json, str(case.path / "data.json"))
-
-
 def plan_case(case: Case, *, dims: dict[str, int], seed: int) -> CasePlan:
     info = case.info
     datasets = case.datasets()
@@ -83,7 +63,7 @@ def plan_case(case: Case, *, dims: dict[str, int], seed: int) -> CasePlan:
             if golden.dtype.kind == "f" and np.isnan(golden).any():
                 warnings.append(f"case {case.name!r} test_data_set_{ds.index} golden {name!r} holds "
                                 f"{int(np.isnan(golden).sum())} NaN(s): allowed, matched only by NaN")
-    _check_tolerances(case)
+    case.tolerance_overrides  # parsed now: a typo is bad input before the run, not an error in every cell
     datasets = [ds for ds in datasets if ds.inputs]
     if not datasets:
         bound = {**case.manifest.dims, **dims}

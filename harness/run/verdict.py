@@ -20,16 +20,10 @@ from harness.run import record as R
 
 
 def tolerance_layers(case: Case, profile: Profile, output: str, golden_dtype: np.dtype) -> list[ToleranceOverride | None]:
-    where = str(case.path / "case.json")
-    manifest = case.manifest
-    per_output = manifest.output_tolerance.get(output)
-    layers = [profile.tolerance.everything, profile.tolerance.per_dtype.get(golden_dtype.name)]
-    data_json = case.data_json_override()
-    layers.append(ToleranceOverride.from_mapping(data_json, str(case.path / "data.json")) if data_json else None)
-    layers.append(ToleranceOverride.from_mapping(manifest.tolerance, f"{where} tolerance") if manifest.tolerance else None)
-    layers.append(ToleranceOverride.from_mapping(per_output, f"{where} output_tolerance.{output}") if per_output else None)
-    layers += [o.override for o in profile.tolerance.overrides if o.matches(case.name, output)]
-    return layers
+    own = case.tolerance_overrides
+    return [profile.tolerance.everything, profile.tolerance.per_dtype.get(golden_dtype.name), own.data_json,
+            own.case_wide, own.per_output.get(output),
+            *(o.override for o in profile.tolerance.overrides if o.matches(case.name, output))]
 
 
 def compare_datasets(case: Case, profile: Profile, datasets: list[DataSet],

@@ -72,12 +72,15 @@ def test_datasets_are_read_in_signature_order(root: Path) -> None:
 
 def test_data_json_override(root: Path) -> None:
     [case] = discover(["mlp"], root)
-    assert case.data_json_override() == {}
+    assert case.tolerance_overrides.data_json is None
     (case.path / "data.json").write_text('{"rtol": 0.01, "atol": 1e-6, "other": 1}')
-    assert case.data_json_override() == {"rtol": 0.01, "atol": 1e-6}
+    [case] = discover(["mlp"], root)  # parsed once per case object
+    override = case.tolerance_overrides.data_json
+    assert (override.rtol, override.atol) == (0.01, 1e-6)
     (case.path / "data.json").write_text("{")
+    [case] = discover(["mlp"], root)
     with pytest.raises(GoldenError, match="data.json: not valid JSON"):
-        case.data_json_override()
+        case.tolerance_overrides
 
 
 def test_manifest_is_picked_up(root: Path) -> None:
