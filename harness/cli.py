@@ -25,6 +25,12 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _seed(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"--seed expects an integer >= 0, got {text!r}")
+    return int(text)
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -57,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=_positive_int, default=1, help="cells run in parallel (default: 1)")
     run.add_argument("--timeout", type=_positive_float, help="per-cell timeout in seconds (default: the profile's)")
     run.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=N", help="bind a symbolic dim")
-    run.add_argument("--seed", type=int, default=0, help="seed for generated inputs (default: 0)")
+    run.add_argument("--seed", type=_seed, default=0, help="seed for generated inputs (default: 0)")
     run.add_argument("--out", type=Path, default=Path("results"), help="where run records go (default: %(default)s)")
     run.add_argument("--resume", type=Path, metavar="RECORD", help="skip cells already finished in this run record")
     run.add_argument("--numerics-only", action="store_true", help="skip latency and memory sampling")
@@ -78,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     bless.add_argument("--profile", default="cpu", help="profile whose outputs become goldens (default: cpu)")
     bless.add_argument("--force", action="store_true", help="overwrite existing goldens")
     bless.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=N")
-    bless.add_argument("--seed", type=int, default=0)
+    bless.add_argument("--seed", type=_seed, default=0)
     _common(bless)
     export = sub.add_parser("export", help="export the bundled PyTorch zoo and write goldens from eager PyTorch")
     export.add_argument("names", nargs="*", help="zoo entries (default: all)")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from harness.errors import UsageError
 from harness.golden.cases import discover
+from harness.golden.layout import dataset_dirs
 from harness.profiles import registry
 from harness.report.console import make_console, print_report
 from harness.run import record as R
@@ -32,9 +33,9 @@ def _refuse_named_but_uninstalled(named: list[str], availability: dict[str, Avai
     a default run skips it quietly, but '--profile openvino-cpu-f32' on a machine without the plugin
     must not exit 0 with nothing run."""
     for name in named:
-        reason = availability[name].reason
-        if not availability[name].available and ("missing package" in reason or "not installed" in reason):
-            raise UsageError(f"profile {name!r} cannot run: {reason}")
+        state = availability[name]
+        if not state.available and state.kind == "not_installed":
+            raise UsageError(f"profile {name!r} cannot run: {state.reason}")
 
 
 def _new_record(argv: list[str]) -> R.RunRecord:
@@ -66,6 +67,9 @@ def _noise_notes(record: R.RunRecord, repeat: int) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.perf import evaluation
+    if args.numerics_only and (args.baseline or args.max_regression):
+        raise UsageError("--baseline and --max-regression compare latency, which --numerics-only skips",
+                         hint="drop --numerics-only, or drop the baseline options")
     profiles = _profiles(args, args.profiles)
     cases = discover(args.targets, args.root)
     dims = dict(args.dim)
@@ -73,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     measure = None if args.numerics_only else evaluation.measure_spec(profiles, cases, args.time_cap)
     record, out_dir, prior = _open_record(args)
     record.options = {"numerics_only": args.numerics_only, "jobs": args.jobs, "seed": args.seed, "dims": dims}
-    evaluate = evaluation.Evaluator(out_dir, args.baseline, args.max_regression) if measure else None
+    evaluate = evaluation.Evaluator(args.baseline, args.max_regression) if measure else None
     options = RunOptions(out_dir, args.jobs, args.timeout, measure, evaluate, in_process=args.in_process)
     executor = Executor(options, R.Journal(out_dir))
     console = make_console()
@@ -107,7 +111,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     cases = discover([], args.root)
     console.print(f"{len(cases)} case(s) under {args.root}:", markup=False)
     for case in cases:
-        sets = len([d for d in case.path.iterdir() if d.name.startswith("test_data_set_")])
+        sets = len(dataset_dirs(case.path))
         task = case.manifest.task if case.has_manifest else "no case.json"
         console.print(f"  {case.name:<28} {sets} data set(s)  {task}", markup=False)
     profiles = registry.load_all(args.profiles_dir)
@@ -124,7 +128,6 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         availability = _probe_all(profiles, executor)
     finally:
         executor.close()
-    console = make_console()
     for profile in profiles:
         state = availability[profile.name]
         status = "available" if state.available else f"skipped: {state.reason}"

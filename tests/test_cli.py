@@ -288,3 +288,62 @@ def test_list_shows_the_repository_cases_and_profiles(run_cli) -> None:
     cases = {p.parent.name for p in (REPO / "reference_outputs").glob("*/model.onnx")}
     profiles = {p.stem for p in (REPO / "device_profiles").glob("*.toml")}
     assert cases and profiles and cases | profiles <= listed
+
+
+# ---- findings of the whole-change review ---------------------------------------------------------------------
+
+
+def test_data_sets_need_not_be_numbered_from_zero(tmp_path, make_case, run_case):
+    case = make_case(tmp_path / "cases" / "sparse", sets=2)
+    (case / "test_data_set_1").rename(case / "test_data_set_7")
+    (case / "test_data_set_0").rename(case / "test_data_set_3")
+    proc = run_case(case)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 PASS" in proc.stdout
+
+
+@pytest.mark.parametrize("manifest, expected", [
+    ({"output_tolerance": {"y": 0.1}}, "expected a table of tolerance keys"),
+    ({"tolerance": {"rtol": 1e-3}}, "rtol and atol must be given together"),
+])
+def test_malformed_case_tolerances_are_one_line(tmp_path, make_case, run_case, assert_bad_input, manifest, expected):
+    import json
+    case = make_case(tmp_path / "cases" / "c")
+    (case / "case.json").write_text(json.dumps(manifest))
+    assert expected in assert_bad_input(run_case(case))
+
+
+def test_malformed_data_json_value_is_one_line(tmp_path, make_case, run_case, assert_bad_input):
+    case = make_case(tmp_path / "cases" / "c")
+    (case / "data.json").write_text('{"rtol": "abc", "atol": null}')
+    assert "data.json" in assert_bad_input(run_case(case))
+
+
+def test_negative_seed_is_one_line(tmp_path, make_case, run_cli, assert_bad_input):
+    line = assert_bad_input(run_cli("run", make_case(tmp_path / "c"), "--seed", "-1"))
+    assert "--seed" in line
+
+
+def test_two_cases_with_one_name_are_refused(tmp_path, make_case, run_cli, assert_bad_input):
+    a, b = make_case(tmp_path / "a" / "m"), make_case(tmp_path / "b" / "m")
+    assert "two different cases are both named 'm'" in assert_bad_input(run_cli("run", a, b))
+
+
+def test_baseline_with_numerics_only_is_refused(tmp_path, make_case, run_cli, assert_bad_input):
+    line = assert_bad_input(run_cli("run", make_case(tmp_path / "c"), "--numerics-only", "--baseline", tmp_path))
+    assert "--numerics-only" in line
+
+
+def test_string_inputs_are_refused_before_the_run(tmp_path, run_cli, assert_bad_input):
+    graph = helper.make_graph([helper.make_node("Identity", ["s"], ["t"])], "g",
+                              [helper.make_tensor_value_info("s", TensorProto.STRING, [2])],
+                              [helper.make_tensor_value_info("t", TensorProto.STRING, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    case = tmp_path / "strings"
+    (case / "test_data_set_0").mkdir(parents=True)
+    onnx.save(model, str(case / "model.onnx"))
+    strings = np.array([b"a", b"b"], dtype=object)
+    (case / "test_data_set_0" / "input_0.pb").write_bytes(numpy_helper.from_array(strings, "s").SerializeToString())
+    (case / "test_data_set_0" / "output_0.pb").write_bytes(numpy_helper.from_array(strings, "t").SerializeToString())
+    assert "string tensors are not supported" in assert_bad_input(run_cli("run", case))

@@ -71,6 +71,9 @@ class ToleranceOverride:
     def from_mapping(cls, d: Mapping[str, Any], where: str) -> ToleranceOverride:
         """Validate a [tolerance] table or case.json entry; ``where`` names it in every error."""
         names = [f.name for f in fields(cls)]
+        if not isinstance(d, Mapping):
+            raise ProfileError(f"{where}: expected a table of tolerance keys, got {d!r}",
+                               hint="e.g. {rtol = 1e-3, atol = 1e-5}; allowed keys: " + ", ".join(names))
         for key in d:
             if key not in names:
                 raise ProfileError(

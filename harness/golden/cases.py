@@ -12,6 +12,7 @@ from harness.errors import GoldenError, UsageError
 from harness.golden.layout import MODEL_NAME, DataSet, dataset_dirs, read_dataset
 from harness.golden.manifest import CaseManifest, read_manifest
 from harness.model.loader import ModelInfo, load_model_info
+from harness.perf.budgets import Budgets, parse_budgets
 from harness.suggest import did_you_mean
 
 
@@ -36,6 +37,13 @@ class Case:
     def datasets(self) -> list[DataSet]:
         info = self.info
         return [read_dataset(d, k, info.input_names, info.output_names) for k, d in dataset_dirs(self.path)]
+
+    @functools.cached_property
+    def budgets(self) -> Budgets | None:
+        """case.json 'budgets', parsed once (they override the profile's)."""
+        if not self.manifest.budgets:
+            return None
+        return parse_budgets(self.manifest.budgets, f"{self.path / 'case.json'} budgets")
 
     @functools.cached_property
     def tolerance_overrides(self) -> CaseTolerances:
@@ -63,7 +71,9 @@ class Case:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise GoldenError(f"{path}: not valid JSON ({exc})") from None
-        return {k: float(data[k]) for k in ("rtol", "atol") if isinstance(data, dict) and k in data}
+        if not isinstance(data, dict):
+            raise GoldenError(f"{path}: must be a JSON object")
+        return {k: data[k] for k in ("rtol", "atol") if k in data}  # validated by ToleranceOverride
 
 
 @dataclass(frozen=True)
@@ -92,9 +102,16 @@ def discover(selectors: list[str], root: Path) -> list[Case]:
             raise UsageError(f"no cases found under {root}", hint="run 'harness export' or pass a case directory")
         return [load_case(p, n) for n, p in sorted(known.items())]
     cases: dict[Path, Case] = {}
+    names: dict[str, Path] = {}
     for selector in selectors:
         for name, path in _resolve(selector, root, known):
-            cases.setdefault(path.resolve(), load_case(path, name))
+            resolved = path.resolve()
+            if name in names and names[name] != resolved:
+                # Cells, artifacts and --resume are keyed by case name: two folders must not share one.
+                raise UsageError(f"two different cases are both named {name!r}: {names[name]} and {resolved}",
+                                 hint="pass their parent folders instead, so each gets a distinct relative name")
+            names[name] = resolved
+            cases.setdefault(resolved, load_case(path, name))
     return list(cases.values())
 
 

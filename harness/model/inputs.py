@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -49,7 +50,11 @@ def _values(rng: np.random.Generator, dtype: np.dtype, shape: tuple[int, ...],
         return rng.integers(0, 2, size=shape).astype(np.bool_)
     if np.issubdtype(dtype, np.integer):
         low, high = (rng_spec["low"], rng_spec["high"]) if rng_spec else _INT_RANGE
-        return rng.integers(int(low), int(high), size=shape, dtype=np.int64).astype(dtype)
+        low, high = math.ceil(low), math.ceil(high)  # integers in [low, high)
+        if low >= high:
+            raise UsageError(f"{where}: integer range [{rng_spec['low']}, {rng_spec['high']}) holds no integer",
+                             hint="fix input_ranges in the case's case.json")
+        return rng.integers(low, high, size=shape, dtype=np.int64).astype(dtype)
     if dtype.kind in "fV" or dtype.name.startswith(("bfloat", "float8")):
         low, high = (rng_spec["low"], rng_spec["high"]) if rng_spec else _FLOAT_RANGE
         return rng.uniform(low, high, size=shape).astype(dtype)

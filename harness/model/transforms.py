@@ -6,6 +6,7 @@ onnxruntime.quantization: dynamic, or static QDQ calibrated on the case's own in
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import warnings
@@ -31,6 +32,8 @@ def transformed_path(model_path: Path, sha256: str, transform: str, keep_io_type
     if transform == "none":
         return model_path
     suffix = "" if keep_io_types else "-io"
+    if transform == "int8-static":  # the scales depend on the calibration inputs (seed, dims, data sets)
+        suffix += "-" + _calibration_digest(calibration)
     target = cache_dir() / f"{sha256[:32]}-{transform}{suffix}.onnx"
     if target.is_file():
         return target
@@ -41,6 +44,16 @@ def transformed_path(model_path: Path, sha256: str, transform: str, keep_io_type
         data = builders[transform](model_path, keep_io_types, calibration)
     atomic_write_bytes(target, data)
     return target
+
+
+def _calibration_digest(calibration: list[dict[str, np.ndarray]]) -> str:
+    digest = hashlib.sha256()
+    for feed in calibration:
+        for name in sorted(feed):
+            array = np.ascontiguousarray(feed[name])
+            digest.update(f"{name}|{array.dtype}|{array.shape}|".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _fp16(model_path: Path, keep_io_types: bool, _calibration: list) -> bytes:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.golden.cases import Case
-from harness.perf.budgets import Budgets, check_budgets, parse_budgets, parse_regression
+from harness.perf.budgets import Budgets, check_budgets, parse_regression
 from harness.perf.stats import PERCENTILE_NAMES, LatencyStats, min_samples_for, percentile_from_name
 from harness.profiles.schema import Profile
 from harness.run import record as R
@@ -26,7 +26,7 @@ MB = 1 << 20
 
 
 def budgets_for(profile: Profile, case: Case) -> Budgets | None:
-    case_budget = parse_budgets(case.manifest.budgets, f"{case.path}/case.json budgets") if case.manifest.budgets else None
+    case_budget = case.budgets
     if profile.budgets is None:
         return case_budget
     return profile.budgets.merged(case_budget)
@@ -56,6 +56,12 @@ def measure_spec(profiles: list[Profile], cases: list[Case], time_cap_s: float) 
     return spec
 
 
+def boot_count(n: int) -> int:
+    """Bootstrap resamples for the record's CIs: 1000, fewer for very long sample runs (the cost is
+    n x resamples; at 100k samples 1000 resamples take ~3 s a cell) but never below 200."""
+    return max(200, min(1000, 20_000_000 // max(n, 1)))
+
+
 def memory_summary(raw: dict[str, Any]) -> dict[str, Any]:
     start, peak = raw.get("rss_start"), raw.get("peak")
     if not start or peak is None:
@@ -68,8 +74,7 @@ def memory_summary(raw: dict[str, Any]) -> dict[str, Any]:
 class Evaluator:
     """Called by the executor for each observed cell: stats, budgets, regressions."""
 
-    def __init__(self, out_dir: Path, baseline: Path | None, regressions: list[str]) -> None:
-        self.out_dir = out_dir
+    def __init__(self, baseline: Path | None, regressions: list[str]) -> None:
         self.checks = [parse_regression(s) for s in (regressions or (["p50:10%"] if baseline else []))]
         self.baseline_dir: Path | None = None
         self.baseline_cells: dict[str, R.CellResult] = {}
@@ -88,7 +93,7 @@ class Evaluator:
         stats = None
         if samples is not None and len(samples):
             targets = targets_for(budgets)
-            stats = LatencyStats.from_samples(samples, ci_for=targets)
+            stats = LatencyStats.from_samples(samples, ci_for=targets, n_boot=boot_count(len(samples)))
             result.latency["stats"] = stats.to_dict()
         if result.verdict not in (R.PASS, R.PASS_FELL_BACK):
             return

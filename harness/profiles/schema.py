@@ -181,6 +181,9 @@ def _parse_tolerance(table: dict, where: str) -> ProfileTolerance:
                  for name, v in per_dtype_raw.items()}
     overrides = []
     for i, raw in enumerate(overrides_raw):
+        if not isinstance(raw, dict):
+            raise ProfileError(f"{where} [[tolerance.override]] #{i + 1}: must be a table with case, output and "
+                               f"tolerance keys, got {raw!r}")
         raw = dict(raw)
         case, output = raw.pop("case", "*"), raw.pop("output", "*")
         overrides.append(OutputOverride(str(case), str(output),

@@ -50,11 +50,20 @@ class Availability:
     available: bool
     reason: str = ""
     hello: dict[str, Any] = field(default_factory=dict)
+    # Why not: "not_installed" (a pip install fixes it), "no_device", "load_failed", "start_failed".
+    kind: str = ""
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # "pkg.sub" with pkg missing raises instead of returning None
+        return False
 
 
 def missing_requirements(profile: Profile) -> str:
     fix = f"; fix: {profile.install_hint}" if profile.install_hint else ""
-    missing = [p for p in profile.requires_packages if importlib.util.find_spec(p) is None]
+    missing = [p for p in profile.requires_packages if not _importable(p)]
     if missing:
         return f"missing package(s) {', '.join(missing)}{fix}"
     unset = [v for v in profile.requires_env if v not in os.environ]
@@ -68,17 +77,19 @@ def probe(profile: Profile, pool: WorkerPool) -> Availability:
     runs in a worker (a plugin that crashes on load must not take the harness down)."""
     reason = missing_requirements(profile)
     if reason:
-        return Availability(False, reason)
+        uninstalled = any(not _importable(p) for p in profile.requires_packages)
+        return Availability(False, reason, kind="not_installed" if uninstalled else "env_unset")
     try:
         worker = pool.acquire(profile)
     except WorkerFailure as failure:
-        return Availability(False, f"worker failed to start: {failure} {failure.stderr_tail[-300:]}")
+        return Availability(False, f"worker failed to start: {failure} {failure.stderr_tail[-300:]}",
+                            kind="start_failed")
     hello = worker.hello
     if not hello.get("available"):
         pool.discard(worker)
-        reason = hello.get("reason", "unavailable")
-        fix = f"; fix: {profile.install_hint}" if profile.install_hint and "not installed" in reason else ""
-        return Availability(False, f"{reason}{fix}", hello)
+        kind = hello.get("unavailable", "no_device")
+        fix = f"; fix: {profile.install_hint}" if profile.install_hint and kind == "not_installed" else ""
+        return Availability(False, f"{hello.get('reason', 'unavailable')}{fix}", hello, kind)
     pool.release(profile, worker)
     return Availability(True, "", hello)
 
@@ -127,17 +138,22 @@ class Executor:
                                           error={"kind": "harness", "message": traceback.format_exc()[-4000:]})
                 results[index] = result
                 with self._journal_lock:
-                    if self.journal:
-                        self.journal.cell(result)
-                    if on_done:
-                        on_done(result)
+                    try:
+                        if self.journal:
+                            self.journal.cell(result)
+                        if on_done:
+                            on_done(result)
+                    except Exception as exc:  # a full disk must not silently drop the cells still queued
+                        result.error.setdefault("journal", f"{type(exc).__name__}: {exc}")
 
         threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, self.options.jobs))]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        return [r for r in results if r is not None]
+        return [r if r is not None else R.CellResult(plan.case.name, profile.name, R.ERROR,
+                                                     detail="harness error: the cell was never run")
+                for r, (plan, profile) in zip(results, cells)]
 
     def run_cell(self, plan: CasePlan, profile: Profile, availability: Availability) -> R.CellResult:
         start = time.perf_counter()
@@ -167,14 +183,17 @@ class Executor:
             result.verdict, result.detail = R.ERROR, f"{profile.transform} transform failed: {str(exc)[:300]}"
             result.error = {"kind": "transform", "message": str(exc)[:2000]}
             return
-        deadline = time.monotonic() + (self.options.timeout_s or profile.timeout_s)
-        worker = self.pool.acquire(profile)
+        timeout = self.options.timeout_s or profile.timeout_s
         measure = self.options.measure(profile, plan) if self.options.measure else None
+        if measure:  # sampling must end well inside the cell's deadline
+            measure = {**measure, "stopping": {**measure["stopping"], "hard_time_cap_s": min(60.0, timeout / 2)}}
+        worker = self.pool.acquire(profile)
+        deadline = time.monotonic() + timeout  # after acquire: starting a worker is not the cell's time
         try:
             reply = self._load_and_infer(worker, plan, profile, model_path, measure, deadline, result)
             if reply is None:
                 return
-        except WorkerFailure:
+        except BaseException:  # WorkerFailure, or anything else: never leave a worker unaccounted for
             self.pool.discard(worker)
             raise
         failed = self._worker_error(reply.header, result, profile)

@@ -32,6 +32,9 @@ class CasePlan:
 
 def _check_input(case: str, ds: DataSet, sig: TensorSig, array: np.ndarray) -> None:
     where = f"case {case!r} test_data_set_{ds.index} input {sig.name!r}"
+    if array.dtype.kind in "OSU":
+        raise GoldenError(f"{where}: string tensors are not supported (the worker protocol carries numeric "
+                          f"tensors only)", hint="this model cannot be run by the harness yet")
     if sig.dtype is not None and array.dtype != sig.dtype:
         raise GoldenError(f"{where}: dtype {array.dtype} but the model expects {sig.dtype}",
                           hint="regenerate the inputs, or fix the model's input type")

@@ -79,7 +79,7 @@ class WorkerHandle:
         while True:
             try:
                 message = protocol.read_message(stream)
-            except (protocol.ProtocolError, OSError, ValueError) as exc:
+            except Exception as exc:  # ProtocolError, OSError, MemoryError: the parent decides what it means
                 self._replies.put(exc)
                 return
             self._replies.put(message)
@@ -115,10 +115,23 @@ class WorkerHandle:
             self.kill()
             raise WorkerFailure("TIMEOUT", f"no reply within {timeout:.3g} s {what} (cell timeout; raise it with --timeout)",
                                 stderr_tail=self.stderr_tail()) from None
+        if isinstance(item, Exception) and not isinstance(item, protocol.TruncatedFrame) and self._still_alive():
+            # A live worker sent something that is not a frame (or one too large to take): it is broken, not
+            # out of memory; say what went wrong rather than guessing from how it dies once killed.
+            self.kill()
+            raise WorkerFailure("CRASH", f"worker sent an unreadable reply {what}: {type(item).__name__}: {item}",
+                                stderr_tail=self.stderr_tail())
         if item is None or isinstance(item, Exception):
             raise self._died(what)
         header, tensors = item
         return Reply(header, tensors)
+
+    def _still_alive(self, grace_s: float = 0.5) -> bool:
+        try:
+            self.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            return True
+        return False
 
     def send(self, header: dict[str, Any], tensors: dict | None, what: str) -> None:
         try:

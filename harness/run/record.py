@@ -5,6 +5,7 @@ relative path. A journal (JSON lines, fsync'd per cell) makes a killed run resum
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -67,6 +68,7 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+@functools.lru_cache(maxsize=1)
 def machine_info() -> dict[str, Any]:
     cpu = platform.processor() or ""
     try:
@@ -146,10 +148,13 @@ def load_record(path: Path) -> tuple[RunRecord, Path]:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BaselineError(f"{record_path}: not valid JSON ({exc})") from None
         data = upgrade(data, str(record_path))
-        cells = [CellResult.from_dict(c) for c in data.get("cells", [])]
+        cells = {c.key: c for c in (CellResult.from_dict(c) for c in data.get("cells", []))}
+        journal = folder / JOURNAL_NAME
+        if journal.is_file():  # a later --resume of this run may have finished more cells, then been killed
+            cells.update({c.key: c for c in read_journal(journal)[1]})
         fields = {k: data[k] for k in ("run_id", "created", "machine", "versions", "commit", "argv", "profiles",
                                          "finished", "options", "noise") if k in data}
-        return RunRecord(**fields, cells=cells), folder
+        return RunRecord(**fields, cells=list(cells.values())), folder
     journal = folder / JOURNAL_NAME
     if journal.is_file():
         header, cells = read_journal(journal)

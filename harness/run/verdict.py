@@ -67,7 +67,7 @@ def apply_known_failure(result: R.CellResult, profile: Profile) -> R.CellResult:
     if known.output != "*" and not _only_listed_outputs_failed(result, known.output):
         return result
     result.known_failure = known.reason
-    if result.verdict in (R.FAIL, R.ERROR, R.CRASH):
+    if result.verdict in (R.FAIL, R.ERROR, R.CRASH, R.TIMEOUT, R.OOM):
         result.detail = f"expected failure: {known.reason} ({result.detail})"
         result.verdict = R.XFAIL
     elif result.verdict in (R.PASS, R.PASS_FELL_BACK):

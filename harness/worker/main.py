@@ -76,6 +76,15 @@ def injected_fault(case: str) -> None:
         os._exit(3)
 
 
+def split_feeds(tensors: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """"<k>/<input>" tensors grouped by data set k, in numeric order (k need not start at 0 or be dense)."""
+    feeds: dict[str, dict[str, Any]] = {}
+    for name, array in tensors.items():
+        k, _, input_name = name.partition("/")
+        feeds.setdefault(k, {})[input_name] = array
+    return dict(sorted(feeds.items(), key=lambda item: int(item[0]) if item[0].isdigit() else -1))
+
+
 def release_freed_memory() -> None:
     """Hand memory freed by the previous cell back to the OS, so this cell's peak is its own and not
     hidden inside pages glibc kept from the last session. (No gc.collect: sessions are freed by refcount,
@@ -145,8 +154,8 @@ class Worker:
         outputs: dict[str, Any] = {}
         output_names = [o.name for o in self.session.get_outputs()]
         first_ms = None
-        for k in range(int(header["datasets"])):
-            feed = {name.split("/", 1)[1]: arr for name, arr in tensors.items() if name.startswith(f"{k}/")}
+        feeds = split_feeds(tensors)
+        for k, feed in feeds.items():
             start = time.perf_counter_ns()
             result = self.session.run(None, feed)
             if first_ms is None:
@@ -161,9 +170,9 @@ class Worker:
             reply["gpu_memory"] = self.gpu.summary()
         self.memory = None
         measure = header.get("measure")
-        if measure:
-            feed0 = {name.split("/", 1)[1]: arr for name, arr in tensors.items() if name.startswith("0/")}
-            samples, info = measure_latency(self.session, feed0, measure)
+        if measure and feeds:
+            device_id = int((self.spec.get("ep_options") or {}).get("device_id", 0))
+            samples, info = measure_latency(self.session, next(iter(feeds.values())), measure, device_id)
             outputs["__latency_ns"] = samples
             reply["latency"] = info
         self.session = None
@@ -201,9 +210,9 @@ def hello_for(spec: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
         check_available(spec)
         hello["available"] = True
     except Unavailable as exc:
-        hello.update(available=False, reason=str(exc))
+        hello.update(available=False, reason=str(exc), unavailable=exc.kind)
     except Exception as exc:  # a plugin that fails to load is a skip with ORT's words, not a crash
-        hello.update(available=False, reason=f"{type(exc).__name__}: {exc}")
+        hello.update(available=False, reason=f"{type(exc).__name__}: {exc}", unavailable="load_failed")
     return hello
 
 

@@ -22,7 +22,12 @@ _registered: dict[str, str] = {}
 
 
 class Unavailable(Exception):
-    """The profile cannot run on this host: missing package, EP or device. Becomes SKIPPED."""
+    """The profile cannot run on this host: missing package, EP or device. Becomes SKIPPED.
+    ``kind`` is "not_installed" (a package would fix it) or "no_device" (this host lacks the EP/device)."""
+
+    def __init__(self, message: str, kind: str = "no_device") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def register_plugin(spec: dict[str, Any]) -> None:
@@ -32,7 +37,7 @@ def register_plugin(spec: dict[str, Any]) -> None:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise Unavailable(f"plugin package {module_name!r} is not installed ({exc})") from None
+        raise Unavailable(f"plugin package {module_name!r} is not installed ({exc})", "not_installed") from None
     for key, value in (spec.get("env") or {}).items():
         os.environ.setdefault(key, value)
     path = module.get_library_path()

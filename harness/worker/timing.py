@@ -15,7 +15,7 @@ REWARM_RUNS = 2
 _DEVICE_EPS = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda"}
 
 
-def _runner(session: Any, feed: dict[str, np.ndarray]):
+def _runner(session: Any, feed: dict[str, np.ndarray], device_id: int = 0):
     """A zero-argument callable running one inference with nothing left to prepare inside the timed call."""
     device = _DEVICE_EPS.get(session.get_providers()[0])
     if device is None:
@@ -24,9 +24,9 @@ def _runner(session: Any, feed: dict[str, np.ndarray]):
     import onnxruntime as ort
     binding = session.io_binding()
     for name, array in feed.items():
-        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, device, 0))
+        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, device, device_id))
     for output in session.get_outputs():
-        binding.bind_output(output.name, device)
+        binding.bind_output(output.name, device, device_id)
     run_bound = session.run_with_iobinding
 
     def run() -> None:
@@ -35,13 +35,16 @@ def _runner(session: Any, feed: dict[str, np.ndarray]):
     return run
 
 
-def measure_latency(session: Any, feed: dict[str, np.ndarray], measure: dict[str, Any]) -> tuple[np.ndarray, dict]:
-    """Warm up, then sample until the stopping rule says so. Returns raw samples (ns) and how it stopped."""
-    run = _runner(session, feed)
+def measure_latency(session: Any, feed: dict[str, np.ndarray], measure: dict[str, Any],
+                    device_id: int = 0) -> tuple[np.ndarray, dict]:
+    """Warm up, then sample until the stopping rule says so. Returns raw samples (ns) and how it stopped.
+    Warm-up stops early after ``warmup_max_s`` so a slow model spends its time on samples."""
+    run = _runner(session, feed, device_id)
     clock = time.perf_counter_ns
     warmup = WarmupRule(**measure.get("warmup", {}))
+    warm_deadline = time.perf_counter() + float(measure.get("warmup_max_s", 2.0))
     warm: list[int] = []
-    while not warmup.done(warm):
+    while not warmup.done(warm) and time.perf_counter() < warm_deadline:
         start = clock()
         run()
         warm.append(clock() - start)

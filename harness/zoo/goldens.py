@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.compare.comparator import compare_output, format_failure
 from harness.compare.tolerances import default_tolerance
-from harness.errors import GoldenError, UsageError
+from harness.errors import ExportError, GoldenError, UsageError
 from harness.golden.layout import MODEL_NAME, atomic_write_bytes, dataset_dirs, read_dataset, write_dataset
 from harness.golden.manifest import MANIFEST_NAME, CaseManifest
 from harness.model.loader import load_model_info
@@ -74,9 +74,12 @@ class _SklearnEntry(_Entry):
 
 
 def _entries(names: list[str]) -> list:
-    from harness.zoo.export import EXPORT_HINT  # noqa: F401  (raises ExportError early without torch)
-    from harness.zoo.models import ZOO
+    from harness.zoo.export import EXPORT_HINT
     from harness.zoo.sklearn_models import SKLEARN_ZOO
+    try:
+        from harness.zoo.models import ZOO
+    except ModuleNotFoundError as exc:
+        raise ExportError(f"exporting the zoo needs the export extra ({exc.name} is missing)", hint=EXPORT_HINT) from None
     known = {**{n: _TorchEntry(s) for n, s in ZOO.items()}, **{n: _SklearnEntry(s) for n, s in SKLEARN_ZOO.items()}}
     for name in names:
         if name not in known:

@@ -6,6 +6,7 @@ rarely implement, so they also exercise the placement audit.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,10 @@ class SklearnSpec:
         return features, labels
 
     def fit(self) -> Any:
+        """Trained once per process (deterministic): export and every reference() call share it."""
+        return _fitted(self)
+
+    def _train(self) -> Any:
         _sklearn()
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.linear_model import LogisticRegression
@@ -88,6 +93,11 @@ class SklearnSpec:
 
     def input_ranges(self) -> dict[str, dict[str, float]]:
         return {}
+
+
+@functools.lru_cache(maxsize=None)
+def _fitted(spec: SklearnSpec) -> Any:
+    return spec._train()
 
 
 def _dedupe_opsets(model: Any) -> None:

@@ -57,3 +57,17 @@ def test_inputs_that_cannot_be_generated(sig: TensorSig) -> None:
     with pytest.raises(UsageError, match=f"case 'c': input '{sig.name}'") as info:
         _gen(sigs=[sig])
     assert "store inputs in test_data_set_0/" in info.value.one_line()
+
+
+def test_an_integer_range_without_integers_is_refused() -> None:
+    import numpy as np
+    import pytest
+
+    from harness.errors import UsageError
+    from harness.model.inputs import generate_inputs
+    from harness.model.loader import TensorSig
+    sig = TensorSig("ids", np.dtype(np.int64), (3,))
+    with pytest.raises(UsageError, match="holds no integer"):
+        generate_inputs([sig], case="c", seed=0, dims={}, ranges={"ids": {"low": 0.2, "high": 0.7}})
+    ids = generate_inputs([sig], case="c", seed=0, dims={}, ranges={"ids": {"low": 0.2, "high": 1.7}})["ids"]
+    assert set(ids.tolist()) == {1}

@@ -304,3 +304,15 @@ def test_the_cli_refuses_a_bad_profile_in_one_line(text: str, word: str, tmp_pat
     _write(folder, text, "cpu")
     line = assert_bad_input(run_cli("profiles", "--profiles-dir", folder))
     assert word in line and "cpu.toml" in line
+
+
+def test_an_override_that_is_not_a_table_is_refused(tmp_path) -> None:
+    from harness.errors import ProfileError
+    from harness.profiles.schema import load_profile
+    path = tmp_path / "p.toml"
+    path.write_text('name = "p"\n[tolerance]\noverride = ["x"]\n')
+    with pytest.raises(ProfileError, match=r"\[\[tolerance.override\]\] #1: must be a table"):
+        load_profile(path)
+    path.write_text('name = "p"\n[tolerance.dtype]\nfloat32 = 0.1\n')
+    with pytest.raises(ProfileError, match="expected a table of tolerance keys"):
+        load_profile(path)

@@ -127,7 +127,7 @@ def test_missing_packages_skip_with_the_install_hint(make_profile, tmp_path: Pat
     assert reason == "missing package(s) surely_missing_pkg_xyz; fix: pip install it"
     executor = Executor(RunOptions(tmp_path), None)
     try:
-        assert probe(profile, executor.pool) == Availability(False, reason)
+        assert probe(profile, executor.pool) == Availability(False, reason, kind="not_installed")
     finally:
         executor.close()
 
@@ -198,3 +198,24 @@ def test_strict_placement_refuses_the_session(placement_run) -> None:
     assert cell["detail"].startswith("session: ")
     assert "fallback to CPU EP has been explicitly disabled" in cell["detail"]
     assert proc.returncode == 1
+
+
+def test_a_failing_journal_loses_no_cell(make_case, tmp_path: Path) -> None:
+    from harness.golden.cases import load_case
+    from harness.profiles.registry import load_all
+    from harness.run.plan import plan_case
+
+    class BrokenJournal:
+        def cell(self, result):
+            raise OSError("No space left on device")
+
+    plans = [plan_case(load_case(make_case(tmp_path / n), n), dims={}, seed=0) for n in ("a", "b", "c")]
+    profile = load_all(Path(__file__).resolve().parents[2] / "device_profiles")["cpu"]
+    executor = Executor(RunOptions(tmp_path / "out"), BrokenJournal())
+    try:
+        availability = {profile.name: probe(profile, executor.pool)}
+        results = executor.run([(p, profile) for p in plans], availability)
+    finally:
+        executor.close()
+    assert [r.verdict for r in results] == ["PASS", "PASS", "PASS"]
+    assert all("No space left" in r.error["journal"] for r in results)

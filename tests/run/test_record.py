@@ -108,3 +108,15 @@ def test_a_killed_run_loads_from_its_journal(tmp_path: Path, point_at: str) -> N
     path = _journal(tmp_path, [_cell("a")])
     record, folder = R.load_record(tmp_path if point_at == "folder" else path)
     assert folder == tmp_path and record.run_id == "r1" and [c.case for c in record.cells] == ["a"]
+
+
+def test_a_resumed_run_prefers_its_journal_over_an_older_record(tmp_path) -> None:
+    from harness.run import record as R
+    rec = R.RunRecord("r", "now", {}, {}, {}, [], cells=[R.CellResult("a", "cpu", "PASS")])
+    rec.write(tmp_path)
+    journal = R.Journal(tmp_path)
+    journal.header(rec)
+    journal.cell(R.CellResult("b", "cpu", "FAIL"))
+    journal.close()
+    loaded, _ = R.load_record(tmp_path)
+    assert {c.key: c.verdict for c in loaded.cells} == {"a|cpu": "PASS", "b|cpu": "FAIL"}
