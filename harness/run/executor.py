@@ -158,7 +158,8 @@ class Executor:
     def run_cell(self, plan: CasePlan, profile: Profile, availability: Availability) -> R.CellResult:
         start = time.perf_counter()
         result = R.CellResult(plan.case.name, profile.name, R.SKIPPED,
-                              model={"sha256": plan.info.sha256, "transform": profile.transform})
+                              model={"sha256": plan.info.sha256, "transform": profile.transform,
+                                     "nodes": plan.info.node_count})
         if not availability.available:
             result.detail = availability.reason
             return result
