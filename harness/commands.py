@@ -13,7 +13,7 @@ from harness.golden.layout import dataset_dirs
 from harness.profiles import registry
 from harness.report.console import make_console, print_report
 from harness.run import record as R
-from harness.run.executor import Availability, Executor, RunOptions, probe
+from harness.run.executor import FIXABLE_BY_INSTALL, Availability, Executor, RunOptions, probe
 from harness.run.plan import plan_case
 
 
@@ -29,12 +29,12 @@ def _probe_all(profiles, executor: Executor) -> dict[str, Availability]:
 
 
 def _refuse_named_but_uninstalled(named: list[str], availability: dict[str, Availability]) -> None:
-    """A profile the user asked for by name whose plugin package is missing is bad input, not a skip:
-    a default run skips it quietly, but '--profile openvino-cpu-f32' on a machine without the plugin
-    must not exit 0 with nothing run."""
+    """A profile the user asked for by name whose package is missing (a plugin, or an onnxruntime build with
+    its EP) is bad input, not a skip: a default run skips it with the fix, but '--profile cuda' on a
+    machine without onnxruntime-gpu must not exit 0 with nothing run."""
     for name in named:
         state = availability[name]
-        if not state.available and state.kind == "not_installed":
+        if not state.available and state.kind in FIXABLE_BY_INSTALL:
             raise UsageError(f"profile {name!r} cannot run: {state.reason}")
 
 

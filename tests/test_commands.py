@@ -33,3 +33,17 @@ def test_the_same_profile_in_a_default_run_is_skipped_with_the_fix(tmp_path, mak
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'plugin-missing: SKIPPED - missing package(s) onnxruntime_ep_no_such_plugin; fix: pip install -e ".[openvino]"' \
         in proc.stdout
+
+
+def test_a_named_cuda_profile_without_a_cuda_build_is_one_line_exit_2(tmp_path, make_case, run_cli,
+                                                                      assert_bad_input):
+    import onnxruntime
+    import pytest
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA EP: the profile can run here")
+    repo = Path(__file__).resolve().parents[1]
+    line = assert_bad_input(run_cli("run", make_case(tmp_path / "cases" / "tiny"), "--profile", "cuda",
+                                    "--profiles-dir", repo / "device_profiles", "--numerics-only",
+                                    "--out", tmp_path / "results"))
+    assert "'cuda' cannot run: CUDAExecutionProvider is not in this onnxruntime build" in line
+    assert "fix: pip install onnxruntime-gpu" in line

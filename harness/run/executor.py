@@ -45,12 +45,16 @@ class RunOptions:
     in_process: bool = False  # debugging: run cells in this process (no isolation, timeouts or limits)
 
 
+FIXABLE_BY_INSTALL = ("not_installed", "not_in_build")
+
+
 @dataclass
 class Availability:
     available: bool
     reason: str = ""
     hello: dict[str, Any] = field(default_factory=dict)
-    # Why not: "not_installed" (a pip install fixes it), "no_device", "load_failed", "start_failed".
+    # Why not: "not_installed" (a pip install fixes it), "not_in_build" (another onnxruntime build fixes it),
+    # "no_device", "env_unset", "load_failed", "start_failed".
     kind: str = ""
 
 
@@ -88,7 +92,7 @@ def probe(profile: Profile, pool: WorkerPool) -> Availability:
     if not hello.get("available"):
         pool.discard(worker)
         kind = hello.get("unavailable", "no_device")
-        fix = f"; fix: {profile.install_hint}" if profile.install_hint and kind == "not_installed" else ""
+        fix = f"; fix: {profile.install_hint}" if profile.install_hint and kind in FIXABLE_BY_INSTALL else ""
         return Availability(False, f"{hello.get('reason', 'unavailable')}{fix}", hello, kind)
     pool.release(profile, worker)
     return Availability(True, "", hello)

@@ -23,7 +23,8 @@ _registered: dict[str, str] = {}
 
 class Unavailable(Exception):
     """The profile cannot run on this host: missing package, EP or device. Becomes SKIPPED.
-    ``kind`` is "not_installed" (a package would fix it) or "no_device" (this host lacks the EP/device)."""
+    ``kind``: "not_installed" (a plugin package would fix it), "not_in_build" (another onnxruntime build would,
+    e.g. onnxruntime-gpu), or "no_device" (this host lacks the device)."""
 
     def __init__(self, message: str, kind: str = "no_device") -> None:
         super().__init__(message)
@@ -105,7 +106,8 @@ def check_available(spec: dict[str, Any]) -> None:
         register_plugin(spec)
         select_devices(spec)
     elif ep not in ort.get_available_providers():
-        raise Unavailable(f"{ep} is not in this onnxruntime build (available: {', '.join(ort.get_available_providers())})")
+        raise Unavailable(f"{ep} is not in this onnxruntime build (available: {', '.join(ort.get_available_providers())})",
+                          "not_in_build")
 
 
 def create_session(model_path: str, spec: dict[str, Any]) -> ort.InferenceSession:
