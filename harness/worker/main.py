@@ -112,7 +112,6 @@ class Worker:
         self.session = None
         self.case = ""
         self.memory: CellMemory | None = None
-        self.load_info: dict[str, Any] = {}
         self.gpu = None
         if spec["ep"] in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
             from harness.worker.gpu_memory import GpuMemory
@@ -143,9 +142,9 @@ class Worker:
         self.memory.mark("after_session")
         if self.gpu:
             self.gpu.mark("after_session")
-        self.load_info = {"session_ms": session_ns / 1e6, "placement": placement(self.session, self.spec["ep"]),
-                          "providers": self.session.get_providers(), "threads": threads_in_effect(self.spec)}
-        self.send({"type": protocol.MSG_LOADED, **self.load_info})
+        loaded = {"session_ms": session_ns / 1e6, "placement": placement(self.session, self.spec["ep"]),
+                  "providers": self.session.get_providers(), "threads": threads_in_effect(self.spec)}
+        self.send({"type": protocol.MSG_LOADED, **loaded})
 
     def on_infer(self, header: dict[str, Any], tensors: dict) -> None:
         from harness.worker.timing import measure_latency
