@@ -26,7 +26,9 @@ KNOWN_EPS = (
     "CPUExecutionProvider", "OpenVINOExecutionProvider", "WebGpuExecutionProvider",
     "CUDAExecutionProvider", "TensorrtExecutionProvider",
 )
-TRANSFORMS = ("none", "fp16", "int8-dynamic", "int8-static")
+TRANSFORMS = ("none", "fp16", "fp16-mixed", "int8-dynamic", "int8-static")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+LAUNCHERS = ("python",)
 OPT_LEVELS = ("disable", "basic", "extended", "layout", "all")
 EXEC_MODES = ("sequential", "parallel")
 PRECISION_HINTS = ("f32", "f16", "bf16")
@@ -54,13 +56,17 @@ _EXPECT = {
 _SCHEMA: dict[str, dict[str, Callable[[Any], bool]]] = {
     "": {"name": _str, "description": _str, "target": _str, "timeout_s": _pos_num, "ep": _table, "session": _table,
          "precision": _table, "constraints": _table, "tolerance": _table, "budgets": _table,
-         "known_failures": lambda v: isinstance(v, list), "requires": _table},
+         "known_failures": lambda v: isinstance(v, list), "requires": _table, "worker": _table,
+         "extends": _str},
     "ep": {"name": _str, "plugin": _str, "options": _str_map, "device_type": _one_of("CPU", "GPU", "NPU"),
            "device_metadata": _str_map, "env": _str_map, "precision_hint": _one_of(*PRECISION_HINTS)},
     "session": {"intra_op_threads": _nonneg_int, "inter_op_threads": _nonneg_int,
                 "graph_optimization": _one_of(*OPT_LEVELS), "cpu_arena": _bool, "memory_pattern": _bool,
                 "execution_mode": _one_of(*EXEC_MODES), "strict_placement": _bool, "config": _str_map},
-    "precision": {"transform": _one_of(*TRANSFORMS), "keep_io_types": _bool},
+    "precision": {"transform": _one_of(*TRANSFORMS), "keep_io_types": _bool,
+                  "calibration": _one_of(*CALIBRATION_METHODS), "per_channel": _bool, "op_block_list": _str_list,
+                  "mixed_rtol": _pos_num, "mixed_atol": _pos_num},
+    "worker": {"launcher": _one_of(*LAUNCHERS), "command": _str_list, "env": _str_map},
     "constraints": {"cpu_cores": _cores, "memory_limit_mb": _pos_int},
     "requires": {"packages": _str_list, "install": _str, "env": _str_list},
     "known_failures": {"case": _str, "output": _str, "reason": _str},
@@ -116,6 +122,12 @@ class Profile:
     session: dict[str, Any] = field(default_factory=dict)
     transform: str = "none"
     keep_io_types: bool = True
+    # [precision] options a transform reads (calibration, per_channel, op_block_list, mixed_rtol, mixed_atol)
+    precision_options: dict[str, Any] = field(default_factory=dict)
+    # [worker]: how the profile's worker process starts (launcher, command prefix, extra environment)
+    launcher: str = "python"
+    launch_command: tuple[str, ...] = ()
+    launch_env: dict[str, str] = field(default_factory=dict)
     cpu_cores: int | list[int] | None = None
     memory_limit_mb: int | None = None
     tolerance: ProfileTolerance = field(default_factory=ProfileTolerance)
@@ -150,13 +162,14 @@ def _check_table(table: dict, kind: str, where: str) -> None:
         check = allowed[key]
         if not check(value):
             expect = _EXPECT.get(check, "one of the documented values")
-            if check.__name__ == "<lambda>" and kind in ("session", "precision", "ep"):
+            if check.__name__ == "<lambda>" and kind in ("session", "precision", "ep", "worker"):
                 expect = _choices_for(kind, key) or expect
             raise ProfileError(f"{place}: {key} = {value!r} is not valid; expected {expect}")
 
 
 def _choices_for(kind: str, key: str) -> str:
-    table = {("session", "graph_optimization"): OPT_LEVELS, ("session", "execution_mode"): EXEC_MODES,
+    table = {("precision", "calibration"): CALIBRATION_METHODS, ("worker", "launcher"): LAUNCHERS,
+             ("session", "graph_optimization"): OPT_LEVELS, ("session", "execution_mode"): EXEC_MODES,
              ("precision", "transform"): TRANSFORMS, ("ep", "precision_hint"): PRECISION_HINTS,
              ("ep", "device_type"): ("CPU", "GPU", "NPU")}
     choices = table.get((kind, key))
@@ -209,7 +222,7 @@ def _parse_known_failures(items: list, where: str) -> tuple[KnownFailure, ...]:
 def parse_profile(data: dict, source: Path | None, default_name: str) -> Profile:
     where = str(source) if source else default_name
     _check_table(data, "", where)
-    for kind in ("ep", "session", "precision", "constraints", "requires"):
+    for kind in ("ep", "session", "precision", "constraints", "requires", "worker"):
         _check_table(data.get(kind, {}), kind, where)
     ep = data.get("ep", {})
     name = data.get("name", default_name)
@@ -218,6 +231,7 @@ def parse_profile(data: dict, source: Path | None, default_name: str) -> Profile
         raise ProfileError(f"{where}: unknown execution provider {ep_name!r}{did_you_mean(ep_name, KNOWN_EPS)}",
                            hint=f"known: {', '.join(KNOWN_EPS)}")
     precision, constraints, requires = data.get("precision", {}), data.get("constraints", {}), data.get("requires", {})
+    worker = data.get("worker", {})
     profile = Profile(
         name=name, source=source, description=data.get("description", ""), target=data.get("target", ""),
         timeout_s=float(data.get("timeout_s", 120.0)), ep=ep_name, plugin=ep.get("plugin"),
@@ -225,7 +239,10 @@ def parse_profile(data: dict, source: Path | None, default_name: str) -> Profile
         device_metadata={k: str(v) for k, v in ep.get("device_metadata", {}).items()},
         ep_env={k: str(v) for k, v in ep.get("env", {}).items()}, precision_hint=ep.get("precision_hint"),
         session=dict(data.get("session", {})), transform=precision.get("transform", "none"),
-        keep_io_types=precision.get("keep_io_types", True), cpu_cores=constraints.get("cpu_cores"),
+        keep_io_types=precision.get("keep_io_types", True),
+        precision_options={k: v for k, v in precision.items() if k not in ("transform", "keep_io_types")},
+        launcher=worker.get("launcher", "python"), launch_command=tuple(worker.get("command", ())),
+        launch_env={k: str(v) for k, v in worker.get("env", {}).items()}, cpu_cores=constraints.get("cpu_cores"),
         memory_limit_mb=constraints.get("memory_limit_mb"),
         tolerance=_parse_tolerance(data.get("tolerance", {}), where),
         budgets=parse_budgets(data["budgets"], f"{where} [budgets]") if "budgets" in data else None,
@@ -242,6 +259,11 @@ def _check_consistency(p: Profile, where: str) -> None:
                            hint="use one reduced precision: drop the transform or the hint")
     if p.transform.startswith("int8") and p.precision_hint in ("f16", "bf16"):
         raise ProfileError(f"{where}: an int8 transform contradicts ep.precision_hint = {p.precision_hint!r}")
+    if p.precision_options and not p.transform.startswith(("fp16", "int8")):
+        raise ProfileError(f"{where}: [precision] options {sorted(p.precision_options)} need a transform",
+                           hint="set precision.transform, or drop the options")
+    if p.launch_command and p.launcher != "python":
+        raise ProfileError(f"{where}: worker.command is only understood by launcher = 'python'")
     if p.precision_hint and p.ep != "OpenVINOExecutionProvider":
         raise ProfileError(f"{where}: ep.precision_hint is only understood by the OpenVINO EP, not {p.ep}")
     if p.plugin and p.ep in ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"):
