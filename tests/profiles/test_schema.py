@@ -198,7 +198,7 @@ def test_a_misspelt_dtype_table_is_refused(tmp_path: Path) -> None:
     ('timeout_s = 0\n', ["timeout_s = 0", "a positive number"]),
     (MINIMAL + "[session]\ncpu_arena = 'no'\n", ["cpu_arena", "true or false"]),
     (MINIMAL + "[session]\nexecution_mode = 'async'\n", ["one of sequential, parallel"]),
-    (MINIMAL + "[precision]\ntransform = 'int4'\n", ["one of none, fp16, int8-dynamic, int8-static"]),
+    (MINIMAL + "[precision]\ntransform = 'int4'\n", ["one of none, fp16, fp16-mixed, int8-dynamic, int8-static"]),
     (MINIMAL + "[ep]\nname = 'OpenVINOExecutionProvider'\nprecision_hint = 'f64'\n", ["one of f32, f16, bf16"]),
     (MINIMAL + "[tolerance]\nrtol = 1e-3\n", ["rtol and atol must be given together"]),
     (MINIMAL + "[tolerance]\nwhy = 3\n", ["why must be a string"]),
@@ -316,3 +316,23 @@ def test_an_override_that_is_not_a_table_is_refused(tmp_path) -> None:
     path.write_text('name = "p"\n[tolerance.dtype]\nfloat32 = 0.1\n')
     with pytest.raises(ProfileError, match="expected a table of tolerance keys"):
         load_profile(path)
+
+
+def test_worker_and_precision_tables_parse(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(MINIMAL + "[precision]\ntransform = 'int8-static'\ncalibration = 'entropy'\nper_channel = false\n"
+                    "[worker]\ncommand = ['env', 'A=1']\nenv = { B = '2' }\n")
+    profile = load_profile(path)
+    assert profile.precision_options == {"calibration": "entropy", "per_channel": False}
+    assert profile.launch_command == ("env", "A=1") and profile.launch_env == {"B": "2"}
+
+
+@pytest.mark.parametrize("text, words", [
+    (MINIMAL + "[precision]\ncalibration = 'minmax'\n", ["need a transform"]),
+    (MINIMAL + "[precision]\ntransform = 'int8-static'\ncalibration = 'kl'\n", ["one of minmax, entropy, percentile"]),
+    (MINIMAL + "[worker]\nlauncher = 'ssh'\n", ["one of python"]),
+])
+def test_bad_precision_and_worker_options_are_refused(tmp_path: Path, text: str, words: list[str]) -> None:
+    line = _refused(tmp_path, text)
+    for word in words:
+        assert word in line, line
