@@ -136,6 +136,11 @@ class Profile:
     requires_packages: tuple[str, ...] = ()
     requires_env: tuple[str, ...] = ()
     install_hint: str = ""
+    # Where the registry found it: "built-in", "./device_profiles", "HARNESS_PROFILES", "--profiles-dir"
+    # ("" when loaded directly from a file), the profile it extends, and the files it inherits from, nearest first.
+    origin: str = ""
+    extends: str | None = None
+    bases: tuple[Path, ...] = ()
 
     @property
     def strict_placement(self) -> bool:
@@ -278,15 +283,25 @@ def _check_consistency(p: Profile, where: str) -> None:
         raise ProfileError(f"{where}: session.intra_op_threads = {threads} exceeds constraints.cpu_cores = {cores}{count}")
 
 
-def load_profile(path: Path) -> Profile:
+def read_table(path: Path) -> dict[str, Any]:
+    """The profile file's raw TOML table, named after its file; the registry merges these before parsing."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: malformed TOML ({exc})", hint="fix the syntax; see device_profiles/cpu.toml") from None
     except UnicodeDecodeError:
         raise ProfileError(f"{path}: not UTF-8 text") from None
-    profile = parse_profile(data, path, path.stem)
-    if profile.name != path.stem:
-        raise ProfileError(f"{path}: name = {profile.name!r} differs from the file name {path.stem!r}",
+    name = data.get("name", path.stem)
+    if name != path.stem:
+        raise ProfileError(f"{path}: name = {name!r} differs from the file name {path.stem!r}",
                            hint="profiles are selected by file name; make them equal")
-    return profile
+    return data
+
+
+def load_profile(path: Path) -> Profile:
+    """One self-contained profile file. A profile that extends another needs the others: see registry.load_all."""
+    data = read_table(path)
+    if "extends" in data:
+        raise ProfileError(f"{path}: extends = {data['extends']!r} needs the profile it extends",
+                           hint="load it with harness.profiles.registry.load_all, which resolves extends")
+    return parse_profile(data, path, path.stem)
