@@ -22,7 +22,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.perf.stats import percentile_nearest_rank
+from harness.worker.stats import percentile_nearest_rank
 from harness.profiles.registry import load_all
 from harness.worker.session import session_options
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import BaselineError, ProfileError, UsageError
-from harness.perf.stats import (
+from harness.worker.stats import (
     NS_PER_MS,
     LatencyStats,
     bootstrap_diff_ci,

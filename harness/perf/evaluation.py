@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.golden.cases import Case
 from harness.perf.budgets import Budgets, check_budgets, parse_regression
-from harness.perf.stats import PERCENTILE_NAMES, LatencyStats, min_samples_for, percentile_from_name
+from harness.worker.stats import PERCENTILE_NAMES, LatencyStats, min_samples_for, percentile_from_name
 from harness.profiles.schema import Profile
 from harness.run import record as R
 from harness.run.plan import CasePlan

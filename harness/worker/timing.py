@@ -1,6 +1,6 @@
 """Latency sampling inside the worker: only the inference call is timed, with perf_counter_ns, on inputs
 prepared beforehand (pre-bound with IOBinding on GPU EPs). Warm-up and stopping follow
-harness.perf.stats (numpy-only, so the worker may import it)."""
+harness.worker.stats (numpy-only; the parent reads the same module to summarise)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.perf.stats import StoppingRule, WarmupRule
+from harness.worker.stats import StoppingRule, WarmupRule
 
 REWARM_RUNS = 2
 _DEVICE_EPS = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda"}

@@ -10,7 +10,7 @@ from harness.perf.budgets import (
     parse_budgets,
     parse_regression,
 )
-from harness.perf.stats import LatencyStats
+from harness.worker.stats import LatencyStats
 
 SPEC = {"p50_ms": 5.0, "p95_ms": 10, "p99_ms": 20, "cold_start_ms": 500, "first_inference_ms": 100, "peak_mb": 512}
 

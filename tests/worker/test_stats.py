@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harness.perf.stats import (
+from harness.worker.stats import (
     LatencyStats,
     StoppingRule,
     WarmupRule,

@@ -1,7 +1,8 @@
 """Latency statistics computed from raw samples: nearest-rank percentiles, bootstrap confidence
 intervals, and the rules that decide when warm-up and the timed loop may stop.
 
-Only stdlib + numpy: this module is imported inside the isolated timing worker as well.
+Only stdlib + numpy: it lives in the worker package, whose timed loop follows these rules; the parent imports it
+to summarise the samples the worker sends back.
 Samples arrive in integer nanoseconds (``time.perf_counter_ns``); reported statistics are in ms.
 """
 
