@@ -1,0 +1,289 @@
+"""int8 quantisation as people deploy it: ORT's pre-processing, then dynamic or static QDQ quantisation.
+
+The dispatcher in ``transforms.py`` calls these three functions; each quantiser returns the model bytes and a
+JSON-able report of what it did (nodes quantised and kept in float, calibration, pre-processing), so a verdict can
+say which configuration produced the numbers. Library failures become ``TransformFailed`` with onnxruntime's own
+words and what to try; an already quantised model is ``TransformNotApplicable``.
+
+Static defaults follow onnxruntime's recommendation for CPU (``get_qdq_config``): QDQ format, activations QUInt8
+(asymmetric), weights QInt8 (symmetric), per-channel weights, ``ForceQuantizeNoInputCheck``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from harness.model import transforms
+
+# Ops that only exist in a model that is already quantised (ai.onnx and com.microsoft domains).
+_QUANTISED_OPS = frozenset({
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
+    "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "DynamicQuantizeLSTM", "QAttention", "QGemm", "QEmbedLayerNormalization",
+    "MatMulNBits", "MatMulBnb4", "GatherBlockQuantized", "QMoE",
+})
+_INTEGER_WEIGHT_TYPES = frozenset({onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT4,
+                                   onnx.TensorProto.UINT4})
+_MIN_INTEGER_WEIGHT = 16  # smaller int8 tensors are zero points or lookup constants, not weights
+_CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+_PRE_PROCESS_TAG = "onnx.quant.pre_process"
+
+
+def already_quantised(model: onnx.ModelProto) -> str | None:
+    """Why quantising this model again makes no sense, or None. Quantising twice stacks rounding on rounding and
+    feeds float scales to ops that expect them untouched, so a quantising profile does not apply."""
+    ops = Counter(node.op_type for node in _all_nodes(model.graph)
+                  if node.op_type in _QUANTISED_OPS or node.op_type.startswith(("QLinear", "QOrdered")))
+    integer = [t.name for t in _all_initializers(model.graph)
+               if t.data_type in _INTEGER_WEIGHT_TYPES and int(np.prod(t.dims, dtype=np.int64)) >= _MIN_INTEGER_WEIGHT]
+    if not ops and not integer:
+        return None
+    parts = [", ".join(f"{count} {op}" for op, count in sorted(ops.items()))] if ops else []
+    if integer:
+        parts.append(f"{len(integer)} integer weight tensor(s) (e.g. {integer[0]!r})")
+    return "the model is already quantised: " + "; ".join(parts)
+
+
+def quantize_dynamic_model(model_path: Path, spec: Any, work_dir: Path) -> tuple[bytes, dict]:
+    """Weights int8, activations quantised at run time: what onnxruntime recommends for RNNs and transformers."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
+
+    _refuse_quantised(model_path)
+    prepared, pre = _pre_process(model_path, work_dir)
+    op_types = _op_types(IntegerOpsRegistry, spec)
+    before = onnx.load(str(prepared))
+    unfoldable = _convs_with_computed_weights(before)
+    out = work_dir / "int8-dynamic.onnx"
+    options = {"EnableSubgraph": True}
+    with _library_output() as said:
+        _call_library(lambda: quantize_dynamic(prepared, out, op_types_to_quantize=op_types,
+                                               nodes_to_exclude=[*_excluded_nodes(before, spec.op_block_list),
+                                                                 *unfoldable],
+                                               per_channel=spec.per_channel, weight_type=QuantType.QInt8,
+                                               extra_options=options), model_path, "int8-dynamic")
+    if "MatMul" in op_types and "Gemm" not in spec.op_block_list:
+        op_types = [*op_types, "Gemm"]  # the dynamic quantiser rewrites Gemm as MatMul + Add, then quantises it
+    report = {"transform": "int8-dynamic", "weight_type": "QInt8", "activations": "quantised at run time",
+              "per_channel": bool(spec.per_channel), "op_block_list": list(spec.op_block_list),
+              "extra_options": options, "pre_processing": pre,
+              "kept_float_why": {name: "Conv weight is computed at run time (not a constant even after folding); "
+                                 "ConvInteger needs a constant weight" for name in unfoldable},
+              **_node_report(before, onnx.load(str(out)), op_types, spec.op_block_list),
+              "library_messages": said}
+    return out.read_bytes(), report
+
+
+def quantize_static_model(model_path: Path, spec: Any, calibration: list[dict[str, np.ndarray]], work_dir: Path,
+                          calibration_source: str) -> tuple[bytes, dict]:
+    """Static QDQ with activation ranges calibrated on the case's own inputs, as an int8 accelerator runs it."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    _refuse_quantised(model_path)
+    if not calibration:
+        raise transforms.TransformFailed(f"{model_path.name}: int8-static needs inputs to calibrate on, and none "
+                                         "were given", hint="add a test_data_set_N, or pass --calibration-data DIR")
+    method = spec.calibration
+    if method not in _CALIBRATION:
+        raise transforms.TransformFailed(f"{model_path.name}: unknown calibration method {method!r}",
+                                         hint="use one of " + ", ".join(_CALIBRATION))
+    prepared, pre = _pre_process(model_path, work_dir)
+    op_types = _op_types({**QLinearOpsRegistry, **QDQRegistry}, spec)
+    before = onnx.load(str(prepared))
+    options = {"ActivationSymmetric": False, "WeightSymmetric": True, "ForceQuantizeNoInputCheck": True}
+    out = work_dir / "int8-static.onnx"
+    with _library_output() as said:
+        _call_library(lambda: quantize_static(
+            prepared, out, _FeedReader(calibration), quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types,
+            nodes_to_exclude=_excluded_nodes(before, spec.op_block_list),
+            per_channel=spec.per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            calibrate_method=getattr(CalibrationMethod, _CALIBRATION[method]), extra_options=options),
+            model_path, "int8-static")
+    report = {"transform": "int8-static", "format": "QDQ", "activation_type": "QUInt8", "weight_type": "QInt8",
+              "per_channel": bool(spec.per_channel), "op_block_list": list(spec.op_block_list),
+              "extra_options": options, "calibration": _calibration_report(method, calibration, calibration_source),
+              "pre_processing": pre,
+              **_node_report(before, onnx.load(str(out)), op_types, spec.op_block_list),
+              "library_messages": said}
+    return out.read_bytes(), report
+
+
+class _FeedReader:
+    """The CalibrationDataReader protocol (get_next) over the case's feeds; ORT duck-types it."""
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self._feeds: Iterator[dict[str, np.ndarray]] = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+
+def _refuse_quantised(model_path: Path) -> None:
+    reason = already_quantised(onnx.load(str(model_path), load_external_data=False))
+    if reason:
+        raise transforms.TransformNotApplicable(f"{model_path.name}: {reason}")
+
+
+def _pre_process(model_path: Path, work_dir: Path) -> tuple[Path, dict]:
+    """ORT's quant_pre_process: symbolic and ONNX shape inference, then ORT's basic optimisation, which folds
+    constants (a weight fed through Identity, a Constant node or a computed initializer becomes an initializer;
+    without it the quantiser stops with 'Expected <weight> to be an initializer'). Symbolic shape inference fails on
+    some graphs (If/Loop bodies, custom ops); then it is skipped and the rest still runs."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = work_dir / "pre-processed.onnx"
+    attempts = [("symbolic shape inference, ONNX shape inference, ORT basic optimisation (constant folding)", {}),
+                ("ONNX shape inference, ORT basic optimisation (constant folding)", {"skip_symbolic_shape": True}),
+                ("ONNX shape inference", {"skip_symbolic_shape": True, "skip_optimization": True})]
+    failures = []
+    for steps, skips in attempts:
+        with _library_output() as said:
+            try:  # in work_dir: symbolic shape inference saves sym_shape_infer_temp.onnx to the cwd when it fails
+                with contextlib.chdir(work_dir):
+                    quant_pre_process(str(model_path.resolve()), str(out.resolve()), **skips)
+            except Exception as error:  # noqa: BLE001 - any library failure means: try with fewer steps
+                failures.append(f"{steps}: {_words(error)}")
+                continue
+        optimiser = [m for m in said if "Optimization Failed" in m]
+        if optimiser and "skip_optimization" not in skips:
+            failures.append(f"ORT optimisation: {optimiser[0]}")
+            steps = steps.replace(", ORT basic optimisation (constant folding)", "")
+        _name_nodes(out)
+        return out, {"ran": True, "steps": steps, "failed": failures}
+    return model_path, {"ran": False, "steps": "none: the plain model was quantised", "failed": failures}
+
+
+def _name_nodes(path: Path) -> None:
+    """Give unnamed nodes a name, so the report can tell which nodes the quantiser replaced."""
+    model = onnx.load(str(path))
+    unnamed = [node for node in model.graph.node if not node.name]
+    if unnamed:
+        taken = {node.name for node in model.graph.node}
+        for index, node in enumerate(unnamed):
+            name = f"{node.op_type}_int8_{index}"
+            node.name = name if name not in taken else f"{name}_{len(taken)}"
+        onnx.save(model, str(path))
+
+
+def _op_types(registry: Any, spec: Any) -> list[str]:
+    blocked = set(spec.op_block_list)
+    return sorted(op for op in registry if op not in blocked)
+
+
+def _excluded_nodes(model: onnx.ModelProto, blocked: tuple[str, ...] | list[str]) -> list[str]:
+    """Names of the blocked op types' nodes. Leaving a type out of op_types_to_quantize is not enough: with
+    ForceQuantizeNoInputCheck a QDQ pair still lands on its output, and the dynamic quantiser turns a Gemm into a
+    MatMul (named '<gemm>_MatMul') before it looks at op types."""
+    names = [node.name for node in model.graph.node if node.op_type in blocked]
+    return names + [f"{node.name}_MatMul" for node in model.graph.node if node.op_type == "Gemm" and node.op_type in blocked]
+
+
+def _convs_with_computed_weights(model: onnx.ModelProto) -> list[str]:
+    """Conv nodes whose weight is still not an initializer after pre-processing (it depends on a graph input).
+    The dynamic quantiser would stop on them with 'Expected <weight> to be an initializer'; they stay float."""
+    constants = {t.name for t in model.graph.initializer}
+    return [node.name for node in model.graph.node
+            if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] not in constants]
+
+
+def _call_library(quantise: Any, model_path: Path, transform: str) -> None:
+    try:
+        quantise()
+    except Exception as error:  # noqa: BLE001 - onnxruntime raises bare ValueError/KeyError/RuntimeError
+        raise transforms.TransformFailed(f"{model_path.name}: {transform}: {_words(error)}",
+                                         hint=_hint(error, transform)) from None
+
+
+def _hint(error: Exception, transform: str) -> str:
+    text = str(error)
+    if "initializer" in text:
+        return "pre-processing could not fold this weight to a constant; add the op type to [precision] op_block_list"
+    if transform == "int8-static" and ("calibrat" in text.lower() or "range" in text.lower()):
+        return "try [precision] calibration = 'percentile' or 'minmax', or add the op type to op_block_list"
+    return "add the op type named in the message to [precision] op_block_list, or use the int8-dynamic transform"
+
+
+def _words(error: Exception) -> str:
+    """The library's own words: KeyError and friends stringify as just a name, so say what kind of error it was."""
+    text = str(error).strip() or "(no message)"
+    return text if isinstance(error, (ValueError, RuntimeError)) else f"{type(error).__name__}: {text}"
+
+
+class _Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages[record.getMessage().strip().splitlines()[0][:300]] += 1
+
+
+@contextlib.contextmanager
+def _library_output() -> Iterator[list[str]]:
+    """Collect what onnxruntime.quantization logs and prints (calibrators print progress) into the report, instead
+    of the terminal. Handlers already on the root logger (the run's log file) still receive the records."""
+    collector, said = _Collector(), []
+    root = logging.getLogger()
+    root.addHandler(collector)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            yield said
+    finally:
+        root.removeHandler(collector)
+        said.extend(f"{message} (x{count})" if count > 1 else message for message, count in collector.messages.items())
+        said.extend(line for line in printed.getvalue().splitlines() if line.strip())
+
+
+def _calibration_report(method: str, feeds: list[dict[str, np.ndarray]], source: str) -> dict:
+    shapes = sorted({f"{name}: {list(array.shape)} {array.dtype}" for feed in feeds for name, array in feed.items()})
+    return {"method": method, "feeds": len(feeds), "source": source, "input_shapes": shapes}
+
+
+def _node_report(before: onnx.ModelProto, after: onnx.ModelProto, op_types: list[str],
+                 blocked: tuple[str, ...] | list[str]) -> dict:
+    """Which nodes of the (pre-processed) model the quantiser changed, by op type. A node is quantised when it was
+    replaced (dynamic: MatMulInteger, ConvInteger...; QDQ: a Relu folded into its producer's range) or sits between
+    DequantizeLinear and QuantizeLinear (QDQ); the rest of the op types the quantiser handles (plus the blocked
+    ones) stayed in float."""
+    produced_by = {out: node.op_type for node in after.graph.node for out in node.output}
+    quantise_inputs = {name for node in after.graph.node if node.op_type == "QuantizeLinear" for name in node.input[:1]}
+    kept = {node.name: node for node in after.graph.node}
+    candidates = set(op_types) | set(blocked)
+    quantised, floating = Counter(), Counter()
+    for node in before.graph.node:
+        if node.op_type not in candidates:
+            continue
+        same = kept.get(node.name)
+        replaced = same is None or same.op_type != node.op_type
+        in_qdq = same is not None and any(produced_by.get(name) == "DequantizeLinear" for name in same.input) and any(
+            name in quantise_inputs for name in same.output)
+        (quantised if replaced or in_qdq else floating)[node.op_type] += 1
+    return {"nodes_quantised": dict(sorted(quantised.items())), "nodes_kept_float": dict(sorted(floating.items()))}
+
+
+def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for sub in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+                yield from _all_nodes(sub)
+
+
+def _all_initializers(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    yield from graph.initializer
+    for node in graph.node:
+        if node.op_type == "Constant":
+            yield from (a.t for a in node.attribute if a.name == "value")
+        for attribute in node.attribute:
+            for sub in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+                yield from _all_initializers(sub)
