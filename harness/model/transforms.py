@@ -1,23 +1,99 @@
-"""Precision transforms a profile may ask for, cached by (model sha256, transform).
+"""Precision transforms a profile may ask for: one entry point, cached by model sha256 + spec.
 
-fp16 uses onnxconverter-common (IO types kept, so goldens and inputs stay float32); int8 uses
-onnxruntime.quantization: dynamic, or static QDQ calibrated on the case's own inputs.
+`transform_model` dispatches to `fp16.py` (fp16, fp16-mixed) and `int8.py` (int8-dynamic, int8-static), runs
+them with every library print, log record, warning and C-level write captured (a transform must never
+reach the terminal), and caches the transformed model with its report beside it, so a cache hit
+answers with the same report. A transform that cannot apply raises `TransformNotApplicable`; one that
+applies but does not produce a loadable model raises `TransformFailed`. Both are the cell's verdict,
+never an EP error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import json
+import logging
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
 
-from harness.errors import ProfileError
-from harness.golden.layout import atomic_write_bytes
+from harness.errors import HarnessError
+from harness.golden.layout import atomic_write_bytes  # the one import of the atomic writer here
+
+KINDS = ("none", "fp16", "fp16-mixed", "int8-dynamic", "int8-static")
+# Kinds whose result depends on the case's inputs: their cache key carries a digest of them.
+_DATA_DEPENDENT = ("int8-static", "fp16-mixed")
+# Bump when a transform's code changes what it produces, so stale cached models are not reused.
+_CACHE_VERSION = 2
+_REPORT_SCHEMA = "onnx-harness/transform-report"
+
+
+class TransformNotApplicable(Exception):
+    """The transform makes no sense for this model (already quantised, nothing float to convert)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TransformFailed(Exception):
+    """The transform applies but did not produce a model that loads; `message` is the library's own words."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(f"{message}. Note: {hint}")
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """Everything that decides what a transform produces; `cache_tag` digests all of it."""
+
+    kind: str  # "none" | "fp16" | "fp16-mixed" | "int8-dynamic" | "int8-static"
+    keep_io_types: bool = True
+    calibration: str = "minmax"  # minmax | entropy | percentile
+    per_channel: bool = True
+    op_block_list: tuple[str, ...] = ()  # extra op types kept in fp32 (fp16) / not quantised (int8)
+    mixed_rtol: float | None = None  # fp16-mixed: bound on a node's fp16 error
+    mixed_atol: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown transform {self.kind!r}; known: {', '.join(KINDS)}")
+
+    @classmethod
+    def from_profile_fields(cls, kind: str, keep_io_types: bool, options: dict) -> TransformSpec:
+        """Build from a profile's [precision] table (schema.py has validated the keys and values)."""
+        return cls(kind=kind, keep_io_types=bool(keep_io_types),
+                   calibration=str(options.get("calibration", "minmax")),
+                   per_channel=bool(options.get("per_channel", True)),
+                   op_block_list=tuple(options.get("op_block_list", ())),
+                   mixed_rtol=_float_or_none(options.get("mixed_rtol")),
+                   mixed_atol=_float_or_none(options.get("mixed_atol")))
+
+    def cache_tag(self) -> str:
+        """Short stable digest of every field (and the cache version), for the cache key."""
+        text = json.dumps({**asdict(self), "version": _CACHE_VERSION}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _float_or_none(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+@dataclass
+class Transformed:
+    path: Path  # the model to run (the original for kind "none")
+    report: dict  # JSON-able: what the transform did
+    log: str  # everything the libraries printed or logged while transforming
 
 
 def cache_dir() -> Path:
@@ -26,24 +102,75 @@ def cache_dir() -> Path:
     return Path(root) / "transforms"
 
 
-def transformed_path(model_path: Path, sha256: str, transform: str, keep_io_types: bool,
-                     calibration: list[dict[str, np.ndarray]]) -> Path:
-    """Return the model to run: the original, or a cached transformed copy (built on first use)."""
-    if transform == "none":
-        return model_path
-    suffix = "" if keep_io_types else "-io"
-    if transform == "int8-static":  # the scales depend on the calibration inputs (seed, dims, data sets)
-        suffix += "-" + _calibration_digest(calibration)
-    target = cache_dir() / f"{sha256[:32]}-{transform}{suffix}.onnx"
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    builders = {"fp16": _fp16, "int8-dynamic": _int8_dynamic, "int8-static": _int8_static}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        data = builders[transform](model_path, keep_io_types, calibration)
+def transform_model(model_path: Path, sha256: str, spec: TransformSpec,
+                    calibration: list[dict[str, np.ndarray]],
+                    calibration_source: str = "case data sets") -> Transformed:
+    """Return the model to run under `spec`, building and caching it on first use."""
+    if spec.kind == "none":
+        return Transformed(model_path, {"kind": "none"}, "")
+    target = _cache_path(sha256, spec, calibration)
+    sidecar = target.with_suffix(".json")
+    cached = _read_cached(target, sidecar)
+    if cached is not None:
+        return cached
+    log = io.StringIO()
+    with tempfile.TemporaryDirectory(prefix="harness-transform-") as work, captured(log):
+        data, report = _build(Path(model_path), spec, calibration, Path(work))
+    report = {"kind": spec.kind, **report}
+    if spec.kind in _DATA_DEPENDENT:
+        report["calibration_source"] = calibration_source
+        report["calibration_feeds"] = len(calibration)
     atomic_write_bytes(target, data)
-    return target
+    envelope = {"schema": _REPORT_SCHEMA, "version": _CACHE_VERSION, "report": report, "log": log.getvalue()}
+    atomic_write_bytes(sidecar, json.dumps(envelope, indent=1, sort_keys=True, default=str).encode())
+    return Transformed(target, report, log.getvalue())
+
+
+def _cache_path(sha256: str, spec: TransformSpec, calibration: list[dict[str, np.ndarray]]) -> Path:
+    name = f"{sha256[:32]}-{spec.kind}-{spec.cache_tag()}"
+    if spec.kind in _DATA_DEPENDENT:  # scales / kept-fp32 nodes depend on the inputs (seed, dims, data sets)
+        name += "-" + _calibration_digest(calibration)
+    return cache_dir() / f"{name}.onnx"
+
+
+def _read_cached(target: Path, sidecar: Path) -> Transformed | None:
+    """A cached model with a readable report beside it, or None (then it is rebuilt)."""
+    if not (target.is_file() and sidecar.is_file()):
+        return None
+    try:
+        envelope = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(envelope, dict) or envelope.get("version") != _CACHE_VERSION:
+        return None
+    return Transformed(target, envelope["report"], envelope.get("log", ""))
+
+
+def _build(model_path: Path, spec: TransformSpec, calibration: list[dict[str, np.ndarray]],
+           work_dir: Path) -> tuple[bytes, dict]:
+    """Run the transform; a library's unexpected exception is the transform failing, not a harness crash."""
+    try:
+        if spec.kind == "fp16":
+            from harness.model.fp16 import convert_fp16
+            return convert_fp16(model_path, spec, calibration)
+        if spec.kind == "fp16-mixed":
+            from harness.model.fp16 import convert_fp16_mixed
+            return convert_fp16_mixed(model_path, spec, calibration)
+        from harness.model import int8  # lazy: onnxruntime.quantization is slow to import
+        if spec.kind == "int8-dynamic":
+            return int8.quantize_dynamic_model(model_path, spec, work_dir)
+        return int8.quantize_static_model(model_path, spec, calibration, work_dir)
+    except (TransformNotApplicable, TransformFailed, HarnessError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any library error here is this transform failing
+        raise TransformFailed(f"{spec.kind} transform of {model_path.name} raised {type(exc).__name__}: "
+                              f"{_first_line(exc)}",
+                              hint="run with another transform, or report the model to the harness") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else repr(exc))[:500]
 
 
 def _calibration_digest(calibration: list[dict[str, np.ndarray]]) -> str:
@@ -56,42 +183,42 @@ def _calibration_digest(calibration: list[dict[str, np.ndarray]]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _fp16(model_path: Path, keep_io_types: bool, _calibration: list) -> bytes:
-    try:
-        from onnxconverter_common import float16
-    except ImportError:
-        raise ProfileError("the fp16 transform needs onnxconverter-common",
-                           hint="pip install onnxconverter-common") from None
-    model = onnx.load(str(model_path))
-    converted = float16.convert_float_to_float16(model, keep_io_types=keep_io_types)
-    return converted.SerializeToString()
+@contextlib.contextmanager
+def captured(log: io.StringIO) -> Iterator[None]:
+    """Send everything a transform emits into `log`: Python prints, logging, warnings, and C-level fd 1/2.
+
+    Why fds: onnxruntime's C++ logger and protobuf write straight to file descriptors, past sys.stdout.
+    """
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    with tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        saved = [os.dup(1), os.dup(2)]
+        root.addHandler(handler)
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
+        finally:
+            root.removeHandler(handler)
+            for stream in (sys.__stdout__, sys.__stderr__):
+                if stream is not None:
+                    stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            log.write(sink.read().decode("utf-8", "replace"))
+            log.writelines(f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}\n" for w in caught)
 
 
-def _int8_dynamic(model_path: Path, _keep: bool, _calibration: list) -> bytes:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "q.onnx"
-        quantize_dynamic(str(model_path), str(out), weight_type=QuantType.QInt8)
-        return out.read_bytes()
-
-
-class _Reader:
-    """CalibrationDataReader over the case's stored or generated inputs."""
-
-    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
-        self._feeds: Iterator[dict[str, np.ndarray]] = iter(feeds)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._feeds, None)
-
-
-def _int8_static(model_path: Path, _keep: bool, calibration: list[dict[str, np.ndarray]]) -> bytes:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    if not calibration:
-        raise ProfileError(f"{model_path}: int8-static needs inputs to calibrate on, and the case has none")
-    reader = type("CaseReader", (_Reader, CalibrationDataReader), {})(calibration)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "q.onnx"
-        quantize_static(str(model_path), str(out), reader, quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-        return out.read_bytes()
+def transformed_path(model_path: Path, sha256: str, transform: str, keep_io_types: bool,
+                     calibration: list[dict[str, np.ndarray]]) -> Path:
+    """Old entry point kept until the executor calls `transform_model`; remove it then."""
+    spec = TransformSpec(kind=transform, keep_io_types=keep_io_types)
+    return transform_model(model_path, sha256, spec, calibration).path

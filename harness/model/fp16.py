@@ -1,0 +1,476 @@
+"""fp16 and mixed-precision copies of a model that really load, with a report of what stayed float32.
+
+Why not just call a converter: on real models both public converters leave graphs ONNX Runtime refuses
+(a `Cast(to=float)` whose output is then typed float16, the same inside If/Loop bodies, float16 scales
+fed to DequantizeLinear). So the conversion here (1) names every node, (2) decides which nodes stay
+float32 and why (quantisation ops, ops whose schema has no float16, ops the CPU EP cannot run in
+float16, the profile's `op_block_list`), (3) converts with the converter that handles more models and
+falls back to the other, and (4) accepts a result only after the ONNX checker and a real onnxruntime
+CPU session (and one run on the case's inputs) have taken it.
+
+Converter order, measured (scratch script over graphs like tests/model/test_fp16.py and the bundled
+zoo; keep_io_types, same block lists): onnxruntime.transformers.float16 converted 5 of 5 failure graphs
+(Cast then Add, Cast inside If, Loop body with Cast, DequantizeLinear, weight through Identity) and 8 of
+8 zoo models; onnxconverter-common 2 of 5 and 8 of 8. onnxconverter-common leaves `Cast(to=float)`
+untouched, which is the issue's `/Cast_2` error.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import onnx
+from onnx import TensorProto
+
+from harness.errors import ProfileError
+from harness.model.transforms import TransformFailed, TransformNotApplicable, TransformSpec
+
+# Quantisation ops and their parameters stay float32 by policy: a float16 scale changes the quantised
+# values, and the ONNX schemas before opset 19 (and DynamicQuantizeLinear always) accept float only.
+QUANTISATION_OPS = frozenset({
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+    "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QGemm", "QAttention",
+    "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", "QLinearConcat",
+    "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearReduceMean", "QLinearWhere",
+    "DynamicQuantizeLSTM", "QEmbedLayerNormalization", "MatMulNBits", "GatherBlockQuantized",
+})
+
+# Ops the CPU EP cannot load or run once converted, although their schema allows float16. Found
+# empirically (onnxruntime 1.32): every float case of onnx.backend.test.case.node that runs in float32
+# was converted with onnxruntime's converter, an empty block list and float32 IO, then loaded and run
+# on the CPU EP. 141 op types passed; these failed (errors in brackets). Ops whose schema has no float16
+# (Upsample scales, NonMaxSuppression, TfIdfVectorizer, ai.onnx.ml) are found per node by
+# `_schema_without_fp16`, and LayerNormalization only fails with its optional float-only outputs.
+CPU_FP16_UNSUPPORTED_OPS = frozenset({
+    "EyeLike",  # [NOT_IMPLEMENTED: no float16 kernel, and no cast inserted for an output-only float]
+    "MeanVarianceNormalization",  # [its function body binds T to float16 and float]
+    "ScatterElements", "ScatterND",  # [reduction add/mul/min/max: CPU EP has no MLFloat16 reduction]
+    "SequenceMap",  # [TensorSeq: IsSameDataType was false]
+    "BitCast",  # [bit widths differ once the float side is float16]
+    "TreeEnsemble",  # [attribute types must match the input type]
+})
+
+DEFAULT_MIXED_RTOL, DEFAULT_MIXED_ATOL = 1e-2, 1e-3  # onnxconverter-common's own example bound
+MIXED_MAX_ATTEMPTS = 200  # each attempt is one conversion, one session and one run
+_FLOAT, _FLOAT16 = TensorProto.FLOAT, TensorProto.FLOAT16
+_CONTROL_FLOW = ("If", "Loop", "Scan")
+_ONNX_DOMAINS = ("", "ai.onnx")
+_CHECKS = ("onnx.checker", "onnxruntime CPU session")
+
+Converter = Callable[[onnx.ModelProto, bool, set[str], set[str]], onnx.ModelProto]
+
+
+def convert_fp16(model_path, spec: TransformSpec, feeds: list[dict[str, np.ndarray]]) -> tuple[bytes, dict]:
+    """An fp16 copy of the model that the checker and a CPU session accept, and what was kept float32."""
+    model = _prepared(model_path)
+    kept = _kept_fp32(model, spec)
+    _require_something_to_convert(model, kept)
+    converted, report = _convert_verified(model, spec, kept, feeds[:1])
+    return converted.SerializeToString(), {**report, **_describe(model, kept, converted)}
+
+
+def convert_fp16_mixed(model_path, spec: TransformSpec,
+                       feeds: list[dict[str, np.ndarray]]) -> tuple[bytes, dict]:
+    """fp16, except the nodes whose fp16 error on the case's first input exceeds (rtol, atol).
+
+    The search is onnxconverter-common's auto mixed precision (its `SegmentList` bisection over the
+    top-level nodes); `auto_convert_mixed_precision` itself is not called because it hard-wires
+    onnxconverter-common's converter, which fails on Cast/If/Loop graphs, and does not say which nodes
+    it kept.
+    """
+    if not feeds:
+        raise TransformFailed(f"{model_path.name}: fp16-mixed needs one input feed to measure fp16 error, "
+                              "and the case has none", hint="add a test_data_set_0, or use the fp16 transform")
+    rtol = spec.mixed_rtol if spec.mixed_rtol is not None else DEFAULT_MIXED_RTOL
+    atol = spec.mixed_atol if spec.mixed_atol is not None else DEFAULT_MIXED_ATOL
+    model = _prepared(model_path)
+    kept = _kept_fp32(model, spec)
+    _require_something_to_convert(model, kept)
+    feed = _feed_for(model, feeds[0])
+    reference = _run(model, feed)
+    too_far, attempts, stopped = _mixed_search(model, spec, kept, feed, reference, (rtol, atol))
+    kept.update({name: "fp16 error above the bound on the case's input" for name in too_far})
+    converted, report = _convert_verified(model, spec, kept, [feed])
+    mixed = {"bound": {"rtol": rtol, "atol": atol}, "search_attempts": attempts, "search_stopped_early": stopped,
+             "kept_fp32_for_error": [{"node": n, "op": _op_of(model, n)} for n in too_far]}
+    return converted.SerializeToString(), {**report, **_describe(model, kept, converted), "mixed": mixed}
+
+
+# --- preparing the model ---------------------------------------------------------------------------
+
+def _prepared(model_path) -> onnx.ModelProto:
+    """Loaded, with types inferred where onnx can, and every node named (block lists match by name)."""
+    model = onnx.load(str(model_path))
+    try:
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - inference is a help, not a requirement; the converters cope without
+        pass
+    originals = {node.name for node in _all_nodes(model.graph)}
+    seen: set[str] = set()
+    for index, node in enumerate(_all_nodes(model.graph)):
+        if not node.name or node.name in seen:
+            candidate = f"{node.name or node.op_type}__fp16_{index}"
+            while candidate in originals or candidate in seen:
+                candidate += "_"
+            node.name = candidate
+        seen.add(node.name)
+    return model
+
+
+def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    for node in graph.node:
+        yield node
+        for sub in _subgraphs(node):
+            yield from _all_nodes(sub)
+
+
+def _subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr.g
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            yield from attr.graphs
+
+
+def _all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    yield graph
+    for node in graph.node:
+        for sub in _subgraphs(node):
+            yield from _all_graphs(sub)
+
+
+# --- what stays float32 ------------------------------------------------------------------------------
+
+def _kept_fp32(model: onnx.ModelProto, spec: TransformSpec) -> dict[str, str]:
+    """Node name -> why it stays float32."""
+    opsets = {(o.domain or ""): o.version for o in model.opset_import}
+    opsets.setdefault("", opsets.get("ai.onnx", 21))
+    extra = set(spec.op_block_list)
+    kept: dict[str, str] = {}
+    for node in _all_nodes(model.graph):
+        reason = _block_reason(node, opsets, extra)
+        if reason:
+            kept[node.name] = reason
+    _keep_parameter_producers(model.graph, kept)
+    return kept
+
+
+def _block_reason(node: onnx.NodeProto, opsets: dict[str, int], extra: set[str]) -> str | None:
+    if node.op_type in extra:
+        return "profile op_block_list"
+    if node.op_type in QUANTISATION_OPS:
+        return "quantisation op (scales and zero points stay float32)"
+    if node.op_type in CPU_FP16_UNSUPPORTED_OPS:
+        return "the CPU EP cannot run it in float16 (probe)"
+    if (node.domain or "") not in _ONNX_DOMAINS + ("ai.onnx.ml",):
+        return None if _cpu_has_fp16_kernel(node.domain, node.op_type) else f"{node.domain} op without a float16 CPU kernel"
+    formal = _schema_without_fp16(node, opsets)
+    return f"its ONNX schema allows no float16 for {formal}" if formal else None
+
+
+def _schema_without_fp16(node: onnx.NodeProto, opsets: dict[str, int]) -> str | None:
+    """The first used input/output whose schema type allows float but not float16 (then fp16 is invalid)."""
+    domain = "" if node.domain in _ONNX_DOMAINS else node.domain
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opsets.get(domain, 1), domain)
+    except onnx.defs.SchemaError:
+        return None
+    allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
+    for formals, actuals in ((schema.inputs, node.input), (schema.outputs, node.output)):
+        for index, formal in enumerate(formals):
+            variadic = formal.option == onnx.defs.OpSchema.FormalParameterOption.Variadic
+            used = any(actuals[index:]) if variadic else index < len(actuals) and bool(actuals[index])
+            types = allowed.get(formal.type_str, {formal.type_str})
+            if used and "tensor(float)" in types and "tensor(float16)" not in types:
+                return formal.name
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_fp16_kernels() -> frozenset[tuple[str, str]]:
+    """(domain, op) pairs with a float16 kernel on the CPU EP, from onnxruntime's kernel registry."""
+    try:
+        from onnxruntime.capi import onnxruntime_pybind11_state as capi
+        defs = capi.get_all_opkernel_def()
+    except (ImportError, AttributeError):
+        return frozenset()
+    return frozenset((d.domain, d.op_name) for d in defs if d.provider == "CPUExecutionProvider"
+                     and any("tensor(float16)" in types for types in d.type_constraints.values()))
+
+
+def _cpu_has_fp16_kernel(domain: str, op_type: str) -> bool:
+    return (domain, op_type) in _cpu_fp16_kernels()
+
+
+def _keep_parameter_producers(graph: onnx.GraphProto, kept: dict[str, str]) -> None:
+    """An Identity or Constant that only feeds float32 nodes stays float32 too (a scale through an
+    Identity would otherwise be rounded to float16 and cast back)."""
+    for sub in _all_graphs(graph):
+        consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in sub.node:
+            for name in _reads(node):
+                consumers.setdefault(name, []).append(node)
+        changed = True
+        while changed:
+            changed = False
+            for node in sub.node:
+                if node.op_type not in ("Identity", "Constant") or node.name in kept:
+                    continue
+                users = [user for out in node.output for user in consumers.get(out, [])]
+                outputs = {o.name for o in sub.output}
+                if users and all(u.name in kept for u in users) and not outputs & set(node.output):
+                    kept[node.name] = "feeds only float32 nodes"
+                    changed = True
+
+
+def _reads(node: onnx.NodeProto) -> set[str]:
+    """Names a node reads, including those its subgraphs take from the outer scope."""
+    names = {name for name in node.input if name}
+    for sub in _subgraphs(node):
+        for inner in _all_nodes(sub):
+            names.update(name for name in inner.input if name)
+    return names
+
+
+def _float_values(model: onnx.ModelProto) -> dict[str, int]:
+    """Name -> elem type for every typed value in every graph (after shape inference)."""
+    types: dict[str, int] = {}
+    for graph in _all_graphs(model.graph):
+        for info in [*graph.input, *graph.output, *graph.value_info]:
+            types[info.name] = info.type.tensor_type.elem_type
+        for init in graph.initializer:
+            types[init.name] = init.data_type
+    return types
+
+
+def _computes_in_float(node: onnx.NodeProto, types: dict[str, int]) -> bool:
+    if node.op_type == "Cast":
+        return any(a.name == "to" and a.i == _FLOAT for a in node.attribute)
+    if node.op_type == "Constant":
+        return any(a.t.data_type == _FLOAT for a in node.attribute)
+    return any(types.get(name) == _FLOAT for name in [*node.input, *node.output] if name)
+
+
+def _require_something_to_convert(model: onnx.ModelProto, kept: dict[str, str]) -> None:
+    """Raise TransformNotApplicable when fp16 would change nothing, saying why."""
+    types = _float_values(model)
+    fp16 = sum(1 for t in types.values() if t == _FLOAT16)
+    floats = [n for n in _all_nodes(model.graph) if _computes_in_float(n, types)]
+    if fp16 and not any(t == _FLOAT for t in types.values()):
+        raise TransformNotApplicable(f"already float16 ({fp16} float16 tensors, no float32 ones)")
+    if not floats and not any(t == _FLOAT for t in types.values()):
+        raise TransformNotApplicable("no float32 tensors to convert")
+    if floats and all(n.name in kept for n in floats):
+        reasons = Counter(f"{n.op_type} ({kept[n.name]})" for n in floats)
+        raise TransformNotApplicable("every node that computes in float32 must stay float32: "
+                                     + ", ".join(f"{count} {what}" for what, count in reasons.most_common(4)))
+
+
+# --- converting and checking -------------------------------------------------------------------------
+
+def _ort_converter(model: onnx.ModelProto, keep_io: bool, ops: set[str], nodes: set[str]) -> onnx.ModelProto:
+    from onnxruntime.transformers import float16
+    return _sorted(float16.convert_float_to_float16(model, keep_io_types=keep_io, disable_shape_infer=True,
+                                                    op_block_list=sorted(ops), node_block_list=sorted(nodes)))
+
+
+def _sorted(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Nodes in dependency order in every graph. onnxruntime's converter appends its Casts at the end,
+    which the checker refuses; the sorts in both libraries ignore what a subgraph reads from outside."""
+    for graph in _all_graphs(model.graph):
+        _sort_graph(graph)
+    return model
+
+
+def _sort_graph(graph: onnx.GraphProto) -> None:
+    """Kahn's algorithm, stable: a node keeps its place unless a producer comes later."""
+    nodes = list(graph.node)
+    producer = {out: index for index, node in enumerate(nodes) for out in node.output if out}
+    waiting = [{producer[n] for n in _reads(node) if n in producer} - {index} for index, node in enumerate(nodes)]
+    users: dict[int, list[int]] = {}
+    for index, deps in enumerate(waiting):
+        for dep in deps:
+            users.setdefault(dep, []).append(index)
+    ready = [index for index, deps in enumerate(waiting) if not deps]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for user in users.get(index, []):
+            waiting[user].discard(index)
+            if not waiting[user]:
+                heapq.heappush(ready, user)
+    if len(order) == len(nodes):  # a cycle is left as it is, for the checker to name
+        graph.ClearField("node")
+        graph.node.extend(nodes[index] for index in order)
+
+
+def _occ_converter(model: onnx.ModelProto, keep_io: bool, ops: set[str], nodes: set[str]) -> onnx.ModelProto:
+    try:
+        from onnxconverter_common import float16
+    except ImportError:
+        raise ProfileError("the fp16 fallback converter needs onnxconverter-common",
+                           hint="pip install onnxconverter-common") from None
+    return float16.convert_float_to_float16(model, keep_io_types=keep_io, disable_shape_infer=True,
+                                            op_block_list=sorted(ops), node_block_list=sorted(nodes),
+                                            check_fp16_ready=False)
+
+
+# Better first (see the module docstring for the counts).
+CONVERTERS: tuple[tuple[str, Converter], ...] = (
+    ("onnxruntime.transformers.float16", _ort_converter),
+    ("onnxconverter_common.float16", _occ_converter),
+)
+
+
+def _convert_verified(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str],
+                      feeds: list[dict[str, np.ndarray]]) -> tuple[onnx.ModelProto, dict]:
+    """The first converter's result that passes the checks; TransformFailed with each one's error if none."""
+    ops = (QUANTISATION_OPS | CPU_FP16_UNSUPPORTED_OPS | set(spec.op_block_list))
+    attempts = []
+    for name, convert in CONVERTERS:
+        try:
+            converted = convert(_copy(model), spec.keep_io_types, set(ops), set(kept))
+            checks = _verify(model, converted, feeds)
+        except (ProfileError, TransformNotApplicable):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the converter's or the runtime's own words are the finding
+            attempts.append({"converter": name, "error": _first_line(exc)})
+            continue
+        return converted, {"converter": name, "failed_converters": attempts, "checks": checks}
+    detail = "; ".join(f"{a['converter']}: {a['error']}" for a in attempts)
+    raise TransformFailed(f"fp16 conversion of {model.graph.name or 'the model'} did not load: {detail}",
+                          hint="add the op type named in the error to [precision] op_block_list in the profile, "
+                               "or try transform = \"fp16-mixed\"")
+
+
+def _verify(original: onnx.ModelProto, converted: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> list[str]:
+    """Checker (full where it works), then a real CPU session, then one run; the list says what passed."""
+    checks = [_checker(original, converted)]
+    session = _session(converted)
+    checks.append("onnxruntime CPU session")
+    for feed in feeds:
+        session.run(None, _feed_for(converted, feed))
+        checks.append("one run on the case's input")
+    return checks
+
+
+def _checker(original: onnx.ModelProto, converted: onnx.ModelProto) -> str:
+    try:
+        onnx.checker.check_model(converted, full_check=True)
+        return "onnx.checker (full_check)"
+    except Exception:  # noqa: BLE001 - full_check's strict inference refuses some valid models; try the plain one
+        pass
+    try:
+        onnx.checker.check_model(converted)
+        return "onnx.checker"
+    except Exception as exc:  # noqa: BLE001
+        try:
+            onnx.checker.check_model(original)
+        except Exception:  # noqa: BLE001 - the original fails too: the checker says nothing about fp16
+            return "onnx.checker skipped (the float32 model fails it too)"
+        raise ValueError(f"onnx.checker: {_first_line(exc)}") from exc
+
+
+def _session(model: onnx.ModelProto):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only; warnings would be captured anyway, but need not be made
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _run(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return _session(model).run(None, feed)
+
+
+def _feed_for(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    initializers = {init.name for init in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in initializers]
+    return {name: feed[name] for name in names if name in feed}
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:400]
+
+
+# --- mixed precision search ---------------------------------------------------------------------------
+
+def _mixed_search(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str], feed: dict[str, np.ndarray],
+                  reference: list[np.ndarray], bound: tuple[float, float]) -> tuple[list[str], int, bool]:
+    """Top-level nodes to keep float32 so every output stays within `bound`; also attempts made, and
+    whether the attempt budget ran out (then the undecided nodes are kept float32, the safe side)."""
+    from onnxconverter_common.auto_mixed_precision import SegmentList
+    names = [n.name for n in model.graph.node if n.op_type not in _CONTROL_FLOW and n.name not in kept]
+    segments = SegmentList(names)
+    attempts = 0
+    while (segment := segments.get_largest()) is not None:
+        if attempts >= MIXED_MAX_ATTEMPTS:
+            return segments.get_nodes(), attempts, True
+        attempts += 1
+        trial = {**kept, **dict.fromkeys(segments.get_nodes(segment), "trial")}
+        if _within(model, spec, trial, feed, reference, bound):
+            segment.good = True
+        elif segment.size == 1:
+            segment.bad = True
+        else:
+            segment.split()
+    return segments.get_nodes(), attempts, False
+
+
+def _within(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str], feed: dict[str, np.ndarray],
+            reference: list[np.ndarray], bound: tuple[float, float]) -> bool:
+    """Does fp16 with `kept` in float32 load and stay within the bound? (A load failure counts as no.)"""
+    name, convert = CONVERTERS[0]
+    ops = QUANTISATION_OPS | CPU_FP16_UNSUPPORTED_OPS | set(spec.op_block_list)
+    try:
+        actual = _run(convert(_copy(model), spec.keep_io_types, set(ops), set(kept)), feed)
+    except Exception:  # noqa: BLE001 - this node set does not load: keep bisecting
+        return False
+    return all(_close(a, r, bound) for a, r in zip(actual, reference))
+
+
+def _close(actual: np.ndarray, expected: np.ndarray, bound: tuple[float, float]) -> bool:
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:
+        return False
+    if np.issubdtype(expected.dtype, np.floating):
+        return bool(np.allclose(actual.astype(np.float64), expected.astype(np.float64), rtol=bound[0],
+                                atol=bound[1], equal_nan=True))
+    return bool(np.array_equal(actual, expected))
+
+
+# --- the report ----------------------------------------------------------------------------------------
+
+def _op_of(model: onnx.ModelProto, name: str) -> str:
+    return next((n.op_type for n in _all_nodes(model.graph) if n.name == name), "?")
+
+
+def _describe(model: onnx.ModelProto, kept: dict[str, str], converted: onnx.ModelProto) -> dict:
+    """Counts by op type of what was converted and what stayed float32 (with names and reasons)."""
+    types = _float_values(model)
+    nodes = list(_all_nodes(model.graph))
+    float_nodes = [n for n in nodes if _computes_in_float(n, types)]
+    kept_nodes = [n for n in nodes if n.name in kept]
+    before = sum(1 for n in nodes if n.op_type == "Cast")
+    after = sum(1 for n in _all_nodes(converted.graph) if n.op_type == "Cast")
+    return {
+        "nodes": len(nodes),
+        "converted_by_op": dict(Counter(n.op_type for n in float_nodes if n.name not in kept).most_common()),
+        "kept_fp32_by_op": dict(Counter(n.op_type for n in kept_nodes).most_common()),
+        "kept_fp32": [{"node": n.name, "op": n.op_type, "reason": kept[n.name]} for n in kept_nodes],
+        "blocked_ops": sorted({n.op_type for n in kept_nodes}),
+        "casts_inserted": after - before,
+        "quantised_nodes": sum(1 for n in nodes if n.op_type in QUANTISATION_OPS),
+    }
