@@ -51,14 +51,19 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, default=Path("reference_outputs"), help="golden folder (default: %(default)s)")
-    p.add_argument("--profiles-dir", type=Path, default=Path("device_profiles"), help="default: %(default)s")
+    p.add_argument("--profiles-dir", type=Path, action="append", metavar="DIR",
+                   help="user profiles layered over the built-ins, ./device_profiles and $HARNESS_PROFILES; "
+                        "repeatable, later wins")
+    p.add_argument("--no-builtin-profiles", action="store_true",
+                   help="use only user profiles (./device_profiles, $HARNESS_PROFILES, --profiles-dir)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Cross-device ONNX conformance harness.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     run = sub.add_parser("run", help="run cases on profiles and compare against goldens")
-    run.add_argument("targets", nargs="*", metavar="PATH|CASE", help="case names or directories (default: all)")
+    run.add_argument("targets", nargs="*", metavar="PATH|CASE",
+                     help="case names, case folders or .onnx files (default: every case under --root)")
     run.add_argument("--profile", action="append", dest="profiles", metavar="NAME", help="repeatable; default: all")
     run.add_argument("--jobs", type=_positive_int, default=1, help="cells run in parallel (default: 1)")
     run.add_argument("--timeout", type=_positive_float, help="per-cell timeout in seconds (default: the profile's)")
@@ -72,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-regression", action="append", default=[], metavar="STAT:LIMIT",
                      help="e.g. p95:5%% or p50:0.2ms; repeatable (default with --baseline: p50:10%%)")
     run.add_argument("--repeat", type=_positive_int, default=1, help="run N times and report run-to-run spread")
+    run.add_argument("--reference", default="cpu", metavar="PROFILE",
+                     help="cases without goldens (a bare model.onnx) are compared with this profile (default: cpu)")
+    run.add_argument("--calibration-data", type=Path, metavar="DIR",
+                     help="test_data_set_<k>/ inputs that calibrate int8-static (default: the case's own inputs)")
     run.add_argument("--in-process", action="store_true",
                      help="debugging: run cells in this process (no isolation, timeouts or memory limits)")
     _common(run)

@@ -23,10 +23,11 @@ class Case:
     manifest: CaseManifest
     has_manifest: bool
     _info: ModelInfo | None = field(default=None, repr=False)
+    model_file: Path | None = None  # a bare .onnx file given on its own: no data sets, no goldens
 
     @property
     def model_path(self) -> Path:
-        return self.path / MODEL_NAME
+        return self.model_file or self.path / MODEL_NAME
 
     @property
     def info(self) -> ModelInfo:
@@ -35,6 +36,8 @@ class Case:
         return self._info
 
     def datasets(self) -> list[DataSet]:
+        if self.model_file is not None:
+            return []
         info = self.info
         return [read_dataset(d, k, info.input_names, info.output_names) for k, d in dataset_dirs(self.path)]
 
@@ -63,9 +66,13 @@ class Case:
             {name: ToleranceOverride.from_mapping(v, f"{where} output_tolerance.{name}")
              for name, v in manifest.output_tolerance.items()})
 
+    def validate_tolerances(self) -> None:
+        """Parse the case's tolerance layers now, so a bad value is refused before any cell runs."""
+        _ = self.tolerance_overrides
+
     def _read_data_json(self) -> dict:
         path = self.path / "data.json"
-        if not path.is_file():
+        if self.model_file is not None or not path.is_file():
             return {}
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -99,7 +106,10 @@ def discover(selectors: list[str], root: Path) -> list[Case]:
     known = {str(p.relative_to(root)): p for p in _case_dirs(root)} if root.is_dir() else {}
     if not selectors:
         if not known:
-            raise UsageError(f"no cases found under {root}", hint="run 'harness export' or pass a case directory")
+            where = f"{root}/ holds no model.onnx" if root.is_dir() else f"no {root}/ folder in {Path.cwd()}"
+            raise UsageError(f"no cases to run here ({where})",
+                             hint="to start, check your own model across devices with 'harness run path/to/model.onnx', "
+                                  "or pass a folder of cases (model.onnx + test_data_set_<k>/)")
         return [load_case(p, n) for n, p in sorted(known.items())]
     cases: dict[Path, Case] = {}
     names: dict[str, Path] = {}
@@ -111,8 +121,14 @@ def discover(selectors: list[str], root: Path) -> list[Case]:
                 raise UsageError(f"two different cases are both named {name!r}: {names[name]} and {resolved}",
                                  hint="pass their parent folders instead, so each gets a distinct relative name")
             names[name] = resolved
-            cases.setdefault(resolved, load_case(path, name))
+            cases.setdefault(resolved, _bare_case(path, name) if path.is_file() else load_case(path, name))
     return list(cases.values())
+
+
+def _bare_case(model: Path, name: str) -> Case:
+    """A model file on its own: no manifest, no data sets; inputs are generated and outputs are compared
+    with a reference profile."""
+    return Case(name=name, path=model.parent, manifest=CaseManifest(case=name), has_manifest=False, model_file=model)
 
 
 def _resolve(selector: str, root: Path, known: dict[str, Path]) -> list[tuple[str, Path]]:
@@ -125,6 +141,10 @@ def _resolve(selector: str, root: Path, known: dict[str, Path]) -> list[tuple[st
         raise UsageError(f"case name {selector!r} is ambiguous: {', '.join(sorted(by_folder))}",
                          hint="use the full name shown by 'harness list'")
     path = Path(selector)
+    if path.is_file() and path.suffix == ".onnx":
+        if path.name == MODEL_NAME:  # the model of a case folder: the folder is the case
+            return [(_name_for(path.parent, path.parent, root), path.parent)]
+        return [(path.stem, path)]
     if path.is_dir():
         dirs = _case_dirs(path)
         if not dirs:
@@ -132,7 +152,8 @@ def _resolve(selector: str, root: Path, known: dict[str, Path]) -> list[tuple[st
                              hint="a case is a folder with model.onnx and test_data_set_<k>/ folders")
         return [(_name_for(d, path, root), d) for d in dirs]
     if path.exists():
-        raise UsageError(f"{selector}: not a directory", hint="pass the case's folder, not a file inside it")
+        raise UsageError(f"{selector}: not a case folder or an .onnx model",
+                         hint="pass a model file (.onnx) or the case's folder, not another file inside it")
     names = dict.fromkeys(list(known) + [Path(n).name for n in known])
     raise UsageError(f"no case or directory named {selector!r}{did_you_mean(selector, names)}",
                      hint="'harness list' shows the cases")

@@ -10,9 +10,7 @@ onnx's backend loader and onnxruntime's onnx_test_runner read this unchanged. Wr
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
+from harness.atomic import atomic_write_bytes
 from harness.errors import GoldenError
 
 MODEL_NAME = "model.onnx"
@@ -95,20 +94,6 @@ def read_dataset(ds_dir: Path, index: int, input_names: list[str], output_names:
     return DataSet(index, ds_dir,
                    _by_name(files["input"], input_names, "input", ds_dir),
                    _by_name(files["output"], output_names, "output", ds_dir))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def tensor_bytes(name: str, array: np.ndarray) -> bytes:

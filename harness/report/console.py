@@ -16,7 +16,8 @@ from harness.run.verdict import failure_messages
 
 _STYLE = {R.PASS: "green", R.PASS_FELL_BACK: "yellow", R.XFAIL: "cyan", R.XPASS: "magenta", R.SKIPPED: "dim",
           R.FAIL: "bold red", R.CRASH: "bold red", R.TIMEOUT: "bold red", R.OOM: "bold red", R.ERROR: "bold red",
-          R.OVER_BUDGET: "bold yellow", R.NO_GOLDEN: "yellow"}
+          R.OVER_BUDGET: "bold yellow", R.NO_GOLDEN: "yellow", R.TRANSFORM_FAILED: "magenta",
+          R.NOT_APPLICABLE: "dim"}
 
 
 def make_console(file=None) -> Console:
@@ -76,7 +77,7 @@ def details(cells: list[R.CellResult]) -> list[str]:
     """Text blocks for every cell that needs a reader's attention (skips are summarised per profile)."""
     blocks = []
     for cell in cells:
-        if cell.verdict in (R.PASS, R.SKIPPED, R.XFAIL):
+        if cell.verdict in (R.PASS, R.SKIPPED, R.XFAIL, R.NOT_APPLICABLE):
             continue
         head = f"[{cell.verdict}] case {cell.case!r} on profile {cell.profile!r}: {cell.detail}"
         body = failure_messages(cell) if cell.verdict == R.FAIL else []
@@ -93,11 +94,15 @@ def details(cells: list[R.CellResult]) -> list[str]:
 
 
 def skipped_profiles(cells: list[R.CellResult]) -> list[str]:
-    reasons: dict[str, str] = {}
+    """One line per profile that skipped, and per (profile, reason) where a transform did not apply."""
+    reasons: dict[tuple[str, str], str] = {}
     for cell in cells:
         if cell.verdict == R.SKIPPED:
-            reasons.setdefault(cell.profile, cell.detail)
-    return [f"{name}: SKIPPED - {reason}" for name, reason in reasons.items()]
+            reasons.setdefault((cell.profile, R.SKIPPED), cell.detail)
+        elif cell.verdict == R.NOT_APPLICABLE:
+            reasons.setdefault((cell.profile, cell.detail), f"{cell.case}: {cell.detail}")
+    return [f"{name}: {R.SKIPPED if kind == R.SKIPPED else R.NOT_APPLICABLE} - {reason}"
+            for (name, kind), reason in reasons.items()]
 
 
 def summary(cells: list[R.CellResult]) -> str:
@@ -107,10 +112,19 @@ def summary(cells: list[R.CellResult]) -> str:
     return ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def print_report(console: Console, cells: list[R.CellResult], profiles: list[str], record_path: str,
-                 warnings: list[str], notes: list[str] | None = None) -> None:
-    console.print(matrix(cells, profiles))
-    for line in warnings:
+def comparison_note(record: R.RunRecord) -> str:
+    """Say what cells without goldens were compared with: "vs cpu", not "vs golden"."""
+    against = sorted({e["comparison"].get("against", "golden") for c in record.cells for e in c.outputs} - {"golden"})
+    return f"cases without goldens were compared with profile {', '.join(against)}" if against else ""
+
+
+def print_report(console: Console, record: R.RunRecord, notes: list[str] | None = None) -> None:
+    cells = record.cells
+    console.print(matrix(cells, record.profiles or dict.fromkeys(c.profile for c in cells)))
+    note = comparison_note(record)
+    if note:
+        console.print(note, markup=False)
+    for line in record.warnings:
         console.print(f"warning: {line}", style="yellow", markup=False)
     for line in notes or []:
         console.print(line, markup=False)
@@ -120,4 +134,5 @@ def print_report(console: Console, cells: list[R.CellResult], profiles: list[str
         console.print()
         console.print(block, markup=False)
     console.print()
-    console.print(f"{len(cells)} cells: {summary(cells)}. Run record: {record_path}", markup=False)
+    log = f"; library output in {record.location.parent / record.log}" if record.log and record.location else ""
+    console.print(f"{len(cells)} cells: {summary(cells)}. Run record: {record.location}{log}", markup=False)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from harness.errors import GoldenError, HarnessError
 from harness.golden.cases import Case
-from harness.golden.layout import atomic_write_bytes, write_dataset
+from harness.atomic import atomic_write_bytes
+from harness.golden.layout import write_dataset
 from harness.golden.manifest import MANIFEST_NAME, CaseManifest
 from harness.profiles.schema import Profile
 from harness.run import record as R

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.golden.layout import atomic_write_bytes, tensor_bytes
-from harness.model.transforms import transformed_path
+from harness.atomic import atomic_write_bytes
+from harness.golden.layout import tensor_bytes
+from harness.model.transforms import TransformFailed, TransformNotApplicable, TransformSpec, transform_model
 from harness.profiles.schema import Profile
 from harness.run import record as R
 from harness.run.plan import CasePlan
@@ -43,6 +44,7 @@ class RunOptions:
     evaluate: Callable[[R.CellResult, CasePlan, Profile, np.ndarray | None], None] | None = None
     capture_outputs: bool = False  # keep actual outputs in memory (bless)
     in_process: bool = False  # debugging: run cells in this process (no isolation, timeouts or limits)
+    log: Callable[[str, str], None] | None = None  # (source, text): library output kept off the terminal
 
 
 FIXABLE_BY_INSTALL = ("not_installed", "not_in_build")
@@ -122,7 +124,10 @@ class Executor:
         self.captured: dict[str, dict[str, np.ndarray]] = {}
 
     def run(self, cells: list[tuple[CasePlan, Profile]], availability: dict[str, Availability],
-            on_done: Callable[[R.CellResult], None] | None = None) -> list[R.CellResult]:
+            on_done: Callable[[R.CellResult], None] | None = None, *,
+            as_reference: bool = False) -> list[R.CellResult]:
+        """Run cells, ``jobs`` at a time. ``as_reference``: these cells' outputs become the comparison for
+        cases without goldens; they are kept in ``captured`` and the cells PASS when they ran."""
         todo: queue.Queue = queue.Queue()
         for index, cell in enumerate(cells):
             todo.put((index, cell))
@@ -135,7 +140,7 @@ class Executor:
                 except queue.Empty:
                     return
                 try:
-                    result = self.run_cell(plan, profile, availability[profile.name])
+                    result = self.run_cell(plan, profile, availability[profile.name], as_reference)
                 except Exception as exc:  # a harness bug costs this cell, never the run or its record
                     result = R.CellResult(plan.case.name, profile.name, R.ERROR,
                                           detail=f"harness error: {type(exc).__name__}: {exc}",
@@ -159,7 +164,8 @@ class Executor:
                                                      detail="harness error: the cell was never run")
                 for r, (plan, profile) in zip(results, cells)]
 
-    def run_cell(self, plan: CasePlan, profile: Profile, availability: Availability) -> R.CellResult:
+    def run_cell(self, plan: CasePlan, profile: Profile, availability: Availability,
+                 as_reference: bool = False) -> R.CellResult:
         start = time.perf_counter()
         result = R.CellResult(plan.case.name, profile.name, R.SKIPPED,
                               model={"sha256": plan.info.sha256, "transform": profile.transform,
@@ -168,7 +174,7 @@ class Executor:
             result.detail = availability.reason
             return result
         try:
-            self._observe(plan, profile, result)
+            self._observe(plan, profile, result, as_reference)
         except WorkerFailure as failure:
             result.verdict, result.detail = failure.outcome, str(failure)
             result.error = {"kind": failure.outcome.lower(), "message": str(failure), "signal": failure.signal_name,
@@ -176,17 +182,40 @@ class Executor:
         result.duration_s = round(time.perf_counter() - start, 4)
         return apply_known_failure(result, profile)
 
-    def _model_for(self, plan: CasePlan, profile: Profile) -> Path:
-        calibration = [ds.inputs for ds in plan.datasets]
-        return transformed_path(plan.case.model_path, plan.info.sha256, profile.transform, profile.keep_io_types,
-                                calibration)
-
-    def _observe(self, plan: CasePlan, profile: Profile, result: R.CellResult) -> None:
+    def _model_for(self, plan: CasePlan, profile: Profile, result: R.CellResult) -> Path | None:
+        """The model this profile runs: the case's, or its precision transform. A transform that does not
+        apply or fails is the cell's verdict (NOT_APPLICABLE, TRANSFORM_FAILED), never an EP error."""
+        spec = TransformSpec.from_profile_fields(profile.transform, profile.keep_io_types, profile.precision_options)
         try:
-            model_path = self._model_for(plan, profile)
-        except Exception as exc:  # a transform the model does not survive is this cell's error, not the run's
-            result.verdict, result.detail = R.ERROR, f"{profile.transform} transform failed: {str(exc)[:300]}"
-            result.error = {"kind": "transform", "message": str(exc)[:2000]}
+            done = transform_model(plan.case.model_path, plan.info.sha256, spec, plan.calibration_feeds(),
+                                   plan.calibration_source)
+        except TransformNotApplicable as exc:
+            result.verdict, result.detail = R.NOT_APPLICABLE, f"{profile.transform} does not apply: {exc.reason}"
+            return None
+        except TransformFailed as exc:
+            self._transform_failed(profile, result, exc.message, exc.hint)
+            return None
+        except Exception as exc:  # a library bug inside the transform is still the transform's failure
+            self._transform_failed(profile, result, f"{type(exc).__name__}: {exc}",
+                                   "report it with the model; the record's error holds the traceback")
+            result.error["traceback"] = traceback.format_exc()[-4000:]
+            return None
+        if spec.kind != "none":
+            result.model["transform_report"] = done.report
+        if done.log and self.options.log:
+            self.options.log(f"transform {profile.transform} {plan.case.name}", done.log)
+        return done.path
+
+    @staticmethod
+    def _transform_failed(profile: Profile, result: R.CellResult, message: str, hint: str) -> None:
+        first = message.strip().splitlines()[0][:300] if message.strip() else "no message"
+        result.verdict = R.TRANSFORM_FAILED
+        result.detail = f"the harness's {profile.transform} transform failed: {first}" + (f". Try: {hint}" if hint else "")
+        result.error = {"kind": "transform", "message": message[:4000], "hint": hint}
+
+    def _observe(self, plan: CasePlan, profile: Profile, result: R.CellResult, as_reference: bool = False) -> None:
+        model_path = self._model_for(plan, profile, result)
+        if model_path is None:
             return
         timeout = self.options.timeout_s or profile.timeout_s
         measure = self.options.measure(profile, plan) if self.options.measure else None
@@ -205,7 +234,7 @@ class Executor:
         self._give_back(profile, worker, result)
         if failed:
             return
-        self._judge(plan, profile, result, reply.header, reply.tensors)
+        self._judge(plan, profile, result, reply.header, reply.tensors, as_reference)
 
     def _load_and_infer(self, worker: Runner, plan: CasePlan, profile: Profile, model_path: Path,
                         measure: dict[str, Any] | None, deadline: float, result: R.CellResult):
@@ -255,25 +284,28 @@ class Executor:
         return True
 
     def _judge(self, plan: CasePlan, profile: Profile, result: R.CellResult, header: dict[str, Any],
-               tensors: dict[str, np.ndarray]) -> None:
+               tensors: dict[str, np.ndarray], as_reference: bool = False) -> None:
         result.timing["first_inference_ms"] = header.get("first_inference_ms")
         result.memory = header.get("memory", {})
         if "gpu_memory" in header:
             result.memory["gpu"] = header["gpu_memory"]
         samples = tensors.pop("__latency_ns", None)
         result.model["output_digest"] = _digest(tensors)
-        if self.options.capture_outputs:
+        if self.options.capture_outputs or as_reference:
             self.captured[result.key] = dict(tensors)
         if samples is not None:
             result.latency = {"sampling": header.get("latency", {})}
             result.artifacts["latency_ns"] = self._save_array(result, "latency_ns.npy", samples)
-        if not plan.has_goldens:
-            result.verdict = R.NO_GOLDEN
-            result.detail = "no golden outputs to compare against; create them with 'harness bless'"
+        if as_reference:
+            result.verdict = R.PASS
+            result.detail = "reference: the other profiles are compared with these outputs"
+        elif not plan.has_goldens:
+            result.verdict, result.detail = R.NO_GOLDEN, plan.no_golden_reason
         else:
-            comparisons = compare_datasets(plan.case, profile, plan.datasets, tensors)
+            comparisons = compare_datasets(plan.case, profile, plan.datasets, tensors, against=plan.against)
             result.outputs = [{"dataset": k, "comparison": c.to_dict()} for k, c in comparisons]
-            result.verdict, result.detail = numeric_verdict(plan.case, profile, comparisons, result.placement)
+            result.verdict, result.detail = numeric_verdict(plan.case, profile, comparisons, result.placement,
+                                                            against=plan.against)
             if result.verdict == R.FAIL:
                 self._save_outputs(result, plan, tensors)
         if self.options.evaluate:

@@ -24,6 +24,26 @@ class CasePlan:
     datasets: list[DataSet]
     has_goldens: bool
     warnings: list[str] = field(default_factory=list)
+    against: str = "golden"  # what outputs are compared with: the goldens, or a reference profile's name
+    no_golden_reason: str = "no golden outputs to compare against; create them with 'harness bless'"
+    calibration: list[dict[str, np.ndarray]] | None = None  # int8-static: inputs to calibrate on
+    calibration_source: str = "case data sets"
+
+    def calibration_feeds(self) -> list[dict[str, np.ndarray]]:
+        """--calibration-data where given, else the case's own (stored or generated) inputs."""
+        return self.calibration if self.calibration is not None else [ds.inputs for ds in self.datasets]
+
+    def use_reference(self, profile: str, outputs: dict[str, np.ndarray] | None, cell) -> None:
+        """Compare with ``profile``'s outputs (keyed "<k>/<output>") instead of goldens the case lacks."""
+        if outputs is None:
+            self.no_golden_reason = (f"nothing to compare with: the reference profile {profile!r} gave "
+                                     f"{cell.verdict} ({cell.detail[:200]})")
+            return
+        for ds in self.datasets:
+            ds.outputs = {name: outputs[f"{ds.index}/{name}"] for name in self.info.output_names
+                          if f"{ds.index}/{name}" in outputs}
+        self.has_goldens = any(ds.outputs for ds in self.datasets)
+        self.against = profile
 
     def feed(self) -> dict[str, np.ndarray]:
         """All inputs of all data sets, keyed "<k>/<input>" as the worker protocol expects."""
@@ -66,10 +86,16 @@ def plan_case(case: Case, *, dims: dict[str, int], seed: int) -> CasePlan:
             if golden.dtype.kind == "f" and np.isnan(golden).any():
                 warnings.append(f"case {case.name!r} test_data_set_{ds.index} golden {name!r} holds "
                                 f"{int(np.isnan(golden).sum())} NaN(s): allowed, matched only by NaN")
-    case.tolerance_overrides  # parsed now: a typo is bad input before the run, not an error in every cell
+    case.validate_tolerances()  # a typo is bad input before the run, not an error in every cell
     datasets = [ds for ds in datasets if ds.inputs]
     if not datasets:
         bound = {**case.manifest.dims, **dims}
+        if case.model_file is not None:  # a user's bare model: unbound dims default to 1, said once
+            free = sorted({d for s in info.inputs for d in s.shape if isinstance(d, str) and d and d not in bound})
+            bound.update(dict.fromkeys(free, 1))
+            if free:
+                warnings.append(f"case {case.name!r}: symbolic dimension(s) {', '.join(free)} set to 1 for "
+                                f"generated inputs; pass --dim NAME=N to choose")
         inputs = generate_inputs(info.inputs, case=case.name, seed=seed, dims=bound, ranges=case.manifest.input_ranges)
         datasets = [DataSet(0, None, inputs, {})]
     has_goldens = any(ds.outputs for ds in datasets)

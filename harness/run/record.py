@@ -15,18 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BaselineError
-from harness.golden.layout import atomic_write_bytes
+from harness.atomic import atomic_write_bytes
 
 SCHEMA = "onnx-harness/run-record"
 SCHEMA_VERSION = 1
 JOURNAL_NAME = "journal.jsonl"
 RECORD_NAME = "record.json"
+LOG_NAME = "run.log"  # library warnings and transform output: kept off the terminal
 
 # Verdicts. PASS* ("fell back") is a PASS whose nodes did not all run on the profile's EP.
 PASS, PASS_FELL_BACK, FAIL, XFAIL, XPASS = "PASS", "PASS*", "FAIL", "XFAIL", "XPASS"
 SKIPPED, CRASH, TIMEOUT, OOM, ERROR = "SKIPPED", "CRASH", "TIMEOUT", "OOM", "ERROR"
 OVER_BUDGET, NO_GOLDEN = "OVER_BUDGET", "NO_GOLDEN"
-FAILING = frozenset({FAIL, CRASH, TIMEOUT, OOM, ERROR, OVER_BUDGET, NO_GOLDEN})
+# The harness's own precision transform (fp16, int8) could not produce a model for this profile: not the
+# device's fault, counted apart from ERROR. NOT_APPLICABLE: the transform does not apply (e.g. int8 on an
+# already quantised model); like SKIPPED, it is not a failure.
+TRANSFORM_FAILED, NOT_APPLICABLE = "TRANSFORM_FAILED", "NOT_APPLICABLE"
+FAILING = frozenset({FAIL, CRASH, TIMEOUT, OOM, ERROR, OVER_BUDGET, NO_GOLDEN, TRANSFORM_FAILED})
 
 
 @dataclass
@@ -115,9 +120,13 @@ class RunRecord:
     finished: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     noise: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    log: str = ""  # the run's log file, relative to the record's folder ("" when nothing was logged)
+    location: Path | None = field(default=None, compare=False, repr=False)  # where write() put it; not saved
 
     def to_json(self) -> str:
         body = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(self)}
+        body.pop("location")
         return json.dumps(body, indent=2, allow_nan=False, default=str) + "\n"
 
     def write(self, folder: Path) -> Path:
@@ -153,7 +162,7 @@ def load_record(path: Path) -> tuple[RunRecord, Path]:
         if journal.is_file():  # a later --resume of this run may have finished more cells, then been killed
             cells.update({c.key: c for c in read_journal(journal)[1]})
         fields = {k: data[k] for k in ("run_id", "created", "machine", "versions", "commit", "argv", "profiles",
-                                         "finished", "options", "noise") if k in data}
+                                         "finished", "options", "noise", "warnings", "log") if k in data}
         return RunRecord(**fields, cells=list(cells.values())), folder
     journal = folder / JOURNAL_NAME
     if journal.is_file():
@@ -177,7 +186,7 @@ class Journal:
 
     def header(self, record: RunRecord) -> None:
         self._append({"kind": "header", "schema_version": SCHEMA_VERSION,
-                      **{k: v for k, v in asdict(record).items() if k != "cells"}})
+                      **{k: v for k, v in asdict(record).items() if k not in ("cells", "location")}})
 
     def cell(self, result: CellResult) -> None:
         self._append({"kind": "cell", **result.to_dict()})
@@ -199,7 +208,8 @@ def read_journal(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
         kind = entry.pop("kind", None)
         if kind == "header" and not header:
             entry.pop("schema_version", None)
-            header = {k: v for k, v in entry.items() if k in RunRecord.__dataclass_fields__ and k != "cells"}
+            header = {k: v for k, v in entry.items()
+                      if k in RunRecord.__dataclass_fields__ and k not in ("cells", "location")}
         elif kind == "cell":
             result = CellResult.from_dict(entry)
             cells[result.key] = result

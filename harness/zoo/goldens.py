@@ -4,17 +4,21 @@ the source of truth. ``--check`` re-exports into a scratch folder and regression
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import shutil
 import tempfile
 from pathlib import Path
 
+from harness.api import MatrixOptions, failing, run_matrix
 from harness.compare.comparator import compare_output, format_failure
 from harness.compare.tolerances import default_tolerance
 from harness.errors import ExportError, GoldenError, UsageError
-from harness.golden.layout import MODEL_NAME, atomic_write_bytes, dataset_dirs, read_dataset, write_dataset
+from harness.atomic import atomic_write_bytes
+from harness.golden.layout import MODEL_NAME, dataset_dirs, read_dataset, write_dataset
 from harness.golden.manifest import MANIFEST_NAME, CaseManifest
 from harness.model.loader import load_model_info
+from harness.report.console import make_console, print_report
 from harness.run.record import machine_info
 from harness.suggest import did_you_mean
 
@@ -138,8 +142,9 @@ def _eager_drift(spec, case_dir: Path) -> list[str]:
     return problems
 
 
-def check_zoo(names: list[str], root: Path, profiles_dir: Path) -> int:
-    from harness.cli import main as cli_main
+def check_zoo(names: list[str], root: Path, options: MatrixOptions) -> int:
+    """Re-export into a scratch folder and run it on the cpu profile against the committed goldens;
+    returns the exit code (0 all passed, 1 any drift or failure)."""
     specs = _entries(names)
     missing = [s.name for s in specs if not (root / s.name / MODEL_NAME).is_file()]
     if missing:
@@ -159,6 +164,9 @@ def check_zoo(names: list[str], root: Path, profiles_dir: Path) -> int:
             dirs.append(str(fresh))
         for block in problems:
             print(block)
-        code = cli_main(["run", *dirs, "--profile", "cpu", "--numerics-only", "--profiles-dir", str(profiles_dir),
-                         "--out", str(Path(tmp) / "results")])
-    return max(code, 1 if problems else 0)
+        console = make_console()
+        run = dataclasses.replace(options, numerics_only=True, out=Path(tmp) / "results", named_profiles=["cpu"],
+                                  console=console)
+        record = run_matrix(dirs, ["cpu"], run)
+        print_report(console, record)
+    return 1 if problems or failing(record) else 0

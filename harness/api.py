@@ -1,0 +1,241 @@
+"""The library entry point: ``run_matrix(cases, profiles, options) -> RunRecord``.
+
+Everything a run does between "these cases on these profiles" and "here is the record": plan each case,
+probe each profile (a session must really run), run the reference profile first for cases without goldens,
+run every cell in isolated workers, judge, and write the record. The CLI, the benches and the zoo's check
+call this; so will the pytest plugin and the Ray lab.
+
+    from harness import api
+    record = api.run_matrix(["path/to/model.onnx"], ["cpu", "cpu-int8"], api.MatrixOptions(numerics_only=True))
+    failing = [c for c in record.cells if c.verdict in record.failing_verdicts]
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.golden.cases import Case, discover
+from harness.golden.layout import dataset_dirs, read_dataset
+from harness.profiles import registry
+from harness.profiles.schema import Profile
+from harness.run import record as R
+from harness.run.evaluation import Evaluator, measure_spec, run_repeats
+from harness.run.executor import FIXABLE_BY_INSTALL, Availability, Executor, RunOptions, probe
+from harness.run.plan import CasePlan, plan_case
+from harness.run.quiet import RunLog
+
+
+@dataclass
+class MatrixOptions:
+    """How to run the matrix. Defaults match ``harness run`` with no flags."""
+
+    out: Path = Path("results")  # run records go to out/<run id>/
+    jobs: int = 1
+    timeout_s: float | None = None  # per cell; default: the profile's timeout_s
+    dims: dict[str, int] = field(default_factory=dict)  # symbolic dims for generated inputs
+    seed: int = 0
+    numerics_only: bool = False
+    time_cap_s: float = 1.0
+    baseline: Path | None = None
+    max_regression: list[str] = field(default_factory=list)
+    repeat: int = 1
+    in_process: bool = False
+    resume: Path | None = None
+    reference: str = "cpu"  # cases without goldens are compared with this profile's outputs
+    calibration_data: Path | None = None  # test-data layout folder whose inputs calibrate int8-static
+    named_profiles: Sequence[str] = ()  # asked for by name: one whose package is missing is bad input
+    argv: list[str] = field(default_factory=list)
+    root: Path = Path("reference_outputs")  # where case names are looked up
+    profile_dirs: Sequence[Path] = ()  # user profile folders layered over the built-ins
+    builtin_profiles: bool = True
+    console: Any = None  # a rich Console for a transient progress bar (the CLI passes one); None: no progress
+
+
+def load_profiles(names: Sequence[str] | None, options: MatrixOptions) -> list[Profile]:
+    """Built-in profiles, then ./device_profiles, HARNESS_PROFILES and ``options.profile_dirs``; by name."""
+    found = registry.load_all(list(options.profile_dirs), builtin=options.builtin_profiles)
+    return registry.select(found, list(names) if names else None)
+
+
+def _cases(cases: Sequence[Case | str | Path], options: MatrixOptions) -> list[Case]:
+    if all(isinstance(c, Case) for c in cases) and cases:
+        return list(cases)  # type: ignore[arg-type]
+    return discover([str(c) for c in cases if not isinstance(c, Case)], options.root)
+
+
+def _profiles(profiles: Sequence[Profile | str] | None, options: MatrixOptions) -> list[Profile]:
+    if profiles and all(isinstance(p, Profile) for p in profiles):
+        return list(profiles)  # type: ignore[arg-type]
+    return load_profiles([str(p) for p in profiles or ()], options)
+
+
+def _open_record(options: MatrixOptions) -> tuple[R.RunRecord, Path, dict[str, R.CellResult]]:
+    """A new record, or the one being resumed together with the cells it already finished."""
+    if options.resume:
+        record, out_dir = R.load_record(options.resume)
+        return record, out_dir, {c.key: c for c in record.cells}
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    record = R.RunRecord(run_id=stamp, created=R.now_iso(), machine=R.machine_info(), versions=R.versions(),
+                         commit=R.commit_info(Path.cwd()), argv=list(options.argv))
+    return record, options.out / record.run_id, {}
+
+
+def _probe_all(profiles: list[Profile], executor: Executor) -> dict[str, Availability]:
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        found = list(pool.map(lambda p: probe(p, executor.pool), profiles))
+    return {p.name: a for p, a in zip(profiles, found)}
+
+
+def probe_profiles(profiles: list[Profile]) -> dict[str, Availability]:
+    """Can each profile run here? A session is created and run on a one-node model in its worker."""
+    executor = Executor(RunOptions(Path(".")), None)
+    try:
+        return _probe_all(profiles, executor)
+    finally:
+        executor.close()
+
+
+def _refuse_named_but_uninstalled(named: Sequence[str], availability: dict[str, Availability]) -> None:
+    """A profile the user asked for by name whose package is missing (a plugin, or an onnxruntime build with
+    its EP) is bad input, not a skip: a default run skips it with the fix, but '--profile cuda' on a
+    machine without onnxruntime-gpu must not exit 0 with nothing run."""
+    for name in named:
+        state = availability.get(name)
+        if state is not None and not state.available and state.kind in FIXABLE_BY_INSTALL:
+            raise UsageError(f"profile {name!r} cannot run: {state.reason}")
+
+
+def _calibration_feeds(folder: Path | None) -> tuple[Path, list[Path]] | None:
+    if folder is None:
+        return None
+    if not folder.is_dir():
+        raise UsageError(f"--calibration-data {folder}: not a directory",
+                         hint="pass a folder of test_data_set_<k>/input_<i>.pb sets")
+    sets = [d for _, d in dataset_dirs(folder)]
+    if not sets:
+        raise UsageError(f"--calibration-data {folder}: no test_data_set_<k>/ folders in it",
+                         hint="write calibration inputs in the ONNX test-data layout")
+    return folder, sets
+
+
+def _attach_calibration(plans: list[CasePlan], folder: Path | None) -> None:
+    """--calibration-data: inputs read from the folder calibrate int8-static instead of the case's own."""
+    found = _calibration_feeds(folder)
+    if found is None:
+        return
+    root, sets = found
+    for plan in plans:
+        names = plan.info.input_names
+        feeds = [read_dataset(d, k, names, []).inputs for k, d in enumerate(sets)]
+        if any(set(f) != set(names) for f in feeds):
+            raise UsageError(f"--calibration-data {root}: its inputs do not match case {plan.case.name!r}'s "
+                             f"inputs {names}", hint="give one calibration folder per model")
+        plan.calibration = feeds
+        plan.calibration_source = str(root)
+
+
+def _reference_outputs(plans: list[CasePlan], reference: Profile, executor: Executor,
+                       availability: dict[str, Availability]) -> dict[str, R.CellResult]:
+    """Run the reference profile on every case that has no goldens and make its outputs the goldens
+    (in memory only); returns the reference cells, keyed like the record's cells."""
+    need = [p for p in plans if not p.has_goldens]
+    if not need:
+        return {}
+    state = availability[reference.name]
+    if not state.available:
+        raise UsageError(f"reference profile {reference.name!r} cannot run here ({state.reason}), and "
+                         f"{len(need)} case(s) have no goldens to compare with",
+                         hint="pick another with --reference NAME, or bless goldens with 'harness bless'")
+    cells = executor.run([(plan, reference) for plan in need], availability, as_reference=True)
+    for plan, cell in zip(need, cells):
+        plan.use_reference(reference.name, executor.captured.pop(cell.key, None), cell)
+    return {c.key: c for c in cells}
+
+
+def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | str] | None = None,
+               options: MatrixOptions | None = None) -> R.RunRecord:
+    """Run every case on every profile; return the run record (also written to ``record.location``).
+
+    Cases may be Case objects or selectors (case names under ``options.root``, case folders, bare .onnx
+    files); profiles may be Profile objects or names (None: every profile). Bad input raises a HarnessError
+    before any cell runs; a cell's failure is its verdict, never an exception."""
+    options = options or MatrixOptions()
+    if options.numerics_only and (options.baseline or options.max_regression):
+        raise UsageError("--baseline and --max-regression compare latency, which --numerics-only skips",
+                         hint="drop --numerics-only, or drop the baseline options")
+    profile_list = _profiles(profiles, options)
+    case_list = _cases(cases, options)
+    plans = [plan_case(c, dims=options.dims, seed=options.seed) for c in case_list]
+    _attach_calibration(plans, options.calibration_data)
+    reference = _reference_profile(plans, profile_list, options)
+    measure = None if options.numerics_only else measure_spec(profile_list, case_list, options.time_cap_s)
+    record, out_dir, prior = _open_record(options)
+    record.options = {"numerics_only": options.numerics_only, "jobs": options.jobs, "seed": options.seed,
+                      "dims": dict(options.dims), "reference": options.reference}
+    evaluate = Evaluator(options.baseline, list(options.max_regression)) if measure else None
+    log = RunLog(out_dir / R.LOG_NAME)
+    executor = Executor(RunOptions(out_dir, options.jobs, options.timeout_s, measure, evaluate,
+                                   in_process=options.in_process, log=log.write), R.Journal(out_dir))
+    with log:
+        try:
+            if not options.resume:
+                executor.journal.header(record)
+            probed = profile_list + ([reference] if reference and reference not in profile_list else [])
+            availability = _probe_all(probed, executor)
+            _refuse_named_but_uninstalled(options.named_profiles, availability)
+            record.profiles = {p.name: {"available": availability[p.name].available,
+                                        "reason": availability[p.name].reason, "ep": p.ep,
+                                        "transform": p.transform, "target": p.target, "origin": profile_origin(p),
+                                        "worker": availability[p.name].hello} for p in profile_list}
+            ref_cells = _reference_outputs(plans, reference, executor, availability) if reference else {}
+            todo = [(plan, p) for p in profile_list for plan in plans
+                    if R.cell_key(plan.case.name, p.name) not in prior | ref_cells]
+            fresh = run_repeats(executor, todo, availability, options.repeat, options.console)
+        finally:
+            executor.close()
+            executor.journal.close()
+    kept_refs = [c for k, c in ref_cells.items() if k not in prior]
+    record.cells = _in_matrix_order(list(prior.values()) + kept_refs + fresh, plans, profile_list)
+    record.noise = executor.noise
+    record.finished = R.now_iso()
+    record.warnings = [w for plan in plans for w in plan.warnings]
+    if evaluate and evaluate.baseline_warning:
+        record.warnings.append(evaluate.baseline_warning)
+    record.log = R.LOG_NAME if log.written else ""
+    record.location = record.write(out_dir)
+    return record
+
+
+def _reference_profile(plans: list[CasePlan], profiles: list[Profile], options: MatrixOptions) -> Profile | None:
+    if all(plan.has_goldens for plan in plans):
+        return None
+    by_name = {p.name: p for p in profiles}
+    if options.reference in by_name:
+        return by_name[options.reference]
+    [reference] = load_profiles([options.reference], options)
+    return reference
+
+
+def profile_origin(profile: Profile) -> str:
+    """Where a profile came from: built-in, ./device_profiles, HARNESS_PROFILES or --profiles-dir."""
+    return getattr(profile, "origin", "") or (str(profile.source) if profile.source else "")
+
+
+def _in_matrix_order(cells: list[R.CellResult], plans: list[CasePlan], profiles: list[Profile]) -> list[R.CellResult]:
+    order = {R.cell_key(plan.case.name, p.name): i for i, (plan, p) in
+             enumerate((plan, p) for plan in plans for p in profiles)}
+    return sorted((c for c in cells if c.key in order), key=lambda c: order[c.key])
+
+
+def failing(record: R.RunRecord) -> list[R.CellResult]:
+    """The cells that make a run fail (exit 1 in the CLI)."""
+    return [c for c in record.cells if c.verdict in R.FAILING]
+
+
+__all__ = ["MatrixOptions", "run_matrix", "load_profiles", "probe_profiles", "profile_origin", "failing"]
