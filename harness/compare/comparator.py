@@ -1,6 +1,13 @@
-"""Judge one output against its golden: a plain-data verdict plus a torch.testing-style message.
+"""Judge one output against its golden (or a reference profile's output): a plain-data verdict plus a
+torch.testing-style message.
 
 Failures are data (OutputComparison), not exceptions; the run layer decides what to raise or report.
+
+A message is: a header naming case, data set, output, profile and what it was compared against; then one
+line per failed gate, in this fixed order (so the line that explains most comes first):
+NaN, Inf, exact match (integer, bool and string outputs) or the element rule (float outputs), SNR,
+cosine, top-k; then the supporting numbers (greatest differences, cosine/SNR/ULP, non-finite counts, the
+minimum tolerance that would pass); then a Note saying what to do.
 """
 
 from __future__ import annotations
@@ -11,17 +18,34 @@ from typing import Any
 
 import numpy as np
 
-from harness.compare.metrics import Metrics, compute_metrics, decode_float, encode_float
+from harness.compare.metrics import Metrics, compute_metrics, decode_float, encode_float, pair_category
 from harness.compare.tolerances import Tolerance
 
+GOLDEN = "golden"
 NOTE = (
     "Note: if this difference is expected on this profile, set a per-output override in the case's "
     "case.json or the profile's [tolerance] table; if not, localise the diverging node."
 )
+NON_FINITE_NOTE = (
+    "Note: a NaN or Inf the other side does not have fails whatever the tolerance; localise the node that "
+    "first produces it (reduced precision overflowing is a common cause)."
+)
+_EXACT_KIND = {"int": "integer", "other": "non-numeric"}
+
+
+def output_kind(golden_dtype: str, actual_dtype: str) -> str:
+    """'float' (element rule and signal gates), or 'integer', 'boolean', 'non-numeric' (exact match)."""
+    category = pair_category(golden_dtype, actual_dtype)
+    if category == "float":
+        return "float"
+    return "boolean" if golden_dtype == actual_dtype == "bool" else _EXACT_KIND[category]
 
 
 @dataclass
 class OutputComparison:
+    """One output of one data set. ``golden_*`` describe what it was compared against: the blessed golden,
+    or the output of the reference profile named by ``against``."""
+
     name: str
     golden_shape: list[int]
     actual_shape: list[int]
@@ -33,6 +57,7 @@ class OutputComparison:
     dtype_mismatch: bool
     passed: bool
     reasons: list[str] = field(default_factory=list)
+    against: str = GOLDEN
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,10 +72,12 @@ class OutputComparison:
             "dtype_mismatch": self.dtype_mismatch,
             "passed": self.passed,
             "reasons": list(self.reasons),
+            "against": self.against,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OutputComparison:
+        """Records written before ``against`` existed were all compared with goldens."""
         tol = Tolerance.from_dict({k: decode_float(v) for k, v in d["tolerance"].items()})
         metrics = None if d.get("metrics") is None else Metrics.from_dict(d["metrics"])
         return cls(
@@ -65,6 +92,7 @@ class OutputComparison:
             dtype_mismatch=bool(d["dtype_mismatch"]),
             passed=bool(d["passed"]),
             reasons=list(d.get("reasons", [])),
+            against=str(d.get("against", GOLDEN)),
         )
 
 
@@ -85,10 +113,17 @@ def _shape(shape: list[int]) -> str:
     return str(tuple(shape))
 
 
+def _ref(against: str) -> str:
+    """How the other side is named in a sentence: 'the golden', or 'cpu' for a reference profile."""
+    return "the golden" if against == GOLDEN else against
+
+
 def compare_output(
-    name: str, golden: np.ndarray, actual: np.ndarray, tolerance: Tolerance, *, chunk_elems: int = 1 << 20
+    name: str, golden: np.ndarray, actual: np.ndarray, tolerance: Tolerance, *, chunk_elems: int = 1 << 20,
+    against: str = GOLDEN,
 ) -> OutputComparison:
-    """Shapes must match exactly; dtypes may differ (reported) and are judged with ``tolerance``."""
+    """Shapes must match exactly; dtypes may differ (reported) and are judged with ``tolerance``.
+    ``golden`` is whatever ``against`` names: the blessed golden, or a reference profile's output."""
     golden, actual = np.asarray(golden), np.asarray(actual)
     result = OutputComparison(
         name=name,
@@ -101,67 +136,106 @@ def compare_output(
         shape_mismatch=golden.shape != actual.shape,
         dtype_mismatch=golden.dtype != actual.dtype,
         passed=False,
+        against=against,
     )
     if result.shape_mismatch:
-        result.reasons = [f"shape mismatch: golden {_shape(result.golden_shape)} vs actual {_shape(result.actual_shape)}"]
+        result.reasons = [f"shape mismatch: {against} {_shape(result.golden_shape)} vs actual "
+                          f"{_shape(result.actual_shape)}"]
         return result
     topk = tolerance.topk if tolerance.min_topk_agreement is not None else None
     result.metrics = compute_metrics(
         golden, actual, tolerance.rtol, tolerance.atol, chunk_elems=chunk_elems, topk=topk
     )
-    result.reasons = failed_gates(result.metrics, tolerance, result.golden_shape)
+    kind = output_kind(result.golden_dtype, result.actual_dtype)
+    result.reasons = failed_gates(result.metrics, tolerance, result.golden_shape, kind=kind, against=against)
     result.passed = not result.reasons
     return result
 
 
-def failed_gates(m: Metrics, tol: Tolerance, shape: list[int]) -> list[str]:
-    """Each failed criterion in words; empty means the output passes."""
+def failed_gates(m: Metrics, tol: Tolerance, shape: list[int], *, kind: str = "float",
+                 against: str = GOLDEN) -> list[str]:
+    """Each failed gate as one line, in the module's fixed order; empty means the output passes.
+    ``kind`` is ``output_kind`` of the pair's dtypes."""
+    return [*_non_finite_gates(m, against), *_element_gates(m, tol, kind), *_signal_gates(m, tol, shape)]
+
+
+def _non_finite_gates(m: Metrics, against: str) -> list[str]:
+    """NaN must meet NaN and Inf the same Inf, whatever the tolerance: a NaN where the other side has a
+    number is a failure even on a profile that gates on signal quality only."""
     reasons = []
-    if m.mismatch_fraction > tol.max_mismatch_fraction:
-        reasons.append(
-            f"{m.mismatched} / {m.total} elements outside rtol={_num(tol.rtol)} atol={_num(tol.atol)}"
-            f" ({m.mismatch_fraction:.1%} > allowed {tol.max_mismatch_fraction:.1%})"
-        )
     if m.nan_mismatch:
-        reasons.append(f"{m.nan_mismatch} NaN disagreements (NaN on one side only)")
+        line = (f"{m.actual_nan_count} of {m.total} elements are NaN in the actual output, "
+                f"{m.golden_nan_count} in {_ref(against)}")
+        if m.actual_nan_count and m.golden_nan_count:
+            line += f" ({m.nan_mismatch} positions have NaN on one side only)"
+        reasons.append(line)
     if m.inf_mismatch:
-        reasons.append(f"{m.inf_mismatch} Inf disagreements (different infinities)")
-    reasons += _metric_gates(m, tol, shape)
+        reasons.append(f"{m.inf_mismatch} of {m.total} elements are infinite on one side only or with opposite "
+                       f"signs ({m.actual_inf_count} Inf in the actual output, {m.golden_inf_count} in "
+                       f"{_ref(against)})")
     return reasons
 
 
-def _metric_gates(m: Metrics, tol: Tolerance, shape: list[int]) -> list[str]:
+def _element_gates(m: Metrics, tol: Tolerance, kind: str) -> list[str]:
+    """Integer, bool and string outputs: exact match (less any max_mismatch_fraction allowance). Float
+    outputs: the element rule, unless the tolerance turned it off."""
+    if m.mismatch_fraction <= tol.max_mismatch_fraction:
+        return []
+    allowed = f"{m.mismatch_fraction:.1%} > {tol.max_mismatch_fraction:.1%} allowed"
+    if kind != "float":
+        why = "exact match required" if not tol.max_mismatch_fraction else allowed
+        return [f"{kind} output: {m.mismatched} of {m.total} elements differ ({why})"]
+    finite_mismatches = m.mismatched - m.nan_mismatch - m.inf_mismatch
+    if not tol.elementwise or finite_mismatches == 0:  # off, or the NaN/Inf lines already say it all
+        return []
+    line = (f"Mismatched elements: {m.mismatched} / {m.total} ({100 * m.mismatch_fraction:.1f}%) beyond "
+            f"rtol {_num(tol.rtol)} / atol {_num(tol.atol)}")
+    return [line + (f" ({allowed})" if tol.max_mismatch_fraction else "")]
+
+
+def _signal_gates(m: Metrics, tol: Tolerance, shape: list[int]) -> list[str]:
     reasons = []
-    if tol.min_cosine is not None and (m.cosine is None or m.cosine < tol.min_cosine):
-        reasons.append(f"Cosine similarity {_num(m.cosine)} < required {_num(tol.min_cosine)}")
     if tol.min_snr_db is not None:
         if m.snr_db is None:
-            reasons.append(f"SNR undefined (golden is all zero) < required {_num(tol.min_snr_db)} dB")
+            reasons.append(f"SNR n/a ({_note(m, 'snr_db')}), needs >= {tol.min_snr_db:g} dB")
         elif m.snr_db < tol.min_snr_db:
-            reasons.append(f"SNR {_db(m.snr_db)} dB < required {_num(tol.min_snr_db)} dB")
+            reasons.append(f"SNR {_db(m.snr_db)} dB < {tol.min_snr_db:g} dB")
+    if tol.min_cosine is not None:
+        if m.cosine is None:
+            reasons.append(f"cosine n/a ({_note(m, 'cosine')}), needs >= {_num(tol.min_cosine)}")
+        elif m.cosine < tol.min_cosine:
+            reasons.append(f"cosine {_num(m.cosine)} < {_num(tol.min_cosine)}")
     if tol.min_topk_agreement is not None:
+        name = f"top-{tol.topk} agreement"
         if m.topk_agreement is None:
-            reasons.append(f"Top-{tol.topk} agreement not computable for shape {_shape(shape)} (needs a class axis last)")
+            why = m.notes.get("topk_agreement") or f"shape {_shape(shape)} has no class axis last"
+            reasons.append(f"{name} n/a ({why}), needs >= {_num(tol.min_topk_agreement)}")
         elif m.topk_agreement < tol.min_topk_agreement:
-            reasons.append(
-                f"Top-{tol.topk} agreement {_num(m.topk_agreement)} < required {_num(tol.min_topk_agreement)}"
-            )
+            reasons.append(f"{name} {_num(m.topk_agreement)} < {_num(tol.min_topk_agreement)}")
     return reasons
+
+
+def _note(m: Metrics, name: str) -> str:
+    return m.notes.get(name) or "not computable"
 
 
 def format_failure(cmp: OutputComparison, *, case: str, profile: str) -> str:
-    """Multi-line message naming case, output and profile, the numbers, and what to do next."""
+    """Header, the failed gates (the first one leads), the supporting numbers, then what to do next."""
     head = f"case '{case}' output '{cmp.name}' on profile '{profile}'"
     if cmp.shape_mismatch or cmp.metrics is None:
-        shapes = f"golden {_shape(cmp.golden_shape)} vs actual {_shape(cmp.actual_shape)}"
+        shapes = f"{cmp.against} {_shape(cmp.golden_shape)} vs actual {_shape(cmp.actual_shape)}"
         return f"{head}: shape mismatch: {shapes}\n{NOTE}"
-    m, tol = cmp.metrics, cmp.tolerance
-    lines = [f"{head}: tensor-likes are not close"]
+    lines = [f"{head}: tensor-likes are not close vs {cmp.against}", *cmp.reasons]
     if cmp.dtype_mismatch:
-        lines.append(f"Dtypes differ: golden {cmp.golden_dtype} vs actual {cmp.actual_dtype}")
-    lines += _difference_lines(m, tol)
-    lines += [r for r in cmp.reasons if r.startswith(("Cosine", "SNR", "Top-"))]
-    lines.append(NOTE)
+        lines.append(f"Dtypes differ: {cmp.against} {cmp.golden_dtype} vs actual {cmp.actual_dtype}")
+    category = pair_category(cmp.golden_dtype, cmp.actual_dtype)
+    if category != "other":
+        lines += _difference_lines(cmp.metrics, cmp.tolerance, category)
+        lines += _signal_lines(cmp.metrics)
+    if category == "float":
+        lines += _non_finite_lines(cmp.metrics, cmp.against)
+        lines += _minimum_tolerance_lines(cmp.metrics, cmp.tolerance)
+    lines.append(NON_FINITE_NOTE if cmp.metrics.nan_mismatch or cmp.metrics.inf_mismatch else NOTE)
     return "\n".join(lines)
 
 
@@ -169,21 +243,44 @@ def _at(index: list[int] | None) -> str:
     return "" if index is None else f" at index {_shape(index)}"
 
 
-def _difference_lines(m: Metrics, tol: Tolerance) -> list[str]:
-    pct = f"{100 * m.mismatch_fraction:.1f}%"
-    lines = [
-        f"Mismatched elements: {m.mismatched} / {m.total} ({pct})",
-        f"Greatest absolute difference: {_num(m.max_abs_diff)}{_at(m.max_abs_index)} (up to {_num(tol.atol)} allowed)",
-        f"Greatest relative difference: {_num(m.max_rel_diff)}{_at(m.max_rel_index)} (up to {_num(tol.rtol)} allowed)",
+def _difference_lines(m: Metrics, tol: Tolerance, category: str) -> list[str]:
+    """torch.testing's two lines; '(up to ... allowed)' only where the element rule is in force."""
+    if m.max_abs_diff is None:
+        return [f"Greatest absolute difference: n/a ({_note(m, 'max_abs_diff')})"]
+    in_force = category == "float" and tol.elementwise
+    abs_allowed = f" (up to {_num(tol.atol)} allowed)" if in_force else ""
+    rel_allowed = f" (up to {_num(tol.rtol)} allowed)" if in_force else ""
+    return [
+        f"Greatest absolute difference: {_num(m.max_abs_diff)}{_at(m.max_abs_index)}{abs_allowed}",
+        f"Greatest relative difference: {_num(m.max_rel_diff)}{_at(m.max_rel_index)}{rel_allowed}",
     ]
-    if m.cosine is not None:
-        ulp = f"  Max ULP: {m.max_ulp}" if m.max_ulp is not None else ""
-        lines.append(f"Cosine similarity: {_num(m.cosine)}  SNR: {_db(m.snr_db)} dB{ulp}")
-    lines.append(f"NaN/Inf disagreements: {m.nan_mismatch} NaN, {m.inf_mismatch} Inf")
-    if m.golden_nan_count:
-        lines.append(f"Golden contains {m.golden_nan_count} NaN (matched only by NaN)")
-    lines.append(
-        f"Minimum tolerance that would pass: atol={_num(m.required_atol)} (at rtol=0)"
-        f" or rtol={_num(m.required_rtol)} (at atol={_num(tol.atol)})"
-    )
+
+
+def _signal_lines(m: Metrics) -> list[str]:
+    """Cosine, SNR and ULP, over the elements finite on both sides; n/a with the reason, never a perfect
+    score, when there are none."""
+    if m.cosine is None and m.snr_db is None and "cosine" in m.notes:
+        return [f"Cosine similarity: n/a  SNR: n/a ({m.notes['cosine']})"]
+    snr = f"{_db(m.snr_db)} dB" if m.snr_db is not None else f"n/a ({_note(m, 'snr_db')})"
+    ulp = f"  Max ULP: {m.max_ulp}" if m.max_ulp is not None else ""
+    over = ""
+    if m.finite_pairs is not None and m.finite_pairs < m.total:
+        over = f" (over the {m.finite_pairs} of {m.total} elements finite on both sides)"
+    return [f"Cosine similarity: {_num(m.cosine)}  SNR: {snr}{ulp}{over}"]
+
+
+def _non_finite_lines(m: Metrics, against: str) -> list[str]:
+    lines = [f"NaN/Inf disagreements: {m.nan_mismatch} NaN, {m.inf_mismatch} Inf"]
+    actual, golden = m.non_finite("actual"), m.non_finite("golden")
+    if actual or golden:
+        lines.append(f"Non-finite elements: {actual or 'none'} in the actual output, {golden or 'none'} in "
+                     f"{_ref(against)} (NaN matches only NaN, Inf only the same Inf)")
     return lines
+
+
+def _minimum_tolerance_lines(m: Metrics, tol: Tolerance) -> list[str]:
+    if m.required_atol is None:
+        return []
+    which = "Minimum tolerance that would pass" if tol.elementwise else "Element rule that would pass (not in force)"
+    return [f"{which}: atol={_num(m.required_atol)} (at rtol=0)"
+            f" or rtol={_num(m.required_rtol)} (at atol={_num(tol.atol)})"]

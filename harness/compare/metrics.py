@@ -7,12 +7,11 @@ temporary: each statistic is accumulated over flat chunks of ``chunk_elems`` ele
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-_INT_NAMES = ("int1", "int2", "int4", "uint1", "uint2", "uint4")  # ml_dtypes sub-byte integers
 _ULP_VIEWS = {"float16": np.int16, "bfloat16": np.int16, "float32": np.int32, "float64": np.int64}
 _INT_MIN = {np.int16: -(2**15), np.int32: -(2**31), np.int64: -(2**63)}
 _FAST_FLOATS = ("float16", "float32", "float64")  # same-dtype pairs eligible for the fast paths
@@ -22,6 +21,7 @@ ENGINES = ("auto", "exact", "numpy", "numba")
 # numba costs ~0.4 s to import and ~1 s to compile per dtype, more than the numpy path spends on any
 # tensor below a few million elements: "auto" only reaches for it on tensors at least this large.
 NUMBA_MIN_ELEMS = 1 << 22
+_SIGNAL_FIELDS = ("max_abs_diff", "max_rel_diff", "cosine", "snr_db")
 _fused: Any = None
 _fused_tried = False
 
@@ -59,17 +59,21 @@ def decode_float(x: Any) -> Any:
 
 @dataclass
 class Metrics:
-    """Plain JSON-friendly numbers; indices are lists into the original shape."""
+    """Plain JSON-friendly numbers; indices are lists into the original shape.
+
+    Differences, cosine and SNR are computed over the pairs where both sides are finite (``finite_pairs``);
+    NaN and Inf are counted apart. A metric that cannot be computed is None, with the reason in ``notes``
+    under the field's name, so that NaN never reads as a perfect score and the JSON holds no NaN."""
 
     total: int
     mismatched: int
     mismatch_fraction: float
-    max_abs_diff: float
+    max_abs_diff: float | None
     max_abs_index: list[int] | None
-    max_rel_diff: float
+    max_rel_diff: float | None
     max_rel_index: list[int] | None
-    required_atol: float
-    required_rtol: float
+    required_atol: float | None
+    required_rtol: float | None
     cosine: float | None
     snr_db: float | None
     max_ulp: int | None
@@ -78,6 +82,12 @@ class Metrics:
     golden_nan_count: int
     topk: int | None = None
     topk_agreement: float | None = None
+    # Added later: records written before them load with None / 0 / {} ("not counted then").
+    finite_pairs: int | None = None
+    actual_nan_count: int = 0
+    golden_inf_count: int = 0
+    actual_inf_count: int = 0
+    notes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: encode_float(v) for k, v in asdict(self).items()}
@@ -86,18 +96,27 @@ class Metrics:
     def from_dict(cls, d: dict[str, Any]) -> Metrics:
         return cls(**{f.name: decode_float(d[f.name]) for f in fields(cls) if f.name in d})
 
+    def non_finite(self, side: str) -> str:
+        """'16384 NaN, 2 Inf' for side 'actual' or 'golden'; '' when that side is all finite."""
+        nan, inf = ((self.actual_nan_count, self.actual_inf_count) if side == "actual"
+                    else (self.golden_nan_count, self.golden_inf_count))
+        return ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (inf, "Inf")) if n)
 
-def _category(dtype: np.dtype) -> str:
+
+def _category(name: str) -> str:
     """'float' (judged with tolerance), 'int' (exact, as integers) or 'other' (exact equality)."""
-    if dtype.name.startswith(("float", "bfloat")):
+    if name.startswith(("float", "bfloat")):
         return "float"
-    if dtype.kind in "iub" or dtype.name in _INT_NAMES:
+    if name.startswith(("int", "uint", "bool")):  # numpy's and ml_dtypes' (int4, uint2, ...) integers
         return "int"
     return "other"
 
 
-def _pair_category(g: np.dtype, a: np.dtype) -> str:
-    cats = {_category(g), _category(a)}
+def pair_category(golden_dtype: np.dtype | str, actual_dtype: np.dtype | str) -> str:
+    """How a golden/actual dtype pair is judged: 'float' (tolerance and signal gates), 'int' (exact, as
+    integers; bool included) or 'other' (exact equality, e.g. strings). Takes dtypes or their names, so a
+    stored comparison can be read back without ml_dtypes' types."""
+    cats = {_category(d if isinstance(d, str) else np.dtype(d).name) for d in (golden_dtype, actual_dtype)}
     if "other" in cats:
         return "other"
     return "float" if "float" in cats else "int"
@@ -137,6 +156,7 @@ class _Accumulator:
     def __init__(self, rtol: float, atol: float, ulp_view: type | None, numeric: bool) -> None:
         self.rtol, self.atol, self.ulp_view, self.numeric = rtol, atol, ulp_view, numeric
         self.mismatched = self.nan_mismatch = self.inf_mismatch = self.golden_nan = 0
+        self.actual_nan = self.golden_inf = self.actual_inf = self.finite = 0
         self.max_abs, self.max_abs_at = -1.0, None
         self.max_rel, self.max_rel_at = 0.0, None
         self.req_rtol = 0.0
@@ -151,6 +171,10 @@ class _Accumulator:
         self.nan_mismatch += _count(gn != an)
         self.inf_mismatch += _count(bad_inf)
         self.golden_nan += _count(gn)
+        self.actual_nan += _count(an)
+        self.golden_inf += _count(np.isinf(gf))
+        self.actual_inf += _count(np.isinf(af))
+        self.finite += _count(finite)
         d, absg = np.abs(af - gf), np.abs(gf)
         close = (d <= self.atol) | (d <= self.atol + self.rtol * absg)  # NaN limits (inf*0) fail
         self.mismatched += _count((gn != an) | bad_inf | (finite & ~close))
@@ -164,6 +188,7 @@ class _Accumulator:
     def add_int(self, g: np.ndarray, a: np.ndarray, offset: int) -> None:
         gi, ai = _as_wide_int(g), _as_wide_int(a)
         self.mismatched += _count(gi != ai)
+        self.finite += gi.size
         gf, af = gi.astype(np.float64), ai.astype(np.float64)
         exact = gi.dtype == ai.dtype
         d = _exact_absdiff(gi, ai).astype(np.float64) if exact else np.abs(af - gf)
@@ -238,6 +263,7 @@ class _Accumulator:
             return
         max_abs, abs_at, max_rel, rel_at, req, gg, aa, ga, ee, mismatched, max_ulp = res
         self.mismatched += mismatched
+        self.finite += g.size  # the kernel only answers for chunks that are finite throughout
         if abs_at >= 0 and max_abs > self.max_abs:
             self.max_abs, self.max_abs_at = max_abs, offset + abs_at
         if rel_at >= 0 and (max_rel > self.max_rel or self.max_rel_at is None):
@@ -268,6 +294,7 @@ class _Accumulator:
         ee, gg, aa, ga = (float(np.dot(x, y)) for x, y in ((d, d), (gf, gf), (af, af), (gf, af)))
         if not math.isfinite(ee + gg + aa + ga):
             return False  # NaN/Inf somewhere (or energies past float64 range): the exact path decides
+        self.finite += n
         self.ee += ee
         self.gg += gg
         self.aa += aa
@@ -319,23 +346,39 @@ class _Accumulator:
             return None if flat is None else [int(v) for v in np.unravel_index(flat, shape)]
 
         max_abs = max(self.max_abs, 0.0)
+        # With no finite pair there is no difference to measure: None, never a perfect-looking 0.0.
+        measured = not self.numeric or total == 0 or self.finite > 0
+        notes = {} if measured else {name: self._no_finite_reason() for name in _SIGNAL_FIELDS}
+        if self.numeric and measured and self.gg == 0 and self.ee != 0:
+            notes["snr_db"] = "the expected output is all zero"
         return Metrics(
             total=total,
             mismatched=self.mismatched,
             mismatch_fraction=self.mismatched / total if total else 0.0,
-            max_abs_diff=max_abs,
+            max_abs_diff=max_abs if measured else None,
             max_abs_index=index(self.max_abs_at),
-            max_rel_diff=self.max_rel,
+            max_rel_diff=self.max_rel if measured else None,
             max_rel_index=index(self.max_rel_at),
-            required_atol=max_abs,
-            required_rtol=self.req_rtol,
-            cosine=self._cosine() if self.numeric else None,
-            snr_db=self._snr() if self.numeric else None,
-            max_ulp=self.max_ulp if self.ulp_view is not None else None,
+            required_atol=max_abs if measured else None,
+            required_rtol=self.req_rtol if measured else None,
+            cosine=self._cosine() if self.numeric and measured else None,
+            snr_db=self._snr() if self.numeric and measured else None,
+            max_ulp=self.max_ulp if self.ulp_view is not None and measured else None,
             nan_mismatch=self.nan_mismatch,
             inf_mismatch=self.inf_mismatch,
             golden_nan_count=self.golden_nan,
+            finite_pairs=self.finite if self.numeric else None,
+            actual_nan_count=self.actual_nan,
+            golden_inf_count=self.golden_inf,
+            actual_inf_count=self.actual_inf,
+            notes=notes,
         )
+
+    def _no_finite_reason(self) -> str:
+        parts = []
+        for side, nan, inf in (("actual", self.actual_nan, self.actual_inf), ("golden", self.golden_nan, self.golden_inf)):
+            parts += [f"{n} {what} in {side}" for n, what in ((nan, "NaN"), (inf, "Inf")) if n]
+        return "no element finite on both sides: " + ", ".join(parts)
 
     def _cosine(self) -> float:
         if self.gg == 0 or self.aa == 0:
@@ -373,7 +416,7 @@ def compute_metrics(
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
     if engine == "numba" and _load_fused() is None:
         raise RuntimeError("engine='numba' needs numba installed")
-    category = _pair_category(golden.dtype, actual.dtype)
+    category = pair_category(golden.dtype, actual.dtype)
     same = golden.dtype == actual.dtype
     ulp_view = _ULP_VIEWS.get(golden.dtype.name) if same and category == "float" else None
     acc = _Accumulator(rtol, atol, ulp_view, numeric=category != "other")
@@ -390,7 +433,12 @@ def compute_metrics(
         metrics = acc.finish(golden.shape, total)
         if topk is not None and category != "other":
             metrics.topk = int(topk)
-            metrics.topk_agreement = topk_agreement(golden, actual, int(topk), chunk_elems=step)
+            nan_sides = [side for side, n in (("actual", metrics.actual_nan_count),
+                                              ("golden", metrics.golden_nan_count)) if n]
+            if nan_sides:  # NaN has no rank (np.argmax picks it), so agreement would mean nothing
+                metrics.notes["topk_agreement"] = "NaN in " + " and ".join(nan_sides)
+            else:
+                metrics.topk_agreement = topk_agreement(golden, actual, int(topk), chunk_elems=step)
     return metrics
 
 

@@ -45,6 +45,8 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
 _LOW_PRECISION_PREFIXES = ("float8", "float6", "float4")
 
 _RATIO_FIELDS = ("min_cosine", "min_topk_agreement", "max_mismatch_fraction")
+# Gates on the signal as a whole; with ``elementwise = false`` one of them must take the element rule's place.
+SIGNAL_GATES = ("min_cosine", "min_snr_db", "min_topk_agreement")
 
 
 def _fmt(x: float) -> str:
@@ -66,6 +68,7 @@ class ToleranceOverride:
     min_topk_agreement: float | None = None
     topk: int | None = None
     max_mismatch_fraction: float | None = None
+    elementwise: bool | None = None
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any], where: str) -> ToleranceOverride:
@@ -86,13 +89,37 @@ class ToleranceOverride:
                 f"{where}: rtol and atol must be given together or not at all",
                 hint="give both, e.g. rtol = 1e-3 and atol = 1e-5",
             )
+        if values.get("elementwise") is False:
+            _check_no_elementwise(values, where)
         return cls(**values)
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | bool]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
-def _check_value(key: str, value: Any, where: str) -> float | int:
+def _check_no_elementwise(values: Mapping[str, Any], where: str) -> None:
+    """``elementwise = false`` replaces the element rule, so the table that says it must name what gates
+    instead; a later layer turns the rule back on with rtol/atol or ``elementwise = true``."""
+    clash = [key for key in ("rtol", "atol", "max_mismatch_fraction") if key in values]
+    if clash:
+        raise ProfileError(
+            f"{where}: elementwise = false cannot be combined with {' / '.join(clash)} in the same table",
+            hint="drop elementwise = false to gate on rtol/atol, or drop rtol/atol to gate on signal quality only"
+                 " (max_mismatch_fraction counts elements beyond rtol/atol, so it needs the elementwise rule)",
+        )
+    if not any(key in values for key in SIGNAL_GATES):
+        raise ProfileError(
+            f"{where}: elementwise = false with no min_cosine, min_snr_db or min_topk_agreement in the same"
+            " table would gate nothing on float outputs",
+            hint="add the gate that replaces the element rule, e.g. min_cosine = 0.99 and min_snr_db = 15",
+        )
+
+
+def _check_value(key: str, value: Any, where: str) -> float | int | bool:
+    if key == "elementwise":
+        if not isinstance(value, bool):
+            raise ProfileError(f"{where}: elementwise must be true or false, got {value!r}")
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ProfileError(f"{where}: {key} must be a number, got {value!r}")
     if value < 0:
@@ -110,7 +137,9 @@ def _check_value(key: str, value: Any, where: str) -> float | int:
 
 @dataclass(frozen=True)
 class Tolerance:
-    """What an output must satisfy. The element rule always applies; each set gate applies too."""
+    """What an output must satisfy: each set gate applies. The element rule (rtol/atol, with the
+    max_mismatch_fraction allowance) applies to float outputs unless ``elementwise`` is False; integer,
+    bool and string outputs are always compared exactly. NaN must meet NaN and Inf the same Inf always."""
 
     rtol: float
     atol: float
@@ -119,14 +148,28 @@ class Tolerance:
     min_topk_agreement: float | None = None
     topk: int = 1
     max_mismatch_fraction: float = 0.0
+    elementwise: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.elementwise and not self.has_signal_gate():
+            raise ValueError("elementwise=False needs min_cosine, min_snr_db or min_topk_agreement")
+
+    def has_signal_gate(self) -> bool:
+        return any(getattr(self, key) is not None for key in SIGNAL_GATES)
 
     def merged(self, override: ToleranceOverride) -> Tolerance:
+        """Later layer wins. Giving rtol/atol turns the element rule back on, as ``elementwise = true`` does."""
         changes = override.to_dict()
+        if "rtol" in changes and "elementwise" not in changes:
+            changes["elementwise"] = True
         return replace(self, **changes) if changes else self
 
     def describe(self) -> str:
-        parts = [f"rtol={_fmt(self.rtol)} atol={_fmt(self.atol)}"]
-        if self.max_mismatch_fraction:
+        if self.elementwise:
+            parts = [f"rtol={_fmt(self.rtol)} atol={_fmt(self.atol)}"]
+        else:
+            parts = ["no elementwise gate"]
+        if self.max_mismatch_fraction and self.elementwise:
             parts.append(f"mismatch<={self.max_mismatch_fraction:.3g}")
         if self.min_cosine is not None:
             parts.append(f"cosine>={self.min_cosine:g}")
@@ -136,11 +179,12 @@ class Tolerance:
             parts.append(f"top-{self.topk} agreement>={self.min_topk_agreement:g}")
         return ", ".join(parts)
 
-    def to_dict(self) -> dict[str, float | int | None]:
+    def to_dict(self) -> dict[str, float | int | bool | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Tolerance:
+        """Records written before ``elementwise`` existed load with the element rule on, as they ran."""
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 

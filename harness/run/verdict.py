@@ -11,7 +11,7 @@ import fnmatch
 
 import numpy as np
 
-from harness.compare.comparator import OutputComparison, compare_output, format_failure
+from harness.compare.comparator import GOLDEN, OutputComparison, compare_output, format_failure
 from harness.compare.tolerances import ToleranceOverride, resolve_tolerance
 from harness.golden.cases import Case
 from harness.golden.layout import DataSet
@@ -26,9 +26,10 @@ def tolerance_layers(case: Case, profile: Profile, output: str, golden_dtype: np
             *(o.override for o in profile.tolerance.overrides if o.matches(case.name, output))]
 
 
-def compare_datasets(case: Case, profile: Profile, datasets: list[DataSet],
-                     actual: dict[str, np.ndarray]) -> list[tuple[int, OutputComparison]]:
-    """Compare every golden output of every data set; ``actual`` is keyed "<k>/<output>"."""
+def compare_datasets(case: Case, profile: Profile, datasets: list[DataSet], actual: dict[str, np.ndarray],
+                     against: str = GOLDEN) -> list[tuple[int, OutputComparison]]:
+    """Compare every expected output of every data set; ``actual`` is keyed "<k>/<output>". The data sets'
+    outputs are the goldens, or (``against`` = a reference profile's name) that profile's outputs."""
     results = []
     for ds in datasets:
         for name, golden in ds.outputs.items():
@@ -36,7 +37,7 @@ def compare_datasets(case: Case, profile: Profile, datasets: list[DataSet],
             if got is None:
                 got = np.zeros((0,), dtype=golden.dtype)
             tol = resolve_tolerance(golden.dtype, got.dtype, tolerance_layers(case, profile, name, golden.dtype))
-            results.append((ds.index, compare_output(name, golden, got, tol)))
+            results.append((ds.index, compare_output(name, golden, got, tol, against=against)))
     return results
 
 
@@ -47,12 +48,14 @@ def fell_back(profile: Profile, placement: dict) -> bool:
 
 
 def numeric_verdict(case: Case, profile: Profile, comparisons: list[tuple[int, OutputComparison]],
-                    placement: dict) -> tuple[str, str]:
+                    placement: dict, against: str = GOLDEN) -> tuple[str, str]:
+    """FAIL names the failing outputs and what they were compared against ("vs golden", "vs cpu")."""
     failed = [(k, c) for k, c in comparisons if not c.passed]
     if failed:
         k, first = failed[0]
         names = sorted({c.name for _, c in failed})
-        return R.FAIL, f"{len(failed)} output(s) out of tolerance ({', '.join(names)}); first in test_data_set_{k}"
+        return R.FAIL, (f"{len(failed)} output(s) out of tolerance vs {against} ({', '.join(names)}); "
+                        f"first in test_data_set_{k}")
     if fell_back(profile, placement):
         share = placement.get("fraction_on_ep", 0.0)
         return R.PASS_FELL_BACK, (f"passed, but only {share:.0%} of nodes ran on {profile.ep}; "

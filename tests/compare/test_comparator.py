@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from harness.compare.comparator import OutputComparison, compare_output, format_failure
-from harness.compare.tolerances import Tolerance
+from harness.compare.tolerances import Tolerance, ToleranceOverride, resolve_tolerance
 
 TOL = Tolerance(rtol=1e-4, atol=1e-5)
 
@@ -32,7 +32,7 @@ def test_pass():
 
 def test_fail_reason(failing):
     assert not failing.passed
-    assert failing.reasons == ["1 / 3 elements outside rtol=0.0001 atol=1e-05 (33.3% > allowed 0.0%)"]
+    assert failing.reasons == ["Mismatched elements: 1 / 3 (33.3%) beyond rtol 0.0001 / atol 1e-05"]
 
 
 def test_shape_mismatch_no_crash():
@@ -70,18 +70,18 @@ def test_nan_matching_nan_passes():
 def test_cosine_gate():
     loose = Tolerance(1.0, 10.0, min_cosine=0.9999)
     c = cmp([1, 2, 3], [1, 2, 5], loose)
-    assert not c.passed and c.reasons[0].startswith("Cosine similarity 0.9759 < required 0.9999")
+    assert not c.passed and c.reasons == ["cosine 0.9759 < 0.9999"]
     assert cmp([1, 2, 3], [1, 2, 3.001], loose).passed
 
 
 def test_snr_gate():
     c = cmp([1, 2, 3], [1, 2, 5], Tolerance(1.0, 10.0, min_snr_db=30))
-    assert c.reasons == ["SNR 5.4 dB < required 30.0 dB"]
+    assert c.reasons == ["SNR 5.4 dB < 30 dB"]
 
 
 def test_snr_gate_zero_golden():
     c = cmp([0, 0], [1, 0], Tolerance(1.0, 10.0, min_snr_db=30))
-    assert not c.passed and "SNR undefined" in c.reasons[0]
+    assert not c.passed and c.reasons == ["SNR n/a (the expected output is all zero), needs >= 30 dB"]
 
 
 def test_topk_gate():
@@ -89,13 +89,13 @@ def test_topk_gate():
     a = [[0.2, 0.7, 0.1], [0.1, 0.2, 0.7]]
     top1 = cmp(g, a, Tolerance(10.0, 10.0, min_topk_agreement=1.0))
     assert not top1.passed and top1.metrics.topk_agreement == 0.5
-    assert top1.reasons == ["Top-1 agreement 0.5 < required 1.0"]
+    assert top1.reasons == ["top-1 agreement 0.5 < 1.0"]
     assert cmp(g, a, Tolerance(10.0, 10.0, min_topk_agreement=1.0, topk=2)).passed
 
 
 def test_topk_gate_on_scalar_fails_clearly():
     c = cmp(1.0, 1.0, Tolerance(1e-4, 1e-5, min_topk_agreement=0.9))
-    assert not c.passed and "not computable for shape ()" in c.reasons[0]
+    assert not c.passed and c.reasons == ["top-1 agreement n/a (shape () has no class axis last), needs >= 0.9"]
 
 
 def test_topk_not_computed_without_gate():
@@ -110,11 +110,16 @@ def test_int64_large_values_exact():
 # --- message fragments ---
 
 def test_message_header(failing):
-    assert msg(failing)[0] == "case 'mlp' output 'logits' on profile 'cpu': tensor-likes are not close"
+    assert msg(failing)[0] == "case 'mlp' output 'logits' on profile 'cpu': tensor-likes are not close vs golden"
 
 
-def test_message_mismatched(failing):
-    assert "Mismatched elements: 1 / 3 (33.3%)" in msg(failing)
+def test_message_mismatched_leads_and_names_the_tolerance(failing):
+    assert msg(failing)[1] == "Mismatched elements: 1 / 3 (33.3%) beyond rtol 0.0001 / atol 1e-05"
+
+
+def test_message_mismatched_with_allowance():
+    c = cmp([1, 2, 3, 4], [1, 2, 8, 9], Tolerance(1e-4, 1e-5, max_mismatch_fraction=0.25))
+    assert msg(c)[1] == "Mismatched elements: 2 / 4 (50.0%) beyond rtol 0.0001 / atol 1e-05 (50.0% > 25.0% allowed)"
 
 
 def test_message_torch_example():
@@ -147,7 +152,8 @@ def test_message_nan_inf_line():
 
 def test_message_golden_nan_count():
     c = cmp([np.nan, 1.0], [np.nan, 2.0])
-    assert "Golden contains 1 NaN (matched only by NaN)" in msg(c)
+    assert ("Non-finite elements: 1 NaN in the actual output, 1 NaN in the golden "
+            "(NaN matches only NaN, Inf only the same Inf)") in msg(c)
 
 
 def test_message_minimum_tolerance(failing):
@@ -160,9 +166,9 @@ def test_message_minimum_rtol_inf_for_zero_golden():
     assert "rtol=inf" in line
 
 
-def test_message_gate_line():
+def test_message_gate_line_leads():
     c = cmp([1, 2, 3], [1, 2, 5], Tolerance(1.0, 10.0, min_cosine=0.99))
-    assert "Cosine similarity 0.9759 < required 0.99" in msg(c)
+    assert msg(c)[1] == "cosine 0.9759 < 0.99"
 
 
 def test_message_note(failing):
@@ -197,3 +203,169 @@ def test_json_round_trip_identical_snr_inf():
 def test_json_round_trip_shape_mismatch():
     c = compare_output("y", np.zeros((2, 10)), np.zeros((2, 5)), TOL)
     assert OutputComparison.from_dict(json.loads(json.dumps(c.to_dict(), allow_nan=False))) == c
+
+
+# --- the gate that failed leads ---
+
+INT8_LIKE = resolve_tolerance(np.float32, np.float32, [ToleranceOverride.from_mapping(
+    {"elementwise": False, "min_cosine": 0.99, "min_snr_db": 15}, "cpu-int8 [tolerance]")])
+
+
+def noisy_copy(n: int, noise: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal(n).astype(np.float32)
+    return g, (g + noise * rng.standard_normal(n)).astype(np.float32)
+
+
+def test_int8_like_snr_failure_leads_with_snr():
+    g, a = noisy_copy(4096, 0.1)  # SNR ~20 dB, cosine ~0.995: only the SNR gate fails at 25 dB
+    tol = Tolerance(1e-4, 1e-5, min_cosine=0.99, min_snr_db=25, elementwise=False)
+    c = cmp(g, a, tol)
+    lines = msg(c)
+    assert not c.passed and len(c.reasons) == 1
+    snr = c.metrics.snr_db
+    assert lines[1] == f"SNR {snr:.1f} dB < 25 dB"
+
+
+def test_int8_like_several_gates_in_fixed_order():
+    g, a = noisy_copy(4096, 1.0)  # noise as large as the signal: SNR ~0 dB, cosine ~0.7
+    c = cmp(g, a, INT8_LIKE)
+    assert [r.split()[0] for r in c.reasons] == ["SNR", "cosine"]
+    assert c.reasons[1] == f"cosine {float(f'{c.metrics.cosine:.6g}')!r} < 0.99"
+    assert msg(c)[1:3] == c.reasons
+
+
+def test_no_elementwise_gate_prints_no_allowance():
+    g, a = noisy_copy(4096, 0.01)  # far outside rtol 1e-4, well inside the signal gates
+    c = cmp(g, a, INT8_LIKE)
+    assert c.passed and c.metrics.mismatched > 0  # counted for the record, not gated
+    text = format_failure(c, case="mlp", profile="cpu-int8")
+    assert "allowed" not in text and "Mismatched elements" not in text
+    assert "Greatest absolute difference: " in text
+    assert "Element rule that would pass (not in force): atol=" in text
+
+
+def test_no_elementwise_gate_still_fails_on_nan():
+    g, a = noisy_copy(8, 0.0)
+    a[3] = np.nan
+    c = cmp(g, a, INT8_LIKE)
+    assert not c.passed and c.reasons[0] == "1 of 8 elements are NaN in the actual output, 0 in the golden"
+
+
+def test_all_nan_actual_leads_with_the_nan_count():
+    g = np.random.default_rng(0).standard_normal(16384).astype(np.float32)
+    c = cmp(g, np.full_like(g, np.nan))
+    lines = msg(c)
+    assert lines[1] == "16384 of 16384 elements are NaN in the actual output, 0 in the golden"
+    assert "Mismatched elements" not in "\n".join(lines)  # the NaN line says it all
+    assert "Greatest absolute difference: n/a (no element finite on both sides: 16384 NaN in actual)" in lines
+    assert "Cosine similarity: n/a  SNR: n/a (no element finite on both sides: 16384 NaN in actual)" in lines
+    assert not any(x in line for line in lines for x in ("Cosine similarity: 1.0", "SNR: inf", "difference: 0.0"))
+    assert lines[-1].startswith("Note: a NaN or Inf the other side does not have fails whatever the tolerance")
+
+
+def test_all_nan_on_a_signal_gated_profile():
+    c = cmp(np.ones(16, np.float32), np.full(16, np.nan, np.float32), INT8_LIKE)
+    assert c.reasons == [
+        "16 of 16 elements are NaN in the actual output, 0 in the golden",
+        "SNR n/a (no element finite on both sides: 16 NaN in actual), needs >= 15 dB",
+        "cosine n/a (no element finite on both sides: 16 NaN in actual), needs >= 0.99",
+    ]
+
+
+def test_all_nan_comparison_json_is_valid():
+    c = cmp([1.0, 2.0], [np.nan, np.nan])
+    text = json.dumps(c.to_dict(), allow_nan=False)
+    assert '"cosine": null' in text
+    assert OutputComparison.from_dict(json.loads(text)) == c
+
+
+def test_nan_on_both_sides_at_different_places():
+    c = cmp([np.nan, 1.0, 2.0], [1.0, np.nan, 2.0])
+    assert c.reasons[0] == ("1 of 3 elements are NaN in the actual output, 1 in the golden "
+                            "(2 positions have NaN on one side only)")
+
+
+def test_message_inf_gate_line():
+    c = cmp([np.inf, 1.0], [-np.inf, 1.0])
+    assert msg(c)[1] == ("1 of 2 elements are infinite on one side only or with opposite signs "
+                         "(1 Inf in the actual output, 1 in the golden)")
+
+
+def test_signal_line_says_when_computed_over_finite_pairs_only():
+    c = cmp([1.0, 2.0, 3.0], [1.0, 2.5, np.nan])
+    line = next(x for x in msg(c) if x.startswith("Cosine similarity:"))
+    assert line.endswith("(over the 2 of 3 elements finite on both sides)")
+
+
+def test_integer_output_one_of_48_differs():
+    g = np.arange(48, dtype=np.int64) % 7
+    a = g.copy()
+    a[17] += 1
+    old_int8 = Tolerance(1e9, 1e9, min_cosine=0.0)  # what the int8 profiles used to resolve to
+    for tol in (TOL, old_int8, INT8_LIKE):
+        c = compare_output("classes", g, a, tol)
+        lines = format_failure(c, case="cls", profile="cpu-int8").splitlines()
+        assert not c.passed
+        assert lines[1] == "integer output: 1 of 48 elements differ (exact match required)"
+        assert "allowed" not in "\n".join(lines) and "Minimum tolerance" not in "\n".join(lines)
+        assert "Greatest absolute difference: 1.0 at index (17,)" in lines
+
+
+def test_integer_output_with_an_allowance():
+    c = cmp([1, 2, 3, 4], [1, 2, 3, 5], Tolerance(0.0, 0.0, max_mismatch_fraction=0.1), dtype=np.int32)
+    assert c.reasons == ["integer output: 1 of 4 elements differ (25.0% > 10.0% allowed)"]
+
+
+def test_boolean_output():
+    c = cmp([True, False], [True, True], dtype=np.bool_)
+    assert c.reasons == ["boolean output: 1 of 2 elements differ (exact match required)"]
+
+
+def test_string_output():
+    c = cmp(["cat", "dog"], ["cat", "cow"], dtype=object)
+    lines = msg(c)
+    assert lines[1] == "non-numeric output: 1 of 2 elements differ (exact match required)"
+    assert not any(line.startswith(("Greatest", "Cosine", "Minimum")) for line in lines)
+
+
+# --- what the comparison was against ---
+
+def test_against_a_reference_profile_in_every_message_part():
+    c = compare_output("y", np.array([1.0, 2.0], np.float32), np.array([np.nan, 2.0], np.float16), TOL,
+                       against="cpu")
+    lines = format_failure(c, case="mlp [test_data_set_0]", profile="cpu-fp16").splitlines()
+    assert lines[0] == "case 'mlp [test_data_set_0]' output 'y' on profile 'cpu-fp16': tensor-likes are not close vs cpu"
+    assert lines[1] == "1 of 2 elements are NaN in the actual output, 0 in cpu"
+    assert "Dtypes differ: cpu float32 vs actual float16" in lines
+    assert c.to_dict()["against"] == "cpu"
+
+
+def test_against_in_a_shape_mismatch():
+    c = compare_output("y", np.zeros((2, 10)), np.zeros((2, 5)), TOL, against="cpu")
+    assert c.reasons == ["shape mismatch: cpu (2, 10) vs actual (2, 5)"]
+    assert format_failure(c, case="x", profile="p").splitlines()[0].endswith("shape mismatch: cpu (2, 10) vs actual (2, 5)")
+
+
+def test_json_round_trip_against():
+    c = compare_output("y", np.ones(3), np.ones(3) * 2, TOL, against="cpu")
+    assert OutputComparison.from_dict(json.loads(json.dumps(c.to_dict(), allow_nan=False))) == c
+
+
+def test_from_dict_of_an_old_record():
+    old = {"name": "logits", "golden_shape": [3], "actual_shape": [3], "golden_dtype": "float32",
+           "actual_dtype": "float32",
+           "tolerance": {"rtol": 1e9, "atol": 1e9, "min_cosine": 0.99, "min_snr_db": 15.0,
+                         "min_topk_agreement": None, "topk": 1, "max_mismatch_fraction": 0.0},
+           "metrics": {"total": 3, "mismatched": 0, "mismatch_fraction": 0.0, "max_abs_diff": 2.0,
+                       "max_abs_index": [1], "max_rel_diff": 1.0, "max_rel_index": [1], "required_atol": 2.0,
+                       "required_rtol": 0.999995, "cosine": 0.9759, "snr_db": 5.4, "max_ulp": 3,
+                       "nan_mismatch": 0, "inf_mismatch": 0, "golden_nan_count": 0},
+           "shape_mismatch": False, "dtype_mismatch": False, "passed": False,
+           "reasons": ["Cosine similarity 0.9759 < required 0.99"]}
+    c = OutputComparison.from_dict(old)
+    assert c.against == "golden" and c.tolerance.elementwise and c.metrics.finite_pairs is None
+    lines = format_failure(c, case="mlp", profile="cpu-int8").splitlines()
+    assert lines[0].endswith("tensor-likes are not close vs golden")
+    assert lines[1] == "Cosine similarity 0.9759 < required 0.99"  # the reasons it was judged with
+    assert "Cosine similarity: 0.9759  SNR: 5.4 dB  Max ULP: 3" in lines

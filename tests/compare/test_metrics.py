@@ -156,7 +156,9 @@ def test_non_finite_excluded_from_stats():
 
 def test_all_non_finite_has_no_index():
     r = m([NAN, INF], [1.0, 2.0])
-    assert r.max_abs_index is None and r.max_abs_diff == 0.0
+    assert r.max_abs_index is None and r.max_abs_diff is None  # nothing measured, not a perfect 0.0
+    assert r.cosine is None and r.snr_db is None and r.finite_pairs == 0
+    assert r.notes["cosine"] == "no element finite on both sides: 1 NaN in golden, 1 Inf in golden"
 
 
 def test_no_runtime_warnings():
@@ -345,7 +347,7 @@ def test_metrics_json_round_trip_with_inf():
 def test_metrics_fields_are_plain_python():
     r = m([[1, 2], [3, 4]], [[1, 2], [3, 5]], dtype=np.float32, topk=1)
     for value in r.to_dict().values():
-        assert value is None or type(value) in (int, float, str, list, bool)
+        assert value is None or type(value) in (int, float, str, list, bool, dict)
     assert all(type(i) is int for i in r.max_abs_index)
 
 
@@ -364,3 +366,60 @@ def test_memory_stays_a_fraction_of_one_tensor(shape):
         tracemalloc.stop()
     assert r.mismatched == 1
     assert peak < g.nbytes // 4  # ~a dozen float64 chunk temporaries, never a full copy
+
+
+# --- NaN-aware signal metrics ---
+
+def test_all_nan_actual_is_not_a_perfect_match():
+    r = m([1.0, 2.0, 3.0], [NAN, NAN, NAN], dtype=np.float32)
+    assert (r.max_abs_diff, r.max_rel_diff, r.required_atol, r.required_rtol) == (None, None, None, None)
+    assert r.cosine is None and r.snr_db is None and r.max_ulp is None
+    assert (r.actual_nan_count, r.golden_nan_count, r.finite_pairs, r.nan_mismatch) == (3, 0, 0, 3)
+    assert r.notes == {name: "no element finite on both sides: 3 NaN in actual"
+                       for name in ("max_abs_diff", "max_rel_diff", "cosine", "snr_db")}
+
+
+def test_all_nan_json_is_valid_and_round_trips():
+    r = m([1.0, 2.0], [NAN, NAN])
+    text = json.dumps(r.to_dict(), allow_nan=False)
+    assert '"cosine": null' in text and '"notes": {"max_abs_diff": "no element finite' in text
+    assert Metrics.from_dict(json.loads(text)) == r
+
+
+def test_signal_over_finite_pairs_only():
+    r = m([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, NAN])
+    assert r.finite_pairs == 3 and r.actual_nan_count == 1
+    assert r.cosine == 1.0 and r.snr_db == INF and r.max_abs_diff == 0.0 and r.notes == {}
+
+
+def test_inf_counts_per_side():
+    r = m([INF, -INF, 1.0], [INF, 1.0, NAN])
+    assert (r.golden_inf_count, r.actual_inf_count, r.actual_nan_count, r.finite_pairs) == (2, 1, 1, 0)
+
+
+def test_snr_note_for_all_zero_expected_output():
+    r = m([0.0, 0.0], [1.0, 0.0])
+    assert r.snr_db is None and r.notes == {"snr_db": "the expected output is all zero"}
+
+
+def test_ints_are_all_finite_pairs():
+    r = m([1, 2, 3], [1, 2, 4], dtype=np.int64)
+    assert r.finite_pairs == 3 and r.actual_nan_count == 0 and r.notes == {}
+
+
+def test_strings_have_no_finite_pair_count():
+    assert m(["a", "b"], ["a", "c"], dtype=object).finite_pairs is None
+
+
+def test_topk_is_not_ranked_through_nan():
+    r = m([[0.1, 0.9]], [[NAN, 0.2]], dtype=np.float32, topk=1)
+    assert r.topk == 1 and r.topk_agreement is None and r.notes["topk_agreement"] == "NaN in actual"
+
+
+def test_metrics_from_an_old_record():
+    old = {"total": 3, "mismatched": 1, "mismatch_fraction": 1 / 3, "max_abs_diff": 2.0, "max_abs_index": [1],
+           "max_rel_diff": 1.0, "max_rel_index": [1], "required_atol": 2.0, "required_rtol": 0.999995,
+           "cosine": 0.9, "snr_db": "inf", "max_ulp": 3, "nan_mismatch": 0, "inf_mismatch": 0,
+           "golden_nan_count": 0, "topk": None, "topk_agreement": None}
+    r = Metrics.from_dict(old)
+    assert r.snr_db == INF and r.finite_pairs is None and r.actual_nan_count == 0 and r.notes == {}

@@ -21,15 +21,20 @@ ENGINES = [
     pytest.param("numba", marks=pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed (optional extra)")),
 ]
 EXACT_FIELDS = ("total", "mismatched", "nan_mismatch", "inf_mismatch", "golden_nan_count", "max_ulp",
-                "max_abs_index", "max_rel_index", "max_abs_diff", "max_rel_diff", "required_atol", "mismatch_fraction")
+                "max_abs_index", "max_rel_index", "max_abs_diff", "max_rel_diff", "required_atol", "mismatch_fraction",
+                "finite_pairs", "actual_nan_count", "golden_inf_count", "actual_inf_count", "notes")
 
 
 def assert_same(fast, exact):
     for name in EXACT_FIELDS:
         assert getattr(fast, name) == getattr(exact, name), name
     # energies are summed in a different order (blocks / BLAS / one loop): only rounding differs
-    assert fast.required_rtol == pytest.approx(exact.required_rtol, rel=1e-12, abs=0)
-    assert fast.snr_db == pytest.approx(exact.snr_db, rel=1e-9, nan_ok=True)
+    for name, rel in (("required_rtol", 1e-12), ("snr_db", 1e-9)):
+        want = getattr(exact, name)
+        if want is None:  # not computable (no finite pair, or an all-zero golden): None on every engine
+            assert getattr(fast, name) is None, name
+        else:
+            assert getattr(fast, name) == pytest.approx(want, rel=rel, abs=0, nan_ok=True), name
     if exact.cosine is None:
         assert fast.cosine is None
     else:
@@ -86,6 +91,8 @@ def test_chunks_with_nan_inf_fall_back(engine, chunk):
     g[70_000] = a[70_000] = np.nan
     fast, exact = both(g, a, engine, chunk_elems=chunk)
     assert (exact.nan_mismatch, exact.inf_mismatch, exact.golden_nan_count) == (2, 1, 2)
+    assert (exact.actual_nan_count, exact.actual_inf_count, exact.golden_inf_count) == (2, 2, 1)
+    assert exact.finite_pairs == 80_000 - 5  # positions 5, 11, 40_000, 40_001, 70_000
     assert_same(fast, exact)
 
 
@@ -242,4 +249,12 @@ def test_later_chunks_only_report_what_beats_earlier_ones(engine):
     g[3 * b + 2], a[3 * b + 2] = np.float32(0.5), np.float32(1.75)  # rel 2.5, abs 1.25: later chunk
     fast, exact = both(g, a, engine, chunk_elems=b)
     assert exact.max_abs_index == [10] and exact.max_rel_index == [3 * b + 2]
+    assert_same(fast, exact)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_all_nan_actual_measures_nothing_on_every_engine(engine):
+    g = np.random.default_rng(3).standard_normal(50_000).astype(np.float32)
+    fast, exact = both(g, np.full_like(g, np.nan), engine, chunk_elems=20_000)
+    assert exact.finite_pairs == 0 and exact.actual_nan_count == g.size and exact.cosine is None
     assert_same(fast, exact)

@@ -148,3 +148,100 @@ def test_override_topk_must_be_int():
 def test_tolerance_dict_round_trip():
     tol = Tolerance(1e-3, 1e-5, min_cosine=0.99, topk=5)
     assert Tolerance.from_dict(tol.to_dict()) == tol
+
+
+# --- elementwise = false: signal gates instead of the element rule ---
+
+SIGNAL_ONLY = {"elementwise": False, "min_cosine": 0.99, "min_snr_db": 15}
+
+
+def test_elementwise_false_with_a_gate_parses():
+    o = ToleranceOverride.from_mapping(SIGNAL_ONLY, WHERE)
+    assert o.elementwise is False and o.rtol is None and o.to_dict()["elementwise"] is False
+
+
+def test_elementwise_true_alone_parses():
+    assert ToleranceOverride.from_mapping({"elementwise": True}, WHERE).elementwise is True
+
+
+@pytest.mark.parametrize("value", [0, "false", None, 1.0])
+def test_elementwise_must_be_a_bool(value):
+    with pytest.raises(ProfileError) as info:
+        ToleranceOverride.from_mapping({"elementwise": value, "min_cosine": 0.9}, WHERE)
+    assert info.value.message == f"{WHERE}: elementwise must be true or false, got {value!r}"
+
+
+def test_elementwise_false_refuses_rtol_atol_in_the_same_table():
+    with pytest.raises(ProfileError) as info:
+        ToleranceOverride.from_mapping({**SIGNAL_ONLY, "rtol": 1e-3, "atol": 1e-5}, WHERE)
+    assert info.value.message == f"{WHERE}: elementwise = false cannot be combined with rtol / atol in the same table"
+    assert "\n" not in info.value.one_line()
+
+
+def test_elementwise_false_refuses_a_mismatch_allowance():
+    with pytest.raises(ProfileError, match="cannot be combined with max_mismatch_fraction"):
+        ToleranceOverride.from_mapping({**SIGNAL_ONLY, "max_mismatch_fraction": 0.1}, WHERE)
+
+
+def test_elementwise_false_without_a_signal_gate_gates_nothing():
+    with pytest.raises(ProfileError) as info:
+        ToleranceOverride.from_mapping({"elementwise": False, "topk": 5}, WHERE)
+    assert info.value.message.startswith(f"{WHERE}: elementwise = false with no min_cosine, min_snr_db or ")
+    assert "would gate nothing on float outputs" in info.value.message and "min_cosine" in info.value.hint
+
+
+@pytest.mark.parametrize("gate", [{"min_cosine": 0.9}, {"min_snr_db": 10}, {"min_topk_agreement": 1.0}])
+def test_each_signal_gate_is_enough(gate):
+    assert ToleranceOverride.from_mapping({"elementwise": False, **gate}, WHERE).elementwise is False
+
+
+def test_tolerance_without_elementwise_needs_a_gate():
+    with pytest.raises(ValueError, match="needs min_cosine"):
+        Tolerance(1e-4, 1e-5, elementwise=False)
+
+
+def test_resolve_turns_the_element_rule_off_and_keeps_dtype_defaults():
+    tol = resolve_tolerance(np.float32, np.float32, [ToleranceOverride.from_mapping(SIGNAL_ONLY, WHERE)])
+    assert not tol.elementwise and (tol.rtol, tol.atol) == (1e-4, 1e-5)
+    assert tol.describe() == "no elementwise gate, cosine>=0.99, snr>=15 dB"
+
+
+def test_a_later_rtol_atol_turns_the_element_rule_back_on():
+    off = ToleranceOverride.from_mapping(SIGNAL_ONLY, WHERE)
+    tol = resolve_tolerance(np.float32, np.float32, [off, ToleranceOverride(rtol=1e-2, atol=1e-3)])
+    assert tol.elementwise and (tol.rtol, tol.atol, tol.min_cosine) == (1e-2, 1e-3, 0.99)
+
+
+def test_a_later_elementwise_true_turns_it_back_on_with_the_defaults():
+    off = ToleranceOverride.from_mapping(SIGNAL_ONLY, WHERE)
+    tol = resolve_tolerance(np.float16, np.float16, [off, ToleranceOverride(elementwise=True)])
+    assert tol.elementwise and (tol.rtol, tol.atol) == (1e-2, 1e-3)
+
+
+def test_a_later_gate_only_layer_keeps_it_off():
+    off = ToleranceOverride.from_mapping(SIGNAL_ONLY, WHERE)
+    tol = resolve_tolerance(np.float32, np.float32, [off, ToleranceOverride(min_topk_agreement=1.0, topk=1)])
+    assert not tol.elementwise and tol.min_topk_agreement == 1.0
+
+
+def test_tolerance_from_an_old_record_has_the_element_rule():
+    old = {"rtol": 1e9, "atol": 1e9, "min_cosine": 0.99, "min_snr_db": 15.0, "min_topk_agreement": None,
+           "topk": 1, "max_mismatch_fraction": 0.0}
+    assert Tolerance.from_dict(old).elementwise is True
+
+
+def test_signal_only_round_trip():
+    tol = Tolerance(1e-4, 1e-5, min_snr_db=15.0, elementwise=False)
+    assert Tolerance.from_dict(tol.to_dict()) == tol
+
+
+@pytest.mark.parametrize("name", ["cpu-int8", "cpu-int8-static"])
+def test_the_int8_profiles_gate_on_signal_quality_only(name):
+    from pathlib import Path
+
+    from harness.profiles.schema import load_profile
+
+    path = Path(__file__).resolve().parents[2] / "device_profiles" / f"{name}.toml"
+    everything = load_profile(path).tolerance.everything
+    assert everything.elementwise is False and everything.rtol is None and everything.atol is None
+    assert everything.min_cosine is not None and everything.min_snr_db == 15

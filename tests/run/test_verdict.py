@@ -43,7 +43,12 @@ def test_any_output_out_of_tolerance_is_fail() -> None:
     verdict, detail = numeric_verdict(object(), _profile(), [(0, _comparison()), (1, _comparison("z", 1.0)),
                                                               (2, _comparison("y", 1.0))], {})
     assert verdict == R.FAIL
-    assert detail == "2 output(s) out of tolerance (y, z); first in test_data_set_1"
+    assert detail == "2 output(s) out of tolerance vs golden (y, z); first in test_data_set_1"
+
+
+def test_the_detail_says_what_the_outputs_were_compared_against() -> None:
+    verdict, detail = numeric_verdict(object(), _profile(), [(0, _comparison("z", 1.0))], {}, against="cpu")
+    assert (verdict, detail) == (R.FAIL, "1 output(s) out of tolerance vs cpu (z); first in test_data_set_0")
 
 
 def test_nodes_that_fell_back_make_pass_star() -> None:
@@ -100,6 +105,25 @@ def test_a_profile_override_loosens_one_case(make_case, tmp_path: Path) -> None:
     assert [c.passed for _, c in compare_datasets(case, loose, [ds], actual)] == [True]
 
 
+def test_compare_datasets_records_what_it_compared_against(make_case, tmp_path: Path) -> None:
+    case = load_case(make_case(tmp_path / "ref"), "ref")
+    [ds] = case.datasets()
+    actual = {f"0/{name}": g for name, g in ds.outputs.items()}
+    assert [c.against for _, c in compare_datasets(case, _profile(), [ds], actual)] == ["golden"]
+    assert [c.against for _, c in compare_datasets(case, _profile(), [ds], actual, against="cpu")] == ["cpu"]
+
+
+def test_a_signal_gated_profile_passes_what_its_gates_pass(make_case, tmp_path: Path) -> None:
+    case = load_case(make_case(tmp_path / "q"), "q")
+    [ds] = case.datasets()
+    actual = {f"0/{name}": g * np.float32(1.001) for name, g in ds.outputs.items()}  # 0.1%: beyond rtol 1e-4
+    int8 = _profile(tolerance=ProfileTolerance(ToleranceOverride.from_mapping(
+        {"elementwise": False, "min_cosine": 0.99, "min_snr_db": 15}, "cpu-int8 [tolerance]")))
+    assert [c.passed for _, c in compare_datasets(case, _profile(), [ds], actual)] == [False]
+    [(_, comparison)] = compare_datasets(case, int8, [ds], actual)
+    assert comparison.passed and not comparison.tolerance.elementwise
+
+
 def test_a_missing_actual_output_fails_as_a_shape_mismatch(make_case, tmp_path: Path) -> None:
     case = load_case(make_case(tmp_path / "c"), "c")
     [(k, comparison)] = compare_datasets(case, _profile(), case.datasets(), {})
@@ -110,9 +134,23 @@ def test_failure_messages_are_torch_style() -> None:
     cell = _cell(R.FAIL, outputs=[{"dataset": 1, "comparison": _comparison("y", 1.0).to_dict()},
                                   {"dataset": 1, "comparison": _comparison("ok").to_dict()}])
     [message] = failure_messages(cell)
-    assert message.startswith("case 'x_case [test_data_set_1]' output 'y' on profile 'p': tensor-likes are not close")
-    assert "Mismatched elements: 3 / 3 (100.0%)" in message
-    assert "Greatest absolute difference: 1.0 at index (0,) (up to 1e-05 allowed)" in message
+    lines = message.splitlines()
+    assert lines[0] == "case 'x_case [test_data_set_1]' output 'y' on profile 'p': tensor-likes are not close vs golden"
+    assert lines[1] == "Mismatched elements: 3 / 3 (100.0%) beyond rtol 0.0001 / atol 1e-05"
+    assert "Greatest absolute difference: 1.0 at index (0,) (up to 1e-05 allowed)" in lines
+
+
+def test_failure_messages_of_a_reference_comparison_say_vs_cpu() -> None:
+    comparison = compare_output("y", GOLDEN, GOLDEN + np.float32(1.0), TOL, against="cpu")
+    [message] = failure_messages(_cell(R.FAIL, outputs=[{"dataset": 0, "comparison": comparison.to_dict()}]))
+    assert message.splitlines()[0].endswith("on profile 'p': tensor-likes are not close vs cpu")
+
+
+def test_failure_messages_of_an_old_record_without_against() -> None:
+    old = _comparison("y", 1.0).to_dict()
+    del old["against"]
+    [message] = failure_messages(_cell(R.FAIL, outputs=[{"dataset": 0, "comparison": old}]))
+    assert message.splitlines()[0].endswith("tensor-likes are not close vs golden")
 
 
 # ---- known failures ---------------------------------------------------------------------------------------------
