@@ -1,28 +1,34 @@
 """Parent side of the isolated workers: spawn, talk, time out, and classify deaths.
 
-A worker is a subprocess per profile (``python -m harness.worker --spec ...``), reused across cases.
-Replies are read on a background thread so that every request can time out; a worker that dies, hangs
-or is killed for memory costs one cell, and the next request gets a fresh worker.
+A worker is a subprocess per profile, reused across cases, started as its profile's ``[worker]`` table says
+(``Launch``: a command that runs a Python, then ``-m harness.worker --spec <JSON>``). Replies are read on a
+background thread so that every request can time out; a worker that dies, hangs or is killed for memory costs
+one cell, and the next request gets a fresh worker.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.profiles.schema import Profile
 from harness.worker import protocol
 
 HELLO_TIMEOUT_S = 120.0
+WORKER_MODULE = ("-m", "harness.worker")
 
 
 class WorkerFailure(Exception):
@@ -60,14 +66,59 @@ def _widen_pipe(fd: int, size: int = 1 << 20) -> int:
         return 64 * 1024
 
 
+@functools.lru_cache(maxsize=1)
+def harness_import_path() -> str:
+    """A folder that holds only a link to this harness package: the worker's PYTHONPATH. A foreign interpreter
+    (another Python, an aarch64 one under qemu) can then import ``harness.worker`` from this install without
+    also seeing this interpreter's site-packages, whose numpy and onnxruntime may be built for another machine."""
+    package = Path(__file__).resolve().parents[1]
+    folder = Path(tempfile.mkdtemp(prefix="harness-import-"))
+    (folder / package.name).symlink_to(package, target_is_directory=True)
+    atexit.register(shutil.rmtree, folder, True)
+    return str(folder)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a worker process starts: ``command`` runs a Python (default: this interpreter), to which
+    ``-m harness.worker --spec <JSON>`` is appended; ``env`` is added to the worker's environment.
+    A profile's ``[worker]`` table fills it: e.g. ``command = ["qemu-aarch64-static", "-L", "/sysroot",
+    "/sysroot/usr/bin/python3"]`` or ``["env", "FOO=1", "python3"]``."""
+
+    command: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_profile(cls, profile: Profile) -> Launch:
+        return cls(tuple(profile.launch_command), dict(profile.launch_env))
+
+    def argv(self, spec: dict[str, Any]) -> list[str]:
+        return [*(self.command or (sys.executable,)), *WORKER_MODULE, "--spec", json.dumps(spec)]
+
+    def environment(self, spec: dict[str, Any], extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """This process's environment, then PYTHONPATH (the harness import folder first), then the launcher's
+        ``[worker].env``, then the EP's ``[ep].env`` (the worker applies it again itself), then ``extra``."""
+        inherited = os.environ.get("PYTHONPATH", "")
+        path = os.pathsep.join(p for p in (harness_import_path(), inherited) if p)
+        return {**os.environ, "PYTHONPATH": path, **self.env, **(spec.get("env") or {}), **(extra or {})}
+
+
 class WorkerHandle:
-    def __init__(self, spec: dict[str, Any], *, python: str | None = None, env: dict[str, str] | None = None) -> None:
+    """One worker process, started as ``launch`` says; ``env`` is added last (tests inject faults with it)."""
+
+    def __init__(self, spec: dict[str, Any], launch: Launch | None = None, *,
+                 env: dict[str, str] | None = None) -> None:
         self.spec = spec
+        self.launch = launch or Launch()
         self._stderr = tempfile.TemporaryFile()
-        cmd = [python or sys.executable, "-m", "harness.worker", "--spec", json.dumps(spec)]
-        child_env = {**os.environ, **(spec.get("env") or {}), **(env or {})}
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                     env=child_env, start_new_session=True)
+        try:
+            self.proc = subprocess.Popen(self.launch.argv(spec), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=self._stderr, env=self.launch.environment(spec, env),
+                                         start_new_session=True)
+        except OSError as exc:  # the launcher's command is missing or not executable
+            self._stderr.close()
+            raise WorkerFailure("CRASH", f"worker launcher {list(self.launch.command or [sys.executable])} "
+                                         f"could not start: {exc}") from None
         self.pipe_bytes = _widen_pipe(self.proc.stdin.fileno())
         self._replies: queue.Queue = queue.Queue()
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
@@ -171,9 +222,9 @@ class WorkerHandle:
 
 class WorkerPool:
     """Idle runners per profile; a runner that failed is discarded, never reused. ``factory`` builds a
-    runner from a profile's worker spec: an isolated worker process unless told otherwise."""
+    runner from a profile's worker spec and launch: an isolated worker process unless told otherwise."""
 
-    def __init__(self, factory: Callable[[dict[str, Any]], Any] | None = None) -> None:
+    def __init__(self, factory: Callable[[dict[str, Any], Launch], Any] | None = None) -> None:
         self._idle: dict[str, list[WorkerHandle]] = {}
         self._lock = threading.Lock()
         self._factory = factory or WorkerHandle
@@ -186,7 +237,7 @@ class WorkerPool:
                 if worker.alive:
                     return worker
                 worker.close()
-        return self._factory(profile.worker_spec())
+        return self._factory(profile.worker_spec(), Launch.for_profile(profile))
 
     def release(self, profile: Profile, worker: WorkerHandle) -> None:
         with self._lock:

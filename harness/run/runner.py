@@ -13,7 +13,7 @@ import os
 from collections import deque
 from typing import Any, Protocol
 
-from harness.run.pool import Reply
+from harness.run.pool import Launch, Reply
 from harness.worker import protocol
 
 
@@ -56,15 +56,18 @@ class _Frames(io.RawIOBase):
 
 class InProcessRunner:
     """Runs the worker's own code in this process, request by request. For stepping through a cell in
-    a debugger; a crash or hang here takes the harness with it, and constraints are not applied."""
+    a debugger; a crash or hang here takes the harness with it, and constraints are not applied. A profile's
+    launcher command cannot apply here (this interpreter runs the worker code); its environment is set like the
+    EP's, without overriding what is already set, and the hello says the launcher was bypassed."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: dict[str, Any], launch: Launch | None = None) -> None:
         from harness.worker.main import Worker, hello_for
-        for key, value in (spec.get("env") or {}).items():
+        launch = launch or Launch()
+        for key, value in {**launch.env, **(spec.get("env") or {})}.items():
             os.environ.setdefault(key, value)
         self._frames = _Frames()
         self._worker = Worker(spec, self._frames)
-        self.hello = hello_for(spec, {"in_process": True})
+        self.hello = hello_for(spec, {"in_process": True, "launcher_bypassed": list(launch.command)})
         self.pipe_bytes = 1 << 62  # requests are handled as they are sent: nothing can block
         self._open = True
 

@@ -1,9 +1,9 @@
 """The isolated worker: one process per profile, reused across cases, speaking harness.worker.protocol
-over stdin/stdout. Imports only numpy, onnxruntime and its sibling worker modules (plus the numpy-only
-latency statistics), never the rest of the harness.
+over stdin/stdout. Imports only numpy, onnxruntime and its sibling worker modules, never the rest of the
+harness (tests/worker/test_standalone.py checks), so any interpreter that can import ``harness.worker`` runs it.
 
 Conversation (docs/worker-protocol.md):
-    worker -> hello   {available, reason, pid, versions, affinity, memory_limit_mb}
+    worker -> hello   {available, reason, pid, executable, versions, affinity, memory_limit_mb}
     parent -> load    {case, model_path}                      worker -> loaded {placement, session_ms} | error
     parent -> infer   {datasets, measure} + "<k>/<input>"      worker -> result {...} + "<k>/<output>" | error
     parent -> bye
@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from harness.worker import protocol
 from harness.worker.memory import CellMemory
+from harness.worker.ort_message import parse_ort_message
 
 FAULT_ENV = "HARNESS_TEST_FAULT"  # test-only: "<kind>:<case glob>", kind in segfault|hang|oom|exit
 
@@ -121,10 +122,14 @@ class Worker:
         protocol.write_message(self.out, header, tensors)
 
     def error(self, kind: str, exc: BaseException) -> None:
-        message = str(exc).strip() or type(exc).__name__
-        if isinstance(exc, MemoryError) or "bad_alloc" in message or "Failed to allocate" in message:
+        """Reply with ORT's own words: the first line is ``CODE: message`` without C++ source paths (what a
+        report shows), then the full text when it says more."""
+        parsed = parse_ort_message(str(exc).strip() or type(exc).__name__)
+        full = parsed.full.strip()
+        if isinstance(exc, MemoryError) or "bad_alloc" in full or "Failed to allocate" in full:
             kind = "oom"
-        self.send({"type": protocol.MSG_ERROR, "kind": kind, "message": message[:4000]})
+        message = parsed.line if parsed.line == " ".join(full.split()) else f"{parsed.line}\n{full}"
+        self.send({"type": protocol.MSG_ERROR, "kind": kind, "status": parsed.code, "message": message[:4000]})
 
     def on_load(self, header: dict[str, Any]) -> None:
         from harness.worker.session import create_session, placement
@@ -200,9 +205,10 @@ def watch_parent(interval_s: float = 1.0) -> None:
 
 
 def hello_for(spec: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
-    """The first frame: who we are, and whether this host can run the spec's EP (and why not)."""
-    hello: dict[str, Any] = {"type": protocol.MSG_HELLO, "runtime": "python", "pid": os.getpid(), **applied,
-                             "protocol": protocol.PROTOCOL_VERSION}
+    """The first frame: who we are, and whether this host can run the spec's EP (and why not). Available means
+    a one-node session was created and run on the EP (harness.worker.probe)."""
+    hello: dict[str, Any] = {"type": protocol.MSG_HELLO, "runtime": "python", "pid": os.getpid(),
+                             "executable": sys.executable, **applied, "protocol": protocol.PROTOCOL_VERSION}
     try:
         from harness.worker.session import Unavailable, check_available
         hello["versions"] = _versions()
@@ -211,7 +217,8 @@ def hello_for(spec: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
     except Unavailable as exc:
         hello.update(available=False, reason=str(exc), unavailable=exc.kind)
     except Exception as exc:  # a plugin that fails to load is a skip with ORT's words, not a crash
-        hello.update(available=False, reason=f"{type(exc).__name__}: {exc}", unavailable="load_failed")
+        words = parse_ort_message(str(exc).strip()).line
+        hello.update(available=False, reason=f"{type(exc).__name__}: {words}", unavailable="load_failed")
     return hello
 
 

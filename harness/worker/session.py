@@ -1,5 +1,6 @@
 """Build an onnxruntime session from a profile's worker spec (plain JSON). Worker-side: imports only
-onnxruntime and the stdlib, so a worker in a foreign Python (e.g. aarch64 under qemu) can carry it.
+onnxruntime, numpy, the stdlib and sibling worker modules, so a worker in a foreign Python (e.g. aarch64 under
+qemu) can carry it.
 
 Plugin EPs (OpenVINO, WebGPU) are registered with ``register_execution_provider_library`` and bound to a
 device from ``get_ep_devices()`` via ``add_provider_for_devices``; the legacy ``providers=[...]`` route
@@ -14,6 +15,9 @@ import os
 from typing import Any
 
 import onnxruntime as ort
+
+from harness.worker.ort_message import parse_ort_message
+from harness.worker.probe import PROBE_FEED, PROBE_MODEL, explain_failure
 
 _OPT = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
         "layout": "ORT_ENABLE_LAYOUT", "all": "ORT_ENABLE_ALL"}
@@ -99,8 +103,9 @@ def session_options(spec: dict[str, Any]) -> ort.SessionOptions:
     return so
 
 
-def check_available(spec: dict[str, Any]) -> None:
-    """Raise Unavailable with the reason when this host cannot run the spec's EP."""
+def require_ep(spec: dict[str, Any]) -> None:
+    """Raise Unavailable when the spec's EP cannot even be offered here: plugin package, registration, device
+    (plugins) or the onnxruntime build (the rest)."""
     ep = spec["ep"]
     if spec.get("plugin"):
         register_plugin(spec)
@@ -110,20 +115,39 @@ def check_available(spec: dict[str, Any]) -> None:
                           "not_in_build")
 
 
-def create_session(model_path: str, spec: dict[str, Any]) -> ort.InferenceSession:
+def check_available(spec: dict[str, Any]) -> None:
+    """Raise Unavailable with the reason when this host cannot run the spec's EP: the EP must be offered, and a
+    one-node session must be created and run on it, through the same options as a case's session (strict
+    placement off: the probe asks whether the EP works, not whether it takes every node)."""
+    require_ep(spec)
+    probe_spec = {**spec, "session": {**(spec.get("session") or {}), "strict_placement": False}}
+    try:
+        session = create_session(PROBE_MODEL, probe_spec)
+        session.run(None, PROBE_FEED)
+    except Exception as exc:  # ORT raises its own Fail/EPFail/RuntimeError types
+        parsed = parse_ort_message(str(exc).strip() or type(exc).__name__)
+        raise Unavailable(*explain_failure(spec["ep"], parsed.line, parsed.full)) from None
+    providers = session.get_providers()
+    if spec["ep"] not in providers:
+        raise Unavailable(f"a one-node {spec['ep']} session ran on {', '.join(providers)} instead: onnxruntime "
+                          f"dropped the EP (see the worker's stderr for why)", "probe_failed")
+
+
+def create_session(model: str | bytes, spec: dict[str, Any]) -> ort.InferenceSession:
+    """A session for ``model`` (a path the worker can read, or serialised bytes) as the spec says."""
     so = session_options(spec)
     ep = spec["ep"]
     if spec.get("plugin"):
         register_plugin(spec)
         so.add_provider_for_devices(select_devices(spec), ep_options(spec))
-        return ort.InferenceSession(model_path, so)
-    check_available(spec)
+        return ort.InferenceSession(model, so)
+    require_ep(spec)
     providers: list[Any] = [(ep, ep_options(spec))]
     if ep == "TensorrtExecutionProvider":
         providers.append(("CUDAExecutionProvider", {}))
     if ep != "CPUExecutionProvider":
         providers.append("CPUExecutionProvider")
-    return ort.InferenceSession(model_path, so, providers=providers)
+    return ort.InferenceSession(model, so, providers=providers)
 
 
 def placement(session: ort.InferenceSession, expected_ep: str) -> dict[str, Any]:

@@ -34,7 +34,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory, case_builder, make_profile) ->
 
 @pytest.fixture(scope="module")
 def fault_run(lab: Path, cli, read_record) -> tuple[subprocess.CompletedProcess, dict]:
-    proc = cli("run", "--root", lab / "cases", "--profiles-dir", lab / "profiles", "--numerics-only",
+    only = [arg for name in FAULTS for arg in ("--profile", name)]  # not the built-in profiles as well
+    proc = cli("run", "--root", lab / "cases", "--profiles-dir", lab / "profiles", *only, "--numerics-only",
                "--timeout", "3", "--out", lab / "results")
     return proc, read_record(lab / "results")
 
@@ -158,7 +159,8 @@ def placement_run(tmp_path_factory: pytest.TempPathFactory, cli, read_record) ->
     assert "[session]" not in webgpu  # the strict copy below adds the table
     strict = webgpu.replace('name = "webgpu"', 'name = "webgpu-strict"', 1) + "\n[session]\nstrict_placement = true\n"
     (profiles / "webgpu-strict.toml").write_text(strict)
-    proc = cli("run", "transformer", "--profiles-dir", profiles, "--numerics-only", "--out", base / "results")
+    proc = cli("run", "transformer", "--profiles-dir", profiles, "--profile", "cpu", "--profile", "webgpu",
+               "--profile", "webgpu-strict", "--numerics-only", "--out", base / "results")
     return proc, read_record(base / "results")
 
 

@@ -105,7 +105,8 @@ def test_parallel_cells_give_the_serial_verdicts(make_case, break_golden, make_p
     verdicts = []
     for jobs in ("1", "2"):
         out = tmp_path / f"results-{jobs}"
-        proc = run_cli("run", "--root", root, "--profiles-dir", tmp_path / "profiles", "--numerics-only",
+        proc = run_cli("run", "--root", root, "--profiles-dir", tmp_path / "profiles", "--profile", "cpu",
+                       "--profile", "crashy", "--profile", "edge", "--numerics-only",
                        "--jobs", jobs, "--out", out)
         assert proc.returncode == 1, proc.stdout + proc.stderr
         record = read_record(out)

@@ -60,7 +60,7 @@ def test_both_runners_offer_the_runner_members():
 def test_cli_in_process_flag(tmp_path, make_case, run_cli, profiles_dir):
     case_dir = make_case(tmp_path / "cases" / "tiny")
     proc = run_cli("run", case_dir, "--in-process", "--numerics-only", "--profiles-dir", profiles_dir,
-                   "--out", tmp_path / "results")
+                   "--profile", "cpu", "--out", tmp_path / "results")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads(next((tmp_path / "results").glob("*/record.json")).read_text())
     assert record["profiles"]["cpu"]["worker"]["in_process"] is True
