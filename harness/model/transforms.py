@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.golden.layout import atomic_write_bytes  # the one import of the atomic writer here
+from harness.atomic import atomic_write_bytes
 
 KINDS = ("none", "fp16", "fp16-mixed", "int8-dynamic", "int8-static")
 # Kinds whose result depends on the case's inputs: their cache key carries a digest of them.
@@ -34,6 +35,8 @@ _DATA_DEPENDENT = ("int8-static", "fp16-mixed")
 # Bump when a transform's code changes what it produces, so stale cached models are not reused.
 _CACHE_VERSION = 2
 _REPORT_SCHEMA = "onnx-harness/transform-report"
+# fd 1 and 2 are process-wide: two captures at once would restore each other's redirections.
+_CAPTURE_LOCK = threading.RLock()
 
 
 class TransformNotApplicable(Exception):
@@ -115,7 +118,7 @@ def transform_model(model_path: Path, sha256: str, spec: TransformSpec,
         return cached
     log = io.StringIO()
     with tempfile.TemporaryDirectory(prefix="harness-transform-") as work, captured(log):
-        data, report = _build(Path(model_path), spec, calibration, Path(work))
+        data, report = _build(Path(model_path), spec, calibration, calibration_source, Path(work))
     report = {"kind": spec.kind, **report}
     if spec.kind in _DATA_DEPENDENT:
         report["calibration_source"] = calibration_source
@@ -146,7 +149,7 @@ def _read_cached(target: Path, sidecar: Path) -> Transformed | None:
     return Transformed(target, envelope["report"], envelope.get("log", ""))
 
 
-def _build(model_path: Path, spec: TransformSpec, calibration: list[dict[str, np.ndarray]],
+def _build(model_path: Path, spec: TransformSpec, calibration: list[dict[str, np.ndarray]], calibration_source: str,
            work_dir: Path) -> tuple[bytes, dict]:
     """Run the transform; a library's unexpected exception is the transform failing, not a harness crash."""
     try:
@@ -159,7 +162,7 @@ def _build(model_path: Path, spec: TransformSpec, calibration: list[dict[str, np
         from harness.model import int8  # lazy: onnxruntime.quantization is slow to import
         if spec.kind == "int8-dynamic":
             return int8.quantize_dynamic_model(model_path, spec, work_dir)
-        return int8.quantize_static_model(model_path, spec, calibration, work_dir)
+        return int8.quantize_static_model(model_path, spec, calibration, work_dir, calibration_source)
     except (TransformNotApplicable, TransformFailed, HarnessError):
         raise
     except Exception as exc:  # noqa: BLE001 - any library error here is this transform failing
@@ -192,7 +195,7 @@ def captured(log: io.StringIO) -> Iterator[None]:
     handler = logging.StreamHandler(log)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    with tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings(record=True) as caught:
+    with _CAPTURE_LOCK, tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
