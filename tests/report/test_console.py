@@ -85,7 +85,7 @@ def test_fail_detail_has_the_torch_style_message() -> None:
     lines = block.splitlines()
     assert lines[0] == "[FAIL] case 'mlp' on profile 'cpu-fp16': 1 output(s) out of tolerance (logits)"
     assert "case 'mlp [test_data_set_0]' output 'logits' on profile 'cpu-fp16': tensor-likes are not close" in block
-    assert "Mismatched elements: 1 / 3 (33.3%)" in lines
+    assert "Mismatched elements: 1 / 3 (33.3%) beyond rtol 0.0001 / atol 1e-05" in lines
     assert "Greatest absolute difference: 0.5 at index (2,) (up to 1e-05 allowed)" in lines
     assert "Actual outputs saved under cells/mlp__cpu-fp16/" in lines
 
