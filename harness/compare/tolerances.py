@@ -115,6 +115,19 @@ def _check_no_elementwise(values: Mapping[str, Any], where: str) -> None:
         )
 
 
+def without_replaced_rule(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` less the element-rule keys that ``over`` replaces, for merging a profile's [tolerance] table
+    (or one [tolerance.dtype.X] table) over the one it extends: rtol/atol in ``over`` replace the parent's
+    ``elementwise = false``, and ``elementwise = false`` in ``over`` replaces the parent's rtol/atol and
+    max_mismatch_fraction, so that the merged table never holds both and fails as a clash nobody wrote."""
+    dropped: tuple[str, ...] = ()
+    if "rtol" in over or "atol" in over:
+        dropped = ("elementwise",)
+    if over.get("elementwise") is False:
+        dropped = ("rtol", "atol", "max_mismatch_fraction")
+    return {key: value for key, value in base.items() if key not in dropped}
+
+
 def _check_value(key: str, value: Any, where: str) -> float | int | bool:
     if key == "elementwise":
         if not isinstance(value, bool):

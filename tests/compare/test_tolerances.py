@@ -245,3 +245,30 @@ def test_the_int8_profiles_gate_on_signal_quality_only(name):
     everything = load_profile(path).tolerance.everything
     assert everything.elementwise is False and everything.rtol is None and everything.atol is None
     assert everything.min_cosine is not None and everything.min_snr_db == 15
+
+
+# --- a profile that extends another: the element rule's keys replace each other ---
+
+def test_a_child_rtol_atol_replaces_the_parents_elementwise_false():
+    from harness.compare.tolerances import without_replaced_rule
+
+    parent = {"why": "int8", **SIGNAL_ONLY}
+    child = {"rtol": 1e-3, "atol": 1e-5}
+    merged = {**without_replaced_rule(parent, child), **child}
+    assert merged == {"why": "int8", "min_cosine": 0.99, "min_snr_db": 15, "rtol": 1e-3, "atol": 1e-5}
+    assert ToleranceOverride.from_mapping({k: v for k, v in merged.items() if k != "why"}, WHERE).elementwise is None
+
+
+def test_a_child_elementwise_false_replaces_the_parents_rule():
+    from harness.compare.tolerances import without_replaced_rule
+
+    parent = {"rtol": 1e-3, "atol": 1e-5, "max_mismatch_fraction": 0.01, "min_cosine": 0.9}
+    merged = {**without_replaced_rule(parent, {"elementwise": False}), "elementwise": False}
+    assert merged == {"min_cosine": 0.9, "elementwise": False}
+    assert ToleranceOverride.from_mapping(merged, WHERE).elementwise is False
+
+
+def test_a_child_gate_leaves_the_parent_alone():
+    from harness.compare.tolerances import without_replaced_rule
+
+    assert without_replaced_rule(SIGNAL_ONLY, {"min_cosine": 0.98}) == SIGNAL_ONLY
