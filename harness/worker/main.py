@@ -128,7 +128,7 @@ class Worker:
         full = parsed.full.strip()
         if isinstance(exc, MemoryError) or "bad_alloc" in full or "Failed to allocate" in full:
             kind = "oom"
-        message = parsed.line if parsed.line == " ".join(full.split()) else f"{parsed.line}\n{full}"
+        message = parsed.line if parsed.says_everything else f"{parsed.line}\n{full}"
         self.send({"type": protocol.MSG_ERROR, "kind": kind, "status": parsed.code, "message": message[:4000]})
 
     def on_load(self, header: dict[str, Any]) -> None:

@@ -34,6 +34,12 @@ class OrtMessage:
         """``CODE: message``, the line an ERROR cell shows."""
         return f"{self.code}: {self.text}" if self.code else self.text
 
+    @property
+    def says_everything(self) -> bool:
+        """True when ``line`` dropped nothing but ORT's status header and line breaks."""
+        header = f"[ONNXRuntimeError] : {self.number} : {self.code} : " if self.code else ""
+        return _one_line(self.full) == _one_line(header + self.text)
+
 
 def _signature_end(text: str, start: int) -> int:
     """Index just past the C++ signature that follows a source location, or ``start`` when none is found.

@@ -3,6 +3,7 @@ and the cells around them finish intact in the same record."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 from pathlib import Path
@@ -221,3 +222,25 @@ def test_a_failing_journal_loses_no_cell(make_case, tmp_path: Path) -> None:
         executor.close()
     assert [r.verdict for r in results] == ["PASS", "PASS", "PASS"]
     assert all("No space left" in r.error["journal"] for r in results)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime_ep_webgpu") is None, reason="onnxruntime-ep-webgpu is not installed")
+def test_webgpu_without_a_vulkan_driver_is_skipped_with_the_reason_and_the_fix(make_case, tmp_path: Path) -> None:
+    """The shipped webgpu profile on a host whose Vulkan loader finds no driver (the ICDs hidden, as on a fresh
+    machine): the probe session fails, so the cell is SKIPPED with the words and the fix, never ERROR."""
+    text = (REPO / "device_profiles" / "webgpu.toml").read_text().replace('name = "webgpu"', 'name = "webgpu-novk"', 1)
+    assert "[worker]" not in text
+    hide = '[worker]\nenv = { VK_ICD_FILENAMES = "/nonexistent.json", VK_DRIVER_FILES = "/nonexistent.json" }\n'
+    (tmp_path / "webgpu-novk.toml").write_text(text + "\n" + hide)
+    profile = load_profile(tmp_path / "webgpu-novk.toml")
+    case = make_case(tmp_path / "tiny")
+    executor = Executor(RunOptions(tmp_path / "out"), None)
+    try:
+        availability = probe(profile, executor.pool)
+        result = executor.run_cell(plan_case(load_case(case, "tiny"), dims={}, seed=0), profile, availability)
+    finally:
+        executor.close()
+    assert not availability.available and availability.kind == "no_device"
+    assert result.verdict == R.SKIPPED
+    assert result.detail.startswith("no WebGPU adapter (no Vulkan driver): ORT says 'EP_FAIL: ")
+    assert "Debian: apt-get install -t bookworm-backports mesa-vulkan-drivers" in result.detail

@@ -3,14 +3,17 @@ parallel cells give the same verdicts as serial ones."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import sys
 import time
 from pathlib import Path
 
 import onnx
 import pytest
 
-from harness.run.pool import WorkerFailure, WorkerHandle, WorkerPool, signal_name
+from harness.run.pool import Launch, WorkerFailure, WorkerHandle, WorkerPool, harness_import_path, signal_name
 
 FAULT_ENV = "HARNESS_TEST_FAULT"
 SPEC = {"name": "cpu", "ep": "CPUExecutionProvider", "plugin": None, "ep_options": {}, "device_type": None,
@@ -117,3 +120,70 @@ def test_parallel_cells_give_the_serial_verdicts(make_case, break_golden, make_p
     assert serial == parallel
     assert serial[("b", "crashy")][0] == "CRASH" and serial[("c_red", "edge")][0] == "FAIL"
     assert sum(v == "PASS" for v, _ in serial.values()) == 12 - 1 - 3
+
+
+# ---- launchers are data: a profile's [worker] table says how its worker starts ---------------------------------
+
+def test_the_launch_command_replaces_the_interpreter() -> None:
+    spec = {**SPEC, "env": {"EP_SETTING": "ep"}}
+    assert Launch().argv(spec)[:3] == [sys.executable, "-m", "harness.worker"]
+    wrapped = Launch(("qemu-aarch64-static", "-L", "/sysroot", "/sysroot/usr/bin/python3"))
+    argv = wrapped.argv(spec)
+    assert argv[:6] == ["qemu-aarch64-static", "-L", "/sysroot", "/sysroot/usr/bin/python3", "-m", "harness.worker"]
+    assert argv[6] == "--spec" and json.loads(argv[7]) == spec
+
+
+def test_the_worker_environment_merges_in_a_documented_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", "/inherited")
+    monkeypatch.setenv("SHARED", "parent")
+    launch = Launch((), {"SHARED": "launcher", "LAUNCHER_ONLY": "1"})
+    env = launch.environment({**SPEC, "env": {"SHARED": "ep"}}, {"EXTRA": "x"})
+    assert env["PYTHONPATH"] == os.pathsep.join([harness_import_path(), "/inherited"])
+    assert env["SHARED"] == "ep" and env["LAUNCHER_ONLY"] == "1" and env["EXTRA"] == "x"
+    assert launch.environment(SPEC, {"SHARED": "test"})["SHARED"] == "test"
+    assert sorted(os.listdir(harness_import_path())) == ["harness"]  # nothing else rides along on PYTHONPATH
+
+
+def test_a_profile_runs_through_a_wrapper_launcher(tmp_path: Path, make_profile, make_case) -> None:
+    """The same worker, started through a shell script that records its pid and then execs Python: the cell
+    passes, and the worker that said hello is the process the wrapper became."""
+    from harness.golden.cases import load_case
+    from harness.profiles.schema import load_profile
+    from harness.run.executor import Executor, RunOptions, probe
+    from harness.run.plan import plan_case
+    marker = tmp_path / "wrapped.txt"
+    wrapper = tmp_path / "wrap.sh"
+    wrapper.write_text(f'#!/bin/sh\necho "$$ $HARNESS_WRAPPED" > "{marker}"\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    extra = f'[worker]\ncommand = ["{wrapper}"]\nenv = {{ HARNESS_WRAPPED = "by-profile" }}\n'
+    profile = load_profile(make_profile(tmp_path / "profiles", "wrapped", extra=extra))
+    assert profile.launch_command == (str(wrapper),)
+    case = make_case(tmp_path / "cases" / "tiny")
+    plan = plan_case(load_case(case, case.name), dims={}, seed=0)
+    executor = Executor(RunOptions(tmp_path / "out"), None)
+    try:
+        availability = probe(profile, executor.pool)
+        result = executor.run_cell(plan, profile, availability)
+    finally:
+        executor.close()
+    assert availability.available, availability.reason
+    assert result.verdict == "PASS", result.detail
+    pid, env_marker = marker.read_text().split()
+    assert int(pid) == availability.hello["pid"] and env_marker == "by-profile"
+    assert availability.hello["executable"] == sys.executable
+
+
+def test_a_launcher_that_cannot_start_is_a_worker_failure(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-python"
+    with pytest.raises(WorkerFailure) as info:
+        WorkerHandle(SPEC, Launch((str(missing),)))
+    assert info.value.outcome == "CRASH"
+    assert str(info.value).startswith(f"worker launcher ['{missing}'] could not start: ")
+    assert "No such file or directory" in str(info.value)
+
+
+def test_a_launcher_that_is_not_a_worker_is_a_crash_on_start(tmp_path: Path) -> None:
+    with pytest.raises(WorkerFailure) as info:
+        WorkerHandle(SPEC, Launch(("sh", "-c", "echo not a worker >&2; exit 4", "sh")))
+    assert info.value.outcome == "CRASH" and "exit code 4" in str(info.value)
+    assert "not a worker" in info.value.stderr_tail

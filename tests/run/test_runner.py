@@ -4,6 +4,7 @@ isolated worker."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from harness.golden.cases import load_case
@@ -64,3 +65,13 @@ def test_cli_in_process_flag(tmp_path, make_case, run_cli, profiles_dir):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads(next((tmp_path / "results").glob("*/record.json")).read_text())
     assert record["profiles"]["cpu"]["worker"]["in_process"] is True
+
+
+def test_in_process_runner_takes_the_launcher_environment_and_says_it_bypassed_the_command(monkeypatch):
+    from harness.run.pool import Launch
+    monkeypatch.setenv("HARNESS_TEST_LAUNCH_ENV", "unset at teardown")  # recorded, so the runner's value is undone
+    monkeypatch.delenv("HARNESS_TEST_LAUNCH_ENV")
+    launch = Launch(("env", "python3"), {"HARNESS_TEST_LAUNCH_ENV": "1"})
+    runner = InProcessRunner({"ep": "CPUExecutionProvider", "session": {}}, launch)
+    assert os.environ["HARNESS_TEST_LAUNCH_ENV"] == "1"
+    assert runner.hello["available"] is True and runner.hello["launcher_bypassed"] == ["env", "python3"]
