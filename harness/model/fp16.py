@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import functools
 import heapq
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -55,16 +57,18 @@ CPU_FP16_UNSUPPORTED_OPS = frozenset({
 })
 
 DEFAULT_MIXED_RTOL, DEFAULT_MIXED_ATOL = 1e-2, 1e-3  # onnxconverter-common's own example bound
-MIXED_MAX_ATTEMPTS = 200  # each attempt is one conversion, one session and one run
+# Each search attempt is one conversion, one session and one run (about a second for a 20 MB model); past
+# either limit the undecided nodes stay float32, the safe side, and the report says the search stopped early.
+MIXED_MAX_ATTEMPTS = 200
+MIXED_TIME_BUDGET_S = 120.0
 _FLOAT, _FLOAT16 = TensorProto.FLOAT, TensorProto.FLOAT16
 _CONTROL_FLOW = ("If", "Loop", "Scan")
 _ONNX_DOMAINS = ("", "ai.onnx")
-_CHECKS = ("onnx.checker", "onnxruntime CPU session")
 
 Converter = Callable[[onnx.ModelProto, bool, set[str], set[str]], onnx.ModelProto]
 
 
-def convert_fp16(model_path, spec: TransformSpec, feeds: list[dict[str, np.ndarray]]) -> tuple[bytes, dict]:
+def convert_fp16(model_path: Path, spec: TransformSpec, feeds: list[dict[str, np.ndarray]]) -> tuple[bytes, dict]:
     """An fp16 copy of the model that the checker and a CPU session accept, and what was kept float32."""
     model = _prepared(model_path)
     kept = _kept_fp32(model, spec)
@@ -73,7 +77,7 @@ def convert_fp16(model_path, spec: TransformSpec, feeds: list[dict[str, np.ndarr
     return converted.SerializeToString(), {**report, **_describe(model, kept, converted)}
 
 
-def convert_fp16_mixed(model_path, spec: TransformSpec,
+def convert_fp16_mixed(model_path: Path, spec: TransformSpec,
                        feeds: list[dict[str, np.ndarray]]) -> tuple[bytes, dict]:
     """fp16, except the nodes whose fp16 error on the case's first input exceeds (rtol, atol).
 
@@ -92,17 +96,20 @@ def convert_fp16_mixed(model_path, spec: TransformSpec,
     _require_something_to_convert(model, kept)
     feed = _feed_for(model, feeds[0])
     reference = _run(model, feed)
-    too_far, attempts, stopped = _mixed_search(model, spec, kept, feed, reference, (rtol, atol))
-    kept.update({name: "fp16 error above the bound on the case's input" for name in too_far})
+    too_far, undecided, attempts = _mixed_search(model, spec, kept, feed, reference, (rtol, atol))
+    kept.update(dict.fromkeys(too_far, "fp16 error above the bound on the case's input"))
+    kept.update(dict.fromkeys(undecided, "not tried before the search budget ran out"))
     converted, report = _convert_verified(model, spec, kept, [feed])
-    mixed = {"bound": {"rtol": rtol, "atol": atol}, "search_attempts": attempts, "search_stopped_early": stopped,
-             "kept_fp32_for_error": [{"node": n, "op": _op_of(model, n)} for n in too_far]}
+    ops = {node.name: node.op_type for node in model.graph.node}
+    mixed = {"bound": {"rtol": rtol, "atol": atol}, "search_attempts": attempts,
+             "search_stopped_early": bool(undecided), "kept_fp32_undecided": len(undecided),
+             "kept_fp32_for_error": [{"node": name, "op": ops[name]} for name in too_far]}
     return converted.SerializeToString(), {**report, **_describe(model, kept, converted), "mixed": mixed}
 
 
 # --- preparing the model ---------------------------------------------------------------------------
 
-def _prepared(model_path) -> onnx.ModelProto:
+def _prepared(model_path: Path) -> onnx.ModelProto:
     """Loaded, with types inferred where onnx can, and every node named (block lists match by name)."""
     model = onnx.load(str(model_path))
     try:
@@ -408,16 +415,16 @@ def _first_line(exc: BaseException) -> str:
 # --- mixed precision search ---------------------------------------------------------------------------
 
 def _mixed_search(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str], feed: dict[str, np.ndarray],
-                  reference: list[np.ndarray], bound: tuple[float, float]) -> tuple[list[str], int, bool]:
-    """Top-level nodes to keep float32 so every output stays within `bound`; also attempts made, and
-    whether the attempt budget ran out (then the undecided nodes are kept float32, the safe side)."""
+                  reference: list[np.ndarray], bound: tuple[float, float]) -> tuple[list[str], list[str], int]:
+    """Top-level nodes whose fp16 error breaks `bound`, nodes left undecided when the budget ran out, and
+    the attempts made."""
     from onnxconverter_common.auto_mixed_precision import SegmentList
     names = [n.name for n in model.graph.node if n.op_type not in _CONTROL_FLOW and n.name not in kept]
     segments = SegmentList(names)
-    attempts = 0
+    attempts, deadline = 0, time.monotonic() + MIXED_TIME_BUDGET_S
     while (segment := segments.get_largest()) is not None:
-        if attempts >= MIXED_MAX_ATTEMPTS:
-            return segments.get_nodes(), attempts, True
+        if attempts >= MIXED_MAX_ATTEMPTS or time.monotonic() > deadline:
+            break
         attempts += 1
         trial = {**kept, **dict.fromkeys(segments.get_nodes(segment), "trial")}
         if _within(model, spec, trial, feed, reference, bound):
@@ -426,7 +433,18 @@ def _mixed_search(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, s
             segment.bad = True
         else:
             segment.split()
-    return segments.get_nodes(), attempts, False
+    return _segment_names(segments, bad=True), _segment_names(segments, bad=False), attempts
+
+
+def _segment_names(segments, *, bad: bool) -> list[str]:
+    """Names in the segments found bad (bad=True) or not yet decided (bad=False)."""
+    names, start, current = [], 0, segments.first
+    while current is not None:
+        if not current.good and current.bad == bad:
+            names.extend(segments.node_names[start:start + current.size])
+        start += current.size
+        current = current.next
+    return names
 
 
 def _within(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str], feed: dict[str, np.ndarray],
@@ -452,10 +470,6 @@ def _close(actual: np.ndarray, expected: np.ndarray, bound: tuple[float, float])
 
 
 # --- the report ----------------------------------------------------------------------------------------
-
-def _op_of(model: onnx.ModelProto, name: str) -> str:
-    return next((n.op_type for n in _all_nodes(model.graph) if n.name == name), "?")
-
 
 def _describe(model: onnx.ModelProto, kept: dict[str, str], converted: onnx.ModelProto) -> dict:
     """Counts by op type of what was converted and what stayed float32 (with names and reasons)."""
