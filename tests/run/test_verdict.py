@@ -189,7 +189,7 @@ def test_known_failures_in_a_run(make_case, break_golden, make_profile, tmp_path
     make_case(root / "x_passes")
     make_case(root / "plain")
     make_profile(tmp_path / "profiles", "cpu", extra='[[known_failures]]\ncase = "x*"\nreason = "tracked in #42"\n')
-    proc = run_cli("run", "--root", root, "--profiles-dir", tmp_path / "profiles", "--numerics-only",
+    proc = run_cli("run", "--root", root, "--profiles-dir", tmp_path / "profiles", "--profile", "cpu", "--numerics-only",
                    "--out", tmp_path / "results")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cells = {c["case"]: c for c in read_record(tmp_path / "results")["cells"]}
