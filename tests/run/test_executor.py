@@ -13,7 +13,13 @@ import pytest
 from harness.golden.cases import load_case
 from harness.profiles.schema import load_profile
 from harness.run import record as R
-from harness.run.executor import Availability, Executor, RunOptions, missing_requirements, probe
+from harness.run.executor import (
+    Availability,
+    Executor,
+    RunOptions,
+    missing_requirements,
+    probe,
+)
 from harness.run.plan import plan_case
 
 FAULT_ENV = "HARNESS_TEST_FAULT"

@@ -13,7 +13,14 @@ from pathlib import Path
 import onnx
 import pytest
 
-from harness.run.pool import Launch, WorkerFailure, WorkerHandle, WorkerPool, harness_import_path, signal_name
+from harness.run.pool import (
+    Launch,
+    WorkerFailure,
+    WorkerHandle,
+    WorkerPool,
+    harness_import_path,
+    signal_name,
+)
 
 FAULT_ENV = "HARNESS_TEST_FAULT"
 SPEC = {"name": "cpu", "ep": "CPUExecutionProvider", "plugin": None, "ep_options": {}, "device_type": None,

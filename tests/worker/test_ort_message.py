@@ -96,8 +96,8 @@ def test_webgpu_without_an_adapter_nested_status() -> None:
 
 
 @pytest.mark.parametrize("text, line", [
-    ("[ONNXRuntimeError] : 1 : FAIL : /x/y.cc:12 onnxruntime::common::Status onnxruntime::Foo<T>::Compute("
-     "onnxruntime::OpKernelContext*) const [with T = float] bad thing happened", "FAIL: bad thing happened"),
+    (("[ONNXRuntimeError] : 1 : FAIL : /x/y.cc:12 onnxruntime::common::Status onnxruntime::Foo<T>::Compute("
+      "onnxruntime::OpKernelContext*) const [with T = float] bad thing happened"), "FAIL: bad thing happened"),
     ("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : /a/b.h:3 auto f()::<lambda(int)> x -> y failed",
      "RUNTIME_EXCEPTION: x -> y failed"),
     ("[ONNXRuntimeError] : 11 : EP_FAIL : /p/q.cc:9 void g() [ONNXRuntimeError] : 1 : FAIL : inner words",
