@@ -42,6 +42,8 @@ _CAPTURE_LOCK = threading.RLock()
 class TransformNotApplicable(Exception):
     """The transform makes no sense for this model (already quantised, nothing float to convert)."""
 
+    log: str = ""  # what the libraries printed before the transform gave up (set by transform_model)
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -49,6 +51,8 @@ class TransformNotApplicable(Exception):
 
 class TransformFailed(Exception):
     """The transform applies but did not produce a model that loads; `message` is the library's own words."""
+
+    log: str = ""  # what the libraries printed before the transform gave up (set by transform_model)
 
     def __init__(self, message: str, hint: str) -> None:
         super().__init__(f"{message}. Note: {hint}")
@@ -117,8 +121,12 @@ def transform_model(model_path: Path, sha256: str, spec: TransformSpec,
     if cached is not None:
         return cached
     log = io.StringIO()
-    with tempfile.TemporaryDirectory(prefix="harness-transform-") as work, captured(log):
-        data, report = _build(Path(model_path), spec, calibration, calibration_source, Path(work))
+    try:
+        with tempfile.TemporaryDirectory(prefix="harness-transform-") as work, captured(log):
+            data, report = _build(Path(model_path), spec, calibration, calibration_source, Path(work))
+    except (TransformNotApplicable, TransformFailed) as exc:
+        exc.log = log.getvalue()
+        raise
     report = {"kind": spec.kind, **report}
     if spec.kind in _DATA_DEPENDENT:
         report["calibration_source"] = calibration_source

@@ -106,6 +106,24 @@ def test_a_file_that_is_not_onnx_is_a_failed_transform_with_the_library_message(
     assert "fp16 transform of model.onnx raised" in failed.value.message and failed.value.hint
 
 
+def test_a_failed_transform_carries_what_the_libraries_printed(tmp_path, capfd) -> None:
+    """Both converters' models are refused (a custom op); the fallback warned about clipping a large weight."""
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "W"], ["r"], name="/Mul"),
+                               helper.make_node("Mystery", ["r"], ["y"], name="/Mystery", domain="example.custom")],
+                              "custom", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+                              initializer=[numpy_helper.from_array(np.full(4, 1e6, np.float32), "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("example.custom", 1)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "custom.onnx"))
+    with pytest.raises(TransformFailed) as failed:
+        transform_model(tmp_path / "custom.onnx", SHA, TransformSpec("fp16"), _feeds())
+    assert "Mystery" in failed.value.message
+    assert "will be truncated" in failed.value.log
+    assert capfd.readouterr() == ("", "")
+
+
 def test_captured_takes_prints_logging_warnings_and_file_descriptors(capfd) -> None:
     log = io.StringIO()
     with captured(log):
