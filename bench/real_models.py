@@ -181,7 +181,7 @@ def report(record: dict[str, Any], wall: float) -> None:
     models = sorted({case_name(c) for c in cells})
     commit = (record.get("commit") or {}).get("id") or "? (harness not run from a git checkout)"
     print(f"real-model bench: {len(models)} model(s) x {len(profiles)} profile(s) = {len(cells)} cells, "
-          f"harness wall time {wall:.1f} s, commit {commit[:12]}, onnxruntime "
+          f"harness wall time {wall:.1f} s, commit {commit}, onnxruntime "
           f"{(record.get('versions') or {}).get('onnxruntime', '?')}")
     print()
     print("\n".join(verdict_table(cells, profiles)))
