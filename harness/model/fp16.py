@@ -31,7 +31,11 @@ import onnx
 from onnx import TensorProto
 
 from harness.errors import ProfileError
-from harness.model.transforms import TransformFailed, TransformNotApplicable, TransformSpec
+from harness.model.transforms import (
+    TransformFailed,
+    TransformNotApplicable,
+    TransformSpec,
+)
 
 # Quantisation ops and their parameters stay float32 by policy: a float16 scale changes the quantised
 # values, and the ONNX schemas before opset 19 (and DynamicQuantizeLinear always) accept float only.
@@ -116,7 +120,7 @@ def _prepared(model_path: Path) -> onnx.ModelProto:
     model = onnx.load(str(model_path))
     try:
         model = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - inference is a help, not a requirement; the converters cope without
+    except Exception:  # noqa: BLE001, S110 - inference is a help, not a requirement; the converters cope
         pass
     originals = {node.name for node in _all_nodes(model.graph)}
     seen: set[str] = set()
@@ -199,7 +203,7 @@ def _schema_without_fp16(node: onnx.NodeProto, opsets: dict[str, int]) -> str | 
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cpu_fp16_kernels() -> frozenset[tuple[str, str]]:
     """(domain, op) pairs with a float16 kernel on the CPU EP, from onnxruntime's kernel registry."""
     try:
@@ -373,12 +377,12 @@ def _checker(original: onnx.ModelProto, converted: onnx.ModelProto) -> str:
     try:
         onnx.checker.check_model(converted, full_check=True)
         return "onnx.checker (full_check)"
-    except Exception:  # noqa: BLE001 - full_check's strict inference refuses some valid models; try the plain one
+    except Exception:  # noqa: BLE001, S110 - full_check's strict inference refuses some valid models
         pass
     try:
         onnx.checker.check_model(converted)
         return "onnx.checker"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         try:
             onnx.checker.check_model(original)
         except Exception:  # noqa: BLE001 - the original fails too: the checker says nothing about fp16
@@ -452,7 +456,7 @@ def _segment_names(segments, *, bad: bool) -> list[str]:
 def _within(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str], feed: dict[str, np.ndarray],
             reference: list[np.ndarray], bound: tuple[float, float]) -> bool:
     """Does fp16 with `kept` in float32 load and stay within the bound? (A load failure counts as no.)"""
-    name, convert = CONVERTERS[0]
+    convert = CONVERTERS[0][1]
     ops = QUANTISATION_OPS | CPU_FP16_UNSUPPORTED_OPS | set(spec.op_block_list)
     try:
         actual = _run(convert(_copy(model), spec.keep_io_types, set(ops), set(kept)), feed)

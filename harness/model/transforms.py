@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import HarnessError
 from harness.atomic import atomic_write_bytes
+from harness.errors import HarnessError
 
 KINDS = ("none", "fp16", "fp16-mixed", "int8-dynamic", "int8-static")
 # Kinds whose result depends on the case's inputs: their cache key carries a digest of them.
@@ -167,13 +167,15 @@ def _build(model_path: Path, spec: TransformSpec, calibration: list[dict[str, np
         if spec.kind == "fp16-mixed":
             from harness.model.fp16 import convert_fp16_mixed
             return convert_fp16_mixed(model_path, spec, calibration)
-        from harness.model import int8  # lazy: onnxruntime.quantization is slow to import
+        from harness.model import (
+            int8,  # lazy: onnxruntime.quantization is slow to import
+        )
         if spec.kind == "int8-dynamic":
             return int8.quantize_dynamic_model(model_path, spec, work_dir)
         return int8.quantize_static_model(model_path, spec, calibration, work_dir, calibration_source)
     except (TransformNotApplicable, TransformFailed, HarnessError):
         raise
-    except Exception as exc:  # noqa: BLE001 - any library error here is this transform failing
+    except Exception as exc:
         raise TransformFailed(f"{spec.kind} transform of {model_path.name} raised {type(exc).__name__}: "
                               f"{_first_line(exc)}",
                               hint="run with another transform, or report the model to the harness") from exc

@@ -13,7 +13,12 @@ from onnx import TensorProto as TP
 from onnx import helper as h
 from onnx import numpy_helper as nh
 
-from harness.model.transforms import TransformFailed, TransformNotApplicable, TransformSpec, transform_model
+from harness.model.transforms import (
+    TransformFailed,
+    TransformNotApplicable,
+    TransformSpec,
+    transform_model,
+)
 
 X = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
 FEEDS = [{"x": X}]
@@ -179,7 +184,7 @@ def test_dequantize_scales_stay_float32_and_are_reported(tmp_path) -> None:
 
 
 def test_a_scale_through_an_identity_is_not_rounded_to_float16(tmp_path) -> None:
-    path, result = _fp16(dequantize_scales(through_identity=True), tmp_path, "dq_id")
+    _, result = _fp16(dequantize_scales(through_identity=True), tmp_path, "dq_id")
     assert {i.name: i.data_type for i in onnx.load(str(result.path)).graph.initializer}["w_scale"] == TP.FLOAT
     assert result.report["kept_fp32_by_op"] == {"Identity": 1, "DequantizeLinear": 1}
     assert {"node": "/ScaleIdentity", "op": "Identity", "reason": "feeds only float32 nodes"} in result.report["kept_fp32"]
@@ -276,7 +281,7 @@ def test_the_ops_the_probe_found_failing_now_convert_or_say_why_not(tmp_path) ->
         feed = {v.name: a for v, a in zip(case.model.graph.input, case.data_sets[0][0])}
         try:
             _run(case.model, feed)
-        except Exception:  # noqa: BLE001 - float32 does not run either: not an fp16 question
+        except Exception:  # noqa: BLE001, S112 - float32 does not run either: not an fp16 question
             continue
         try:
             data, _ = convert_fp16(_save(case.model, tmp_path, case.name), TransformSpec("fp16"), [feed])

@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 import time
-import tomllib
 import warnings
 from pathlib import Path
 
@@ -15,10 +14,17 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import tomllib
 from onnx import numpy_helper
 
-from harness.model.transforms import (TransformFailed, TransformNotApplicable, TransformSpec, captured,
-                                      transform_model, transformed_path)
+from harness.model.transforms import (
+    TransformFailed,
+    TransformNotApplicable,
+    TransformSpec,
+    captured,
+    transform_model,
+    transformed_path,
+)
 from harness.profiles.schema import parse_profile
 
 REPO = Path(__file__).resolve().parents[2]
