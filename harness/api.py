@@ -216,6 +216,12 @@ def _reference_profile(plans: list[CasePlan], profiles: list[Profile], options: 
     if all(plan.has_goldens for plan in plans):
         return None
     by_name = {p.name: p for p in profiles}
+    if list(by_name) == [options.reference]:  # comparing the reference with itself would pass vacuously
+        for plan in plans:
+            plan.no_golden_reason = (f"no goldens, and only the reference profile {options.reference!r} ran: "
+                                     f"nothing to compare with; add another --profile, or bless goldens "
+                                     f"with 'harness bless'")
+        return None
     if options.reference in by_name:
         return by_name[options.reference]
     [reference] = load_profiles([options.reference], options)
@@ -223,8 +229,9 @@ def _reference_profile(plans: list[CasePlan], profiles: list[Profile], options: 
 
 
 def profile_origin(profile: Profile) -> str:
-    """Where a profile came from: built-in, ./device_profiles, HARNESS_PROFILES or --profiles-dir."""
-    return getattr(profile, "origin", "") or (str(profile.source) if profile.source else "")
+    """Where a profile came from (built-in, ./device_profiles, HARNESS_PROFILES, --profiles-dir) and what it
+    extends."""
+    return registry.origin(profile)
 
 
 def _in_matrix_order(cells: list[R.CellResult], plans: list[CasePlan], profiles: list[Profile]) -> list[R.CellResult]:

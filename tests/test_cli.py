@@ -276,9 +276,10 @@ def test_list_and_profiles(run_cli, make_case, tmp_path: Path, profiles_dir: Pat
     assert proc.returncode == 0, proc.stderr
     assert "1 case(s)" in proc.stdout and "alpha" in proc.stdout and "2 data set(s)" in proc.stdout
     assert "cpu" in proc.stdout and "CPUExecutionProvider" in proc.stdout
-    proc = run_cli("profiles", "--profiles-dir", profiles_dir)
+    proc = run_cli("profiles", "--profiles-dir", profiles_dir, "--no-builtin-profiles")
     assert proc.returncode == 0, proc.stderr
     assert "cpu" in proc.stdout and "available" in proc.stdout and "skipped" not in proc.stdout
+    assert f"[from --profiles-dir {profiles_dir / 'cpu.toml'}]" in proc.stdout
 
 
 def test_list_shows_the_repository_cases_and_profiles(run_cli) -> None:

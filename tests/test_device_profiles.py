@@ -70,4 +70,4 @@ def test_profiles_command_skips_cuda_and_tensorrt_with_a_reason(run_cli) -> None
     assert set(lines) == {p.stem for p in SHIPPED}
     for name in ("cuda", "cuda-fp16", "tensorrt"):
         assert "skipped: " in lines[name] and "is not in this onnxruntime build" in lines[name], lines[name]
-    assert lines["cpu"].rstrip().endswith("available") and "skipped" not in lines["cpu"]
+    assert " available  [from built-in " in lines["cpu"] and "skipped" not in lines["cpu"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness.compare.tolerances import without_replaced_rule
 from harness.errors import ProfileError, UsageError
 from harness.profiles.schema import KNOWN_EPS, Profile, parse_profile, read_table
 from harness.suggest import did_you_mean
@@ -118,8 +119,26 @@ def _merged(entries: dict[str, list[_Entry]], name: str, index: int,
         raise ProfileError(f"{entry.path}: extends {parent!r} closes a cycle: {names}",
                            hint="one profile of the cycle must stand on its own")
     table, bases = _merged(entries, *key, chain)
-    merged = {**_deep_merge(table, entry.table), "name": name}
+    merged = {**_merge_profile(table, entry.table), "name": name}
     return merged, (entries[key[0]][key[1]].path, *bases)
+
+
+def _merge_profile(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """A child profile over its parent. Tolerance tables first drop the parent's element rule where the
+    child replaces it (rtol/atol over ``elementwise = false``, or the reverse), so that extending an int8
+    profile with an rtol is not refused as a clash nobody wrote."""
+    merged = _deep_merge(base, over)
+    below, above = base.get("tolerance"), over.get("tolerance")
+    if isinstance(below, dict) and isinstance(above, dict):
+        tolerance = _deep_merge(without_replaced_rule(below, above), above)
+        below_dt, above_dt = below.get("dtype"), above.get("dtype")
+        if isinstance(below_dt, dict) and isinstance(above_dt, dict):
+            tolerance["dtype"] = {**below_dt, **{
+                name: _deep_merge(without_replaced_rule(below_dt[name], table), table)
+                if isinstance(below_dt.get(name), dict) and isinstance(table, dict) else table
+                for name, table in above_dt.items()}}
+        merged["tolerance"] = tolerance
+    return merged
 
 
 def _parent(entries: dict[str, list[_Entry]], name: str, index: int, parent: str, path: Path) -> tuple[str, int]:

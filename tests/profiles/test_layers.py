@@ -231,3 +231,14 @@ def test_origin_says_layer_file_and_parent(tmp_path: Path) -> None:
     assert registry.origin(profiles["cpu"]) == f"built-in {BUILTIN_CPU}"
     assert registry.origin(profiles["mine"]) == f"--profiles-dir {child}, extends cpu ({BUILTIN_CPU})"
     assert registry.origin(load_profile(BUILTIN_CPU)) == str(BUILTIN_CPU)
+
+
+def test_extending_an_int8_profile_with_an_element_rule_replaces_the_parents(tmp_path: Path) -> None:
+    """The built-in int8 profiles say elementwise = false; a child giving rtol/atol turns the rule back on
+    instead of failing as a clash between its keys and the parent's."""
+    (tmp_path / "strict-int8.toml").write_text('name = "strict-int8"\nextends = "cpu-int8"\n'
+                                               '[tolerance]\nrtol = 0.05\natol = 0.05\n')
+    profile = registry.load_all([tmp_path])["strict-int8"]
+    assert profile.transform == "int8-dynamic"
+    everything = profile.tolerance.everything
+    assert everything.rtol == 0.05 and everything.atol == 0.05 and everything.elementwise is not False

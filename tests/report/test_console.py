@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -70,9 +71,23 @@ def test_skip_reasons_once_per_profile() -> None:
     cells.append(R.CellResult("a", "cpu", R.PASS))
     assert skipped_profiles(cells) == ["cuda: SKIPPED - CUDA EP not in this build"]
     buffer = io.StringIO()
-    print_report(Console(file=buffer, width=200, color_system=None), cells, ["cpu", "cuda"], "rec.json", [])
+    record = R.RunRecord("r", "", {}, {}, {}, [], profiles={"cpu": {}, "cuda": {}}, cells=cells,
+                         location=Path("rec.json"))
+    print_report(Console(file=buffer, width=200, color_system=None), record)
     assert buffer.getvalue().count("CUDA EP not in this build") == 1
     assert "4 cells: 3 SKIPPED, 1 PASS. Run record: rec.json" in buffer.getvalue()
+
+
+def test_the_report_says_what_cells_were_compared_with() -> None:
+    golden = np.array([0.0, 1.0], dtype=np.float32)
+    vs_cpu = compare_output("y", golden, golden, Tolerance(rtol=1e-4, atol=1e-5), against="cpu").to_dict()
+    record = R.RunRecord("r", "", {}, {}, {}, [], profiles={"cpu-int8": {}},
+                         cells=[R.CellResult("m", "cpu-int8", R.PASS, outputs=[{"dataset": 0, "comparison": vs_cpu}])],
+                         location=Path("rec.json"), log="run.log")
+    buffer = io.StringIO()
+    print_report(Console(file=buffer, width=200, color_system=None), record)
+    assert "cases without goldens were compared with profile cpu" in buffer.getvalue()
+    assert "library output in run.log" in buffer.getvalue()
 
 
 def test_fail_detail_has_the_torch_style_message() -> None:
