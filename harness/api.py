@@ -26,7 +26,7 @@ from harness.profiles.schema import Profile
 from harness.run import record as R
 from harness.run.evaluation import Evaluator, measure_spec, run_repeats
 from harness.run.executor import FIXABLE_BY_INSTALL, Availability, Executor, RunOptions, probe
-from harness.run.plan import CasePlan, plan_case
+from harness.run.plan import CasePlan, check_inputs, plan_case
 from harness.run.quiet import RunLog
 
 
@@ -132,11 +132,13 @@ def _attach_calibration(plans: list[CasePlan], folder: Path | None) -> None:
     root, sets = found
     for plan in plans:
         names = plan.info.input_names
-        feeds = [read_dataset(d, k, names, []).inputs for k, d in enumerate(sets)]
-        if any(set(f) != set(names) for f in feeds):
-            raise UsageError(f"--calibration-data {root}: its inputs do not match case {plan.case.name!r}'s "
-                             f"inputs {names}", hint="give one calibration folder per model")
-        plan.calibration = feeds
+        datasets = [read_dataset(d, k, names, []) for k, d in enumerate(sets)]
+        for ds in datasets:
+            if set(ds.inputs) != set(names):
+                raise UsageError(f"--calibration-data {ds.path}: inputs {sorted(ds.inputs)} do not match case "
+                                 f"{plan.case.name!r}'s inputs {names}", hint="give one calibration folder per model")
+            check_inputs(plan.case.name, ds, plan.info)
+        plan.calibration = [ds.inputs for ds in datasets]
         plan.calibration_source = str(root)
 
 

@@ -348,3 +348,30 @@ def test_string_inputs_are_refused_before_the_run(tmp_path, run_cli, assert_bad_
     (case / "test_data_set_0" / "input_0.pb").write_bytes(numpy_helper.from_array(strings, "s").SerializeToString())
     (case / "test_data_set_0" / "output_0.pb").write_bytes(numpy_helper.from_array(strings, "t").SerializeToString())
     assert "string tensors are not supported" in assert_bad_input(run_cli("run", case))
+
+
+# ---- a user's own model, from anywhere --------------------------------------------------------------------
+
+def test_a_bare_model_runs_from_an_unrelated_folder_against_cpu(run_cli, make_model, tmp_path: Path) -> None:
+    import onnx
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    onnx.save(make_model(), str(elsewhere / "mine.onnx"))
+    proc = run_cli("run", "mine.onnx", "--profile", "cpu", "--profile", "cpu-noopt", "--numerics-only", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "cases without goldens were compared with profile cpu" in proc.stdout
+    assert "2 cells: 2 PASS" in proc.stdout
+    assert (elsewhere / "results").is_dir()
+
+
+def test_run_without_targets_outside_a_case_folder_says_how_to_start(run_cli, tmp_path: Path, assert_bad_input) -> None:
+    line = assert_bad_input(run_cli("run", cwd=tmp_path))
+    assert "no cases to run here" in line and "harness run path/to/model.onnx" in line
+
+
+def test_bless_refuses_a_loose_model(run_cli, make_model, tmp_path: Path, assert_bad_input) -> None:
+    import onnx
+    onnx.save(make_model(), str(tmp_path / "mine.onnx"))
+    line = assert_bad_input(run_cli("bless", tmp_path / "mine.onnx", "--dim", "N=2"))
+    assert "not beside a loose model" in line and "cp " in line
+    assert not list(tmp_path.glob("test_data_set_*"))

@@ -19,6 +19,10 @@ from harness.run.plan import plan_case
 
 
 def bless(case: Case, profile: Profile, *, dims: dict[str, int], seed: int, force: bool) -> Path:
+    if case.model_file is not None:  # goldens beside a loose file would land in whatever folder holds it
+        raise GoldenError(f"{case.model_file}: goldens are written into a case folder, not beside a loose model",
+                          hint=f"make one: mkdir {case.name} && cp {case.model_file} {case.name}/model.onnx, "
+                               f"then 'harness bless {case.name}'")
     if not force and any(case.path.glob("test_data_set_*/output_*.pb")):
         raise GoldenError(f"{case.path}: goldens already exist", hint="pass --force to overwrite them")
     plan = plan_case(case, dims=dims, seed=seed)

@@ -67,11 +67,17 @@ def _check_input(case: str, ds: DataSet, sig: TensorSig, array: np.ndarray) -> N
                               f"(shape {list(array.shape)} vs {list(sig.shape)})", hint="regenerate the inputs")
 
 
+def check_inputs(case: str, ds: DataSet, info: ModelInfo) -> None:
+    """Every stored input of a data set fits the model's signature (dtype, rank, fixed dims)."""
+    sigs = {s.name: s for s in info.inputs}
+    for name, array in ds.inputs.items():
+        _check_input(case, ds, sigs[name], array)
+
+
 def plan_case(case: Case, *, dims: dict[str, int], seed: int) -> CasePlan:
     info = case.info
     datasets = case.datasets()
     warnings = []
-    sigs = {s.name: s for s in info.inputs}
     for ds in datasets:
         missing = [n for n in info.input_names if n not in ds.inputs]
         if ds.outputs and not ds.inputs and info.input_names:
@@ -80,8 +86,7 @@ def plan_case(case: Case, *, dims: dict[str, int], seed: int) -> CasePlan:
                               hint="restore the input_<k>.pb files, or re-bless the case with 'harness bless --force'")
         if missing and ds.inputs:
             raise GoldenError(f"case {case.name!r} test_data_set_{ds.index}: missing input(s) {missing}")
-        for name, array in ds.inputs.items():
-            _check_input(case.name, ds, sigs[name], array)
+        check_inputs(case.name, ds, info)
         for name, golden in ds.outputs.items():
             if golden.dtype.kind == "f" and np.isnan(golden).any():
                 warnings.append(f"case {case.name!r} test_data_set_{ds.index} golden {name!r} holds "

@@ -1,0 +1,134 @@
+"""The library entry point (harness/api.py): run_matrix on cases and profiles, a user's bare model compared
+with a reference profile, calibration data, and a quiet terminal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from harness import api
+from harness.errors import HarnessError, UsageError
+from harness.run import record as R
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _options(tmp_path: Path, **extra) -> api.MatrixOptions:
+    return api.MatrixOptions(out=tmp_path / "results", numerics_only=True, **extra)
+
+
+@pytest.fixture
+def bare_model(make_model, tmp_path: Path) -> Path:
+    path = tmp_path / "models" / "mine.onnx"
+    path.parent.mkdir()
+    onnx.save(make_model(), str(path))
+    return path
+
+
+def test_run_matrix_returns_the_written_record(make_case, tmp_path: Path) -> None:
+    case = make_case(tmp_path / "c", sets=1)
+    record = api.run_matrix([case], ["cpu"], _options(tmp_path))
+    assert [(c.case, c.profile, c.verdict) for c in record.cells] == [("c", "cpu", R.PASS)]
+    assert record.location is not None and record.location.is_file()
+    saved = json.loads(record.location.read_text())
+    assert saved["cells"][0]["verdict"] == R.PASS and "location" not in saved
+    assert not api.failing(record)
+
+
+def test_a_bare_model_is_compared_with_the_reference_profile(bare_model: Path, tmp_path: Path) -> None:
+    record = api.run_matrix([bare_model], ["cpu", "cpu-fp16"], _options(tmp_path))
+    cells = {c.profile: c for c in record.cells}
+    assert cells["cpu"].verdict == R.PASS and "reference" in cells["cpu"].detail
+    assert cells["cpu-fp16"].verdict == R.PASS
+    [entry] = cells["cpu-fp16"].outputs
+    assert entry["comparison"]["against"] == "cpu"
+    assert any("symbolic dimension(s) N set to 1" in w for w in record.warnings)
+
+
+def test_the_reference_runs_even_when_not_in_the_matrix(bare_model: Path, tmp_path: Path) -> None:
+    record = api.run_matrix([bare_model], ["cpu-noopt"], _options(tmp_path, reference="cpu"))
+    [cell] = record.cells
+    assert cell.profile == "cpu-noopt" and cell.verdict == R.PASS
+    assert cell.outputs[0]["comparison"]["against"] == "cpu"
+
+
+def test_a_perturbed_profile_fails_vs_the_reference(tmp_path: Path) -> None:
+    """Against the reference, a real difference (fp16 under a 1e-9 tolerance) is a FAIL that says what it was
+    compared with."""
+    bare_model = tmp_path / "mlp.onnx"
+    bare_model.write_bytes((REPO / "reference_outputs" / "mlp" / "model.onnx").read_bytes())
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "strict-fp16.toml").write_text('name = "strict-fp16"\nextends = "cpu-fp16"\n'
+                                             '[tolerance.dtype.float32]\nrtol = 1e-9\natol = 1e-9\n')
+    record = api.run_matrix([bare_model], ["cpu", "strict-fp16"], _options(tmp_path, profile_dirs=[folder]))
+    cell = {c.profile: c for c in record.cells}["strict-fp16"]
+    assert cell.verdict == R.FAIL and "vs cpu" in cell.detail, cell.detail
+
+
+def test_only_the_reference_on_a_case_without_goldens_is_not_a_pass(bare_model: Path, tmp_path: Path) -> None:
+    record = api.run_matrix([bare_model], ["cpu"], _options(tmp_path))
+    [cell] = record.cells
+    assert cell.verdict == R.NO_GOLDEN and "only the reference profile 'cpu' ran" in cell.detail
+    assert api.failing(record) == [cell]
+
+
+def test_an_unknown_reference_is_bad_input(bare_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="unknown profile 'cpux'"):
+        api.run_matrix([bare_model], ["cpu-fp16"], _options(tmp_path, reference="cpux"))
+
+
+def test_calibration_data_must_match_the_model(bare_model: Path, tmp_path: Path, save_tensor) -> None:
+    calib = tmp_path / "calib"
+    save_tensor(calib / "test_data_set_0" / "input_0.pb", "wrong_name", np.ones((2, 4), np.float32))
+    with pytest.raises(HarnessError, match="tensor is named 'wrong_name' but the model's input 0 is 'x'"):
+        api.run_matrix([bare_model], ["cpu", "cpu-int8-static"], _options(tmp_path, calibration_data=calib))
+    with pytest.raises(UsageError, match="no test_data_set_<k>/ folders"):
+        api.run_matrix([bare_model], ["cpu"], _options(tmp_path, calibration_data=tmp_path / "models"))
+
+
+def test_calibration_data_calibrates_int8_static(bare_model: Path, tmp_path: Path, save_tensor) -> None:
+    calib = tmp_path / "calib"
+    rng = np.random.default_rng(3)
+    for k in range(2):
+        save_tensor(calib / f"test_data_set_{k}" / "input_0.pb", "x", rng.uniform(-1, 1, (4, 4)).astype(np.float32))
+    record = api.run_matrix([bare_model], ["cpu", "cpu-int8-static"], _options(tmp_path, calibration_data=calib))
+    cell = {c.profile: c for c in record.cells}["cpu-int8-static"]
+    assert cell.verdict in (R.PASS, R.FAIL), cell.detail
+    assert str(calib) in json.dumps(cell.model.get("transform_report", {})), cell.model
+
+
+def test_library_chatter_goes_to_the_run_log_not_the_terminal(make_case, tmp_path: Path, capfd) -> None:
+    """onnxruntime.quantization logs and warns while quantising; none of it reaches the terminal."""
+    case = make_case(tmp_path / "c", sets=2)
+    import logging
+    import warnings
+    record = api.run_matrix([case], ["cpu", "cpu-int8"], _options(tmp_path))
+    logging.getLogger("probe").warning("after the run: not captured")
+    out, err = capfd.readouterr()
+    assert "WARNING" not in out + err.replace("after the run: not captured", ""), out + err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the log context restored the caller's warning machinery
+    assert {c.verdict for c in record.cells} <= {R.PASS, R.NOT_APPLICABLE}
+
+
+def test_a_transform_that_does_not_apply_is_its_own_verdict(tmp_path: Path) -> None:
+    """int8 on an already quantised model: NOT_APPLICABLE with the reason, not an EP error, not a failure."""
+    from onnx import TensorProto, helper, numpy_helper
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["q", "scale", "zp"], ["y"])], "dq",
+        [helper.make_tensor_value_info("q", TensorProto.INT8, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        initializer=[numpy_helper.from_array(np.float32(0.1), "scale"), numpy_helper.from_array(np.int8(0), "zp")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    path = tmp_path / "quantised.onnx"
+    onnx.save(model, str(path))
+    record = api.run_matrix([path], ["cpu", "cpu-int8"], _options(tmp_path))
+    cell = {c.profile: c for c in record.cells}["cpu-int8"]
+    assert cell.verdict == R.NOT_APPLICABLE and "quantis" in cell.detail, cell.detail
+    assert not api.failing(record)
