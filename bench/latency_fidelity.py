@@ -9,9 +9,7 @@ Target: the median over rounds of harness p50 / bare p50 within 1 +- 3%.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +21,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from harness.worker.stats import percentile_nearest_rank
-from harness.profiles.registry import load_all
+from harness import api
 from harness.worker.session import session_options
 
 TOLERANCE = 0.03
@@ -78,14 +76,13 @@ def bare_p50(case: Path, spec: dict, time_cap_s: float) -> float:
     return percentile_nearest_rank(samples, 50.0) / 1e6
 
 
-def harness_p50(case: Path, profiles_dir: Path, out: Path, time_cap_s: float) -> tuple[float, int]:
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(case), "--profile", "cpu",
-                           "--profiles-dir", str(profiles_dir), "--root", str(out / "no-root"), "--out", str(out),
-                           "--time-cap", str(time_cap_s)], capture_output=True, text=True)
-    records = sorted(out.glob("*/record.json"), key=lambda p: p.stat().st_mtime)
-    if proc.returncode != 0 or not records:
-        sys.exit(f"harness run failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    stats = json.loads(records[-1].read_text())["cells"][0]["latency"]["stats"]
+def harness_p50(case: Path, out: Path, time_cap_s: float) -> tuple[float, int]:
+    """The harness's p50 through its library entry point (the cell still runs in an isolated worker)."""
+    record = api.run_matrix([case], ["cpu"], api.MatrixOptions(out=out, time_cap_s=time_cap_s))
+    [cell] = record.cells
+    if cell.verdict != "PASS" or not cell.latency.get("stats"):
+        sys.exit(f"harness run did not pass: {cell.verdict} {cell.detail}")
+    stats = cell.latency["stats"]
     return stats["p50"], stats["n"]
 
 
@@ -93,9 +90,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--time-cap", type=float, default=1.0, help="sampling seconds per side and round")
-    parser.add_argument("--profiles-dir", type=Path, default=Path("device_profiles"))
     args = parser.parse_args()
-    spec = load_all(args.profiles_dir)["cpu"].worker_spec()
+    spec = api.load_profiles(["cpu"], api.MatrixOptions())[0].worker_spec()
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{args.rounds} interleaved rounds, {args.time_cap:g} s sampling per side; p50 in ms (median of rounds); "
@@ -105,7 +101,7 @@ def main() -> int:
             bare, harness, counts = [], [], []
             for _ in range(args.rounds):
                 bare.append(bare_p50(case, spec, args.time_cap))
-                p50, n = harness_p50(case, args.profiles_dir, Path(tmp) / "results", args.time_cap)
+                p50, n = harness_p50(case, Path(tmp) / "results", args.time_cap)
                 harness.append(p50)
                 counts.append(n)
             b, h = statistics.median(bare), statistics.median(harness)
