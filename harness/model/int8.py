@@ -28,7 +28,8 @@ from harness.model import transforms
 # Ops that only exist in a model that is already quantised (ai.onnx and com.microsoft domains).
 _QUANTISED_OPS = frozenset({
     "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
-    "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "DynamicQuantizeLSTM", "QAttention", "QGemm", "QEmbedLayerNormalization",
+    "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "DynamicQuantizeLSTM", "QAttention", "QGemm",
+    "QEmbedLayerNormalization",
     "MatMulNBits", "MatMulBnb4", "GatherBlockQuantized", "QMoE",
 })
 _INTEGER_WEIGHT_TYPES = frozenset({onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT4,
@@ -94,7 +95,12 @@ def quantize_dynamic_model(model_path: Path, spec: Any, work_dir: Path) -> tuple
 def quantize_static_model(model_path: Path, spec: Any, calibration: list[dict[str, np.ndarray]], work_dir: Path,
                           calibration_source: str) -> tuple[bytes, dict]:
     """Static QDQ with activation ranges calibrated on the case's own inputs, as an int8 accelerator runs it."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     _check_static_request(model_path, spec, calibration)
@@ -131,7 +137,7 @@ def _check_static_request(model_path: Path, spec: Any, calibration: list[dict[st
 def _prepare(model_path: Path, work_dir: Path) -> tuple[Path, dict]:
     reason = already_quantised(onnx.load(str(model_path), load_external_data=False))
     if reason:
-        raise transforms.TransformNotApplicable(f"{model_path.name}: {reason}")
+        raise transforms.TransformNotApplicable(reason)
     return _pre_process(model_path, work_dir)
 
 
@@ -143,7 +149,7 @@ def _require_work(model: onnx.ModelProto, op_types: list[str], spec: Any, model_
     everywhere = sum(node.op_type in heavy for node in _all_nodes(model.graph))
     if main or (subgraphs and everywhere):
         return
-    reason = f"{model_path.name}: nothing to quantise: no {'/'.join(sorted(heavy))} node"
+    reason = f"nothing to quantise: no {'/'.join(sorted(heavy))} node"
     if everywhere:
         reason += (f" in the main graph ({everywhere} inside If/Loop/Scan subgraphs, which onnxruntime's static "
                    "quantiser does not enter; int8-dynamic does)")
@@ -259,7 +265,8 @@ def _excluded_nodes(model: onnx.ModelProto, blocked: tuple[str, ...] | list[str]
     ForceQuantizeNoInputCheck a QDQ pair still lands on its output, and the dynamic quantiser turns a Gemm into a
     MatMul (named '<gemm>_MatMul') before it looks at op types."""
     names = [node.name for node in model.graph.node if node.op_type in blocked]
-    return names + [f"{node.name}_MatMul" for node in model.graph.node if node.op_type == "Gemm" and node.op_type in blocked]
+    gemms = [f"{node.name}_MatMul" for node in model.graph.node if node.op_type == "Gemm" and "Gemm" in blocked]
+    return names + gemms
 
 
 def _convs_with_computed_weights(model: onnx.ModelProto) -> list[str]:

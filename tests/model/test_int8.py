@@ -12,7 +12,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from harness.model import int8
-from harness.model.transforms import TransformFailed, TransformNotApplicable, TransformSpec
+from harness.model.transforms import (
+    TransformFailed,
+    TransformNotApplicable,
+    TransformSpec,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -138,7 +142,7 @@ def test_a_float_model_is_not_already_quantised() -> None:
 def test_per_channel_static_keeps_a_conv_classifier_close_to_float(tmp_path) -> None:
     model = _conv_classifier(tmp_path)
     feeds = _feeds(8, (2, 3, 16, 16))
-    data, report = int8.quantize_static_model(model, TransformSpec(kind="int8-static"), feeds, tmp_path, "8 feeds")
+    data, _ = int8.quantize_static_model(model, TransformSpec(kind="int8-static"), feeds, tmp_path, "8 feeds")
     worst = min(_cosine(_run(str(model), feed), _run(data, feed)) for feed in feeds)
     assert worst > 0.999, worst
     weight_scales = [t for t in onnx.load_from_string(data).graph.initializer if t.name.startswith("w_scale")]
@@ -164,7 +168,8 @@ def test_the_report_says_what_was_quantised_and_how_it_was_calibrated(tmp_path) 
                                              "2048 bins"}
     assert report["nodes_quantised"]["Conv"] == 1 and report["nodes_quantised"]["Gemm"] == 1
     assert report["nodes_kept_float"] == {"Softmax": 1}
-    assert report["per_channel"] is True and report["activation_type"] == "QUInt8 (asymmetric)" and report["format"] == "QDQ"
+    assert report["per_channel"] is True and report["format"] == "QDQ"
+    assert report["activation_type"] == "QUInt8 (asymmetric)"
     assert any("percentile" in line.lower() for line in report["library_messages"])  # the calibrator's prints
     dynamic = int8.quantize_dynamic_model(model, TransformSpec(kind="int8-dynamic", per_channel=False), tmp_path)[1]
     assert dynamic["nodes_quantised"] == {"Conv": 1, "Gemm": 1} and dynamic["per_channel"] is False
@@ -244,8 +249,8 @@ def test_the_bundled_zoo_quantises_both_ways(case, tmp_path) -> None:
     folder = REPO / "reference_outputs" / case
     model = onnx.load(str(folder / "model.onnx"))
     names = [i.name for i in model.graph.input]
-    feeds = [{name: numpy_helper.to_array(onnx.load_tensor(str(path)))
-              for name, path in zip(names, sorted(ds.glob("input_*.pb")))} for ds in sorted(folder.glob("test_data_set_*"))]
+    feeds = [{name: numpy_helper.to_array(onnx.load_tensor(str(ds / f"input_{k}.pb"))) for k, name in enumerate(names)}
+             for ds in sorted(folder.glob("test_data_set_*"))]
     started = time.perf_counter()
     if not {"Conv", "MatMul", "Gemm"} & {node.op_type for node in model.graph.node}:  # trees; a GRU (no int8 form)
         with pytest.raises(TransformNotApplicable, match="nothing to quantise"):
