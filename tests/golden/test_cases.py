@@ -48,7 +48,7 @@ def test_unknown_name_suggests_a_close_one(root: Path) -> None:
 
 @pytest.mark.parametrize("make, message", [
     (lambda d: d.mkdir(), "no model.onnx found"),
-    (lambda d: d.write_text("x"), "not a directory"),
+    (lambda d: d.write_text("x"), "not a case folder or an .onnx model"),
 ])
 def test_bad_paths(tmp_path: Path, make, message: str) -> None:
     target = tmp_path / "target"
@@ -58,7 +58,7 @@ def test_bad_paths(tmp_path: Path, make, message: str) -> None:
 
 
 def test_empty_root_without_selectors(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="no cases found"):
+    with pytest.raises(UsageError, match="no cases to run here"):
         discover([], tmp_path)
 
 

@@ -45,7 +45,8 @@ def killed_run(tmp_path_factory: pytest.TempPathFactory, case_builder, make_prof
     for name in CASES:
         case_builder(base / "cases" / name)
     make_profile(base / "profiles", "cpu")
-    args = ["--root", base / "cases", "--profiles-dir", base / "profiles", "--numerics-only", "--out", base / "results"]
+    args = ["--root", base / "cases", "--profiles-dir", base / "profiles", "--no-builtin-profiles", "--numerics-only",
+            "--out", base / "results"]
     env = {**os.environ, "HARNESS_CACHE_DIR": str(cache_dir), "HARNESS_TEST_FAULT": f"hang:{HANGS}"}
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *map(str, args), "--timeout", "60"], cwd=REPO,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
