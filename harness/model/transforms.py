@@ -131,10 +131,11 @@ def transform_model(model_path: Path, sha256: str, spec: TransformSpec,
     if spec.kind in _DATA_DEPENDENT:
         report["calibration_source"] = calibration_source
         report["calibration_feeds"] = len(calibration)
-    atomic_write_bytes(target, data)
     envelope = {"schema": _REPORT_SCHEMA, "version": _CACHE_VERSION, "report": report, "log": log.getvalue()}
-    atomic_write_bytes(sidecar, json.dumps(envelope, indent=1, sort_keys=True, default=str).encode())
-    return Transformed(target, report, log.getvalue())
+    text = json.dumps(envelope, indent=1, sort_keys=True, default=str)
+    atomic_write_bytes(target, data)
+    atomic_write_bytes(sidecar, text.encode())
+    return Transformed(target, json.loads(text)["report"], log.getvalue())  # as a cache hit will read it
 
 
 def _cache_path(sha256: str, spec: TransformSpec, calibration: list[dict[str, np.ndarray]]) -> Path:
