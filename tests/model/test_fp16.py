@@ -292,3 +292,18 @@ def test_the_ops_the_probe_found_failing_now_convert_or_say_why_not(tmp_path) ->
         outcomes[case.name] = "ok"
     assert len(outcomes) > 60
     assert outcomes["test_mvn_expanded"] == "ok" and outcomes["test_mvn"] == "not applicable"
+
+
+def test_the_cpu_ep_computes_an_fp16_graph_in_float32(tmp_path) -> None:
+    """Pins what cpu-fp16 measures: the CPU EP casts float16 weights up and runs Add, LayerNormalization and
+    Mul in float32, dropping the casts between them, so only weight rounding shows. (3000.0, 1 and 0 are
+    exact in float16, so the outputs are identical.) If onnxruntime changes this, cpu-fp16's gates change."""
+    model = _model([h.make_node("Add", ["x", "big"], ["a"], name="/Add"),
+                    h.make_node("LayerNormalization", ["a", "g", "b"], ["n"], axis=-1, name="/LN"),
+                    h.make_node("Mul", ["n", "two"], ["y"], name="/Mul")], _out(),
+                   initializers=[nh.from_array(np.array(3000, np.float32), "big"),
+                                 nh.from_array(np.ones(3, np.float32), "g"), nh.from_array(np.zeros(3, np.float32), "b"),
+                                 nh.from_array(np.array(2, np.float32), "two")])
+    path, result = _fp16(model, tmp_path, "ln")
+    assert result.report["converted_by_op"] == {"Add": 1, "LayerNormalization": 1, "Mul": 1}
+    np.testing.assert_array_equal(_run(result.path)[0], _run(path)[0])
