@@ -153,7 +153,7 @@ def _require_work(model: onnx.ModelProto, op_types: list[str], spec: Any, model_
     if everywhere:
         reason += (f" in the main graph ({everywhere} inside If/Loop/Scan subgraphs, which onnxruntime's static "
                    "quantiser does not enter; int8-dynamic does)")
-    blocked = _WEIGHTED_OPS & set(spec.op_block_list)
+    blocked = _WEIGHTED_OPS & set(spec.op_block_list) & {node.op_type for node in _all_nodes(model.graph)}
     if blocked:
         reason += f" outside [precision] op_block_list ({', '.join(sorted(blocked))})"
     raise transforms.TransformNotApplicable(reason)
@@ -344,7 +344,8 @@ def _node_report(before: onnx.ModelProto, after: onnx.ModelProto, op_types: list
         replaced = same is None or same.op_type != node.op_type
         in_qdq = same is not None and any(produced_by.get(name) == "DequantizeLinear" for name in same.input) and any(
             name in quantise_inputs for name in same.output)
-        (quantised if replaced or in_qdq else floating)[node.op_type] += 1
+        blocked_here = node.op_type in blocked  # excluded by name: a DQ -> op -> Q around it is its neighbours'
+        (quantised if (replaced or in_qdq) and not blocked_here else floating)[node.op_type] += 1
     inside = Counter(node.op_type for node in _all_nodes(after.graph) if node.op_type in _QUANTISED_OPS) - Counter(
         node.op_type for node in after.graph.node if node.op_type in _QUANTISED_OPS)
     return {"nodes_quantised": dict(sorted(quantised.items())), "nodes_kept_float": dict(sorted(floating.items())),

@@ -238,9 +238,11 @@ def test_an_rnn_inside_if_branches_is_quantised_dynamically_and_not_applicable_s
 
 
 def test_a_blocked_op_type_leaves_nothing_to_quantise(tmp_path) -> None:
-    spec = TransformSpec(kind="int8-dynamic", op_block_list=("Conv",))
-    with pytest.raises(TransformNotApplicable, match=r"outside \[precision\] op_block_list \(Conv\)"):
+    spec = TransformSpec(kind="int8-dynamic", op_block_list=("Conv", "MatMul"))
+    with pytest.raises(TransformNotApplicable) as caught:
         int8.quantize_dynamic_model(_conv_through_identity(tmp_path), spec, tmp_path)
+    assert caught.value.reason == ("nothing to quantise: no Attention/EmbedLayerNormalization/LSTM node outside "
+                                   "[precision] op_block_list (Conv)")  # MatMul is blocked too, but absent
 
 
 @pytest.mark.parametrize("case", sorted(p.name for p in (REPO / "reference_outputs").iterdir()
@@ -264,3 +266,21 @@ def test_the_bundled_zoo_quantises_both_ways(case, tmp_path) -> None:
         out = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds[0])
         assert len(out) == len(model.graph.output)
     assert report["calibration"]["feeds"] == len(feeds) >= 1
+
+
+@pytest.mark.parametrize(("profile", "quantised", "kept"), [
+    ("cpu-int8", {"Gemm": 1}, {"Conv": 1}),  # dynamic ConvInteger is per tensor: Conv stays float
+    ("cpu-int8-static", {"Conv": 1, "Flatten": 1, "Gemm": 1, "Relu": 1}, {"GlobalAveragePool": 1, "Softmax": 1}),
+])
+def test_the_shipped_int8_profiles_quantise_what_their_comments_say(profile, quantised, kept, tmp_path) -> None:
+    from harness.profiles.schema import load_profile
+    loaded = load_profile(REPO / "device_profiles" / f"{profile}.toml")
+    spec = TransformSpec.from_profile_fields(loaded.transform, loaded.keep_io_types, loaded.precision_options)
+    model, feeds = _conv_classifier(tmp_path), _feeds(4, (2, 3, 16, 16))
+    if spec.kind == "int8-dynamic":
+        data, report = int8.quantize_dynamic_model(model, spec, tmp_path)
+    else:
+        data, report = int8.quantize_static_model(model, spec, feeds, tmp_path, "4 feeds")
+    assert (report["nodes_quantised"], report["nodes_kept_float"]) == (quantised, kept)
+    assert report["per_channel"] is True
+    assert min(_cosine(_run(str(model), feed), _run(data, feed)) for feed in feeds) > 0.999
