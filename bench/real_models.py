@@ -111,8 +111,9 @@ def as_float(value: Any) -> float | None:
     return None
 
 
-def worst(cell: dict[str, Any], key: str) -> float | None:
-    """The lowest value of a metric over the cell's outputs and data sets; NaN counts as the worst."""
+def metric_values(cell: dict[str, Any], key: str) -> list[float]:
+    """One metric over the cell's outputs and data sets, from outputs[].comparison (its 'metrics' dict, or
+    the comparison itself); entries without it are left out."""
     values = []
     for entry in cell.get("outputs") or []:
         comparison = entry.get("comparison") if isinstance(entry, dict) else None
@@ -122,6 +123,12 @@ def worst(cell: dict[str, Any], key: str) -> float | None:
         value = as_float(metrics.get(key, comparison.get(key)))
         if value is not None:
             values.append(value)
+    return values
+
+
+def worst(cell: dict[str, Any], key: str) -> float | None:
+    """The lowest value of a metric over the cell's outputs and data sets; NaN counts as the worst."""
+    values = metric_values(cell, key)
     if not values:
         return None
     return math.nan if any(math.isnan(v) for v in values) else min(values)
@@ -165,13 +172,16 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def metrics_lines(cells: list[dict[str, Any]]) -> list[str]:
-    lines = [f"{'model':<16} {'profile':<18} {'verdict':<16} {'worst cosine':>12} {'worst SNR dB':>12}"]
+    """Every cell that compared outputs; '-' where the record has no such metric (e.g. all NaN)."""
+    lines = [f"{'model':<16} {'profile':<18} {'verdict':<16} {'worst cosine':>12} {'worst SNR dB':>12} "
+             f"{'NaN in actual':>13}"]
     for cell in cells:
-        cosine, snr = worst(cell, "cosine"), worst(cell, "snr_db")
-        if cosine is None and snr is None:
+        if not cell.get("outputs"):
             continue
+        nans = metric_values(cell, "actual_nan_count")
         lines.append(f"{case_name(cell):<16} {str(cell.get('profile')):<18} {str(cell.get('verdict')):<16} "
-                     f"{_fmt(cosine, 6):>12} {_fmt(snr, 1):>12}")
+                     f"{_fmt(worst(cell, 'cosine'), 6):>12} {_fmt(worst(cell, 'snr_db'), 1):>12} "
+                     f"{(str(int(sum(nans))) if nans else '-'):>13}")
     return lines
 
 
