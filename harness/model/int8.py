@@ -1,12 +1,14 @@
 """int8 quantisation as people deploy it: ORT's pre-processing, then dynamic or static QDQ quantisation.
 
-The dispatcher in ``transforms.py`` calls these three functions; each quantiser returns the model bytes and a
-JSON-able report of what it did (nodes quantised and kept in float, calibration, pre-processing), so a verdict can
-say which configuration produced the numbers. Library failures become ``TransformFailed`` with onnxruntime's own
-words and what to try; an already quantised model is ``TransformNotApplicable``.
+The dispatcher in ``transforms.py`` calls the three public functions; each quantiser returns the model bytes and a
+JSON-able report of what it did (nodes quantised and kept in float, calibration, pre-processing, what the library
+said), so a verdict can say which configuration produced the numbers. Library failures, and quantised models that
+onnxruntime cannot load, become ``TransformFailed`` with onnxruntime's own words and what to try; an already
+quantised model, or one with nothing the quantiser handles, is ``TransformNotApplicable`` with the reason.
 
-Static defaults follow onnxruntime's recommendation for CPU (``get_qdq_config``): QDQ format, activations QUInt8
-(asymmetric), weights QInt8 (symmetric), per-channel weights, ``ForceQuantizeNoInputCheck``.
+Static QDQ follows onnxruntime's CPU recommendation (``get_qdq_config``): activations QUInt8 asymmetric, weights
+QInt8 symmetric, per channel, ``ForceQuantizeNoInputCheck``. Which op types to keep in float, and the calibration
+method, are profile data (``[precision]`` in device_profiles/cpu-int8*.toml, with the measurements behind them).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,7 +76,7 @@ def quantize_dynamic_model(model_path: Path, spec: Any, work_dir: Path) -> tuple
     op_types = _op_types(IntegerOpsRegistry, spec)
     if "MatMul" in op_types and "Gemm" not in spec.op_block_list:
         op_types.append("Gemm")  # the dynamic quantiser rewrites Gemm as MatMul + Add, then quantises the MatMul
-    _require_work(before, op_types, spec, model_path, subgraphs=True)
+    _require_work(before, op_types, spec, subgraphs=True)
     unfoldable = _convs_with_computed_weights(before)
     out, options = work_dir / "int8-dynamic.onnx", {"EnableSubgraph": True}
     said = _run_quantiser(lambda: quantize_dynamic(
@@ -107,7 +110,7 @@ def quantize_static_model(model_path: Path, spec: Any, calibration: list[dict[st
     prepared, pre = _prepare(model_path, work_dir)
     before = onnx.load(str(prepared))
     op_types = _op_types({**QLinearOpsRegistry, **QDQRegistry}, spec)
-    _require_work(before, op_types, spec, model_path, subgraphs=False)
+    _require_work(before, op_types, spec, subgraphs=False)
     options = {"ActivationSymmetric": False, "WeightSymmetric": True, "ForceQuantizeNoInputCheck": True}
     out = work_dir / "int8-static.onnx"
     said = _run_quantiser(lambda: quantize_static(
@@ -141,7 +144,7 @@ def _prepare(model_path: Path, work_dir: Path) -> tuple[Path, dict]:
     return _pre_process(model_path, work_dir)
 
 
-def _require_work(model: onnx.ModelProto, op_types: list[str], spec: Any, model_path: Path, subgraphs: bool) -> None:
+def _require_work(model: onnx.ModelProto, op_types: list[str], spec: Any, subgraphs: bool) -> None:
     """A model with no weighted op the quantiser handles (a tree ensemble; an RNN whose LSTM sits inside If
     branches, which the static quantiser does not enter) would come back unchanged and PASS, saying nothing."""
     heavy = _WEIGHTED_OPS & set(op_types)
@@ -213,7 +216,7 @@ def _pre_process(model_path: Path, work_dir: Path) -> tuple[Path, dict]:
     for steps, skips in attempts:
         with _library_output() as said:
             try:  # in work_dir: symbolic shape inference saves sym_shape_infer_temp.onnx to the cwd when it fails
-                with contextlib.chdir(work_dir):
+                with _in_directory(work_dir):
                     quant_pre_process(str(source.resolve()), str(out.resolve()), **skips)
             except Exception as error:  # noqa: BLE001 - any library failure means: try with fewer steps
                 failures.append(f"{steps}: {_words(error)}")
@@ -225,6 +228,17 @@ def _pre_process(model_path: Path, work_dir: Path) -> tuple[Path, dict]:
         _name_nodes(out)
         return out, {"ran": True, "steps": steps, "opset": opset, "failed": failures}
     return source, {"ran": False, "steps": "none: the plain model was quantised", "opset": opset, "failed": failures}
+
+
+@contextlib.contextmanager
+def _in_directory(path: Path) -> Iterator[None]:
+    """contextlib.chdir, which Python 3.10 lacks."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def _opset_for_qdq(model_path: Path, work_dir: Path) -> tuple[Path, str]:
