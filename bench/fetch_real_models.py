@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script from anywhere: the harness is the checkout's
 
 from harness.errors import HarnessError, ModelError, UsageError  # noqa: E402
-from harness.golden.layout import MODEL_NAME, atomic_write_bytes, write_dataset  # noqa: E402
+from harness.atomic import atomic_write_bytes  # noqa: E402
+from harness.golden.layout import MODEL_NAME, write_dataset  # noqa: E402
 from harness.golden.manifest import MANIFEST_NAME, CaseManifest  # noqa: E402
 from harness.model.loader import load_model_info, sha256_file  # noqa: E402
 

@@ -118,7 +118,9 @@ def transform_model(model_path: Path, sha256: str, spec: TransformSpec,
     target = _cache_path(sha256, spec, calibration)
     sidecar = target.with_suffix(".json")
     cached = _read_cached(target, sidecar)
-    if cached is not None:
+    if cached is not None:  # same model, spec and inputs; the inputs may have come from elsewhere this time
+        if spec.kind in _DATA_DEPENDENT:
+            cached.report["calibration_source"] = calibration_source
         return cached
     log = io.StringIO()
     try:
@@ -229,10 +231,3 @@ def captured(log: io.StringIO) -> Iterator[None]:
             sink.seek(0)
             log.write(sink.read().decode("utf-8", "replace"))
             log.writelines(f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}\n" for w in caught)
-
-
-def transformed_path(model_path: Path, sha256: str, transform: str, keep_io_types: bool,
-                     calibration: list[dict[str, np.ndarray]]) -> Path:
-    """Old entry point kept until the executor calls `transform_model`; remove it then."""
-    spec = TransformSpec(kind=transform, keep_io_types=keep_io_types)
-    return transform_model(model_path, sha256, spec, calibration).path

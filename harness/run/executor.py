@@ -191,9 +191,11 @@ class Executor:
                                    plan.calibration_source)
         except TransformNotApplicable as exc:
             result.verdict, result.detail = R.NOT_APPLICABLE, f"{profile.transform} does not apply: {exc.reason}"
+            self._log_transform(plan, profile, getattr(exc, "log", ""))
             return None
         except TransformFailed as exc:
             self._transform_failed(profile, result, exc.message, exc.hint)
+            self._log_transform(plan, profile, getattr(exc, "log", ""))
             return None
         except Exception as exc:  # a library bug inside the transform is still the transform's failure
             self._transform_failed(profile, result, f"{type(exc).__name__}: {exc}",
@@ -202,9 +204,13 @@ class Executor:
             return None
         if spec.kind != "none":
             result.model["transform_report"] = done.report
-        if done.log and self.options.log:
-            self.options.log(f"transform {profile.transform} {plan.case.name}", done.log)
+        self._log_transform(plan, profile, done.log)
         return done.path
+
+    def _log_transform(self, plan: CasePlan, profile: Profile, text: str) -> None:
+        """What the transform's libraries printed: into the run log, never onto the terminal."""
+        if text and self.options.log:
+            self.options.log(f"transform {profile.transform} {plan.case.name}", text)
 
     @staticmethod
     def _transform_failed(profile: Profile, result: R.CellResult, message: str, hint: str) -> None:

@@ -23,7 +23,6 @@ from harness.model.transforms import (
     TransformSpec,
     captured,
     transform_model,
-    transformed_path,
 )
 from harness.profiles.schema import parse_profile
 
@@ -92,16 +91,14 @@ def test_fp16_mixed_is_cached_per_input(tmp_path, make_case) -> None:
 
 def test_int8_static_cache_is_keyed_by_the_calibration_inputs(tmp_path, make_case) -> None:
     model = make_case(tmp_path / "c") / "model.onnx"
-    a = transformed_path(model, SHA, "int8-static", True, _feeds())
-    b = transformed_path(model, SHA, "int8-static", True, _feeds(10))
+    spec = TransformSpec("int8-static")
+    a = transform_model(model, SHA, spec, _feeds()).path
+    b = transform_model(model, SHA, spec, _feeds(10)).path
     assert a != b and a.is_file() and b.is_file()
-    assert transformed_path(model, SHA, "int8-static", True, _feeds()) == a  # cached
-
-
-def test_the_old_entry_point_still_returns_a_loadable_path(tmp_path, make_case) -> None:
-    model = make_case(tmp_path / "c") / "model.onnx"
-    path = transformed_path(model, SHA, "fp16", True, _feeds())
-    ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, _feeds()[0])
+    again = transform_model(model, SHA, spec, _feeds(), calibration_source="--calibration-data elsewhere")
+    assert again.path == a  # cached: the same inputs from another folder are the same calibration
+    assert again.report["calibration_source"] == "--calibration-data elsewhere"
+    ort.InferenceSession(str(a), providers=["CPUExecutionProvider"]).run(None, _feeds()[0])
 
 
 def test_a_file_that_is_not_onnx_is_a_failed_transform_with_the_library_message(tmp_path) -> None:
