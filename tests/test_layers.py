@@ -37,3 +37,13 @@ def test_a_back_import_would_be_caught(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     proc = subprocess.run(_lint_imports(), cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode != 0 and "harness.model._layer_probe -> harness.run.record" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_there_are_no_import_circles() -> None:
+    """No module reaches itself through its imports (lazy imports inside functions included)."""
+    import grimp
+    graph = grimp.build_graph("harness")
+    circles = sorted(f"{module} <-> {other}" for module in graph.modules
+                     for other in graph.find_modules_directly_imported_by(module)
+                     if other != module and graph.chain_exists(importer=other, imported=module))
+    assert not circles, circles

@@ -31,7 +31,7 @@ import onnx
 from onnx import TensorProto
 
 from harness.errors import ProfileError
-from harness.model.transforms import (
+from harness.model.transform_spec import (
     TransformFailed,
     TransformNotApplicable,
     TransformSpec,

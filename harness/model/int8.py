@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 import onnx.version_converter
 
-from harness.model import transforms
+from harness.model import transform_spec
 
 # Ops that only exist in a model that is already quantised (ai.onnx and com.microsoft domains).
 _QUANTISED_OPS = frozenset({
@@ -130,17 +130,17 @@ def quantize_static_model(model_path: Path, spec: Any, calibration: list[dict[st
 
 def _check_static_request(model_path: Path, spec: Any, calibration: list[dict[str, np.ndarray]]) -> None:
     if spec.calibration not in _CALIBRATION:
-        raise transforms.TransformFailed(f"{model_path.name}: unknown calibration method {spec.calibration!r}",
+        raise transform_spec.TransformFailed(f"{model_path.name}: unknown calibration method {spec.calibration!r}",
                                          hint="use one of " + ", ".join(_CALIBRATION))
     if not calibration:
-        raise transforms.TransformFailed(f"{model_path.name}: int8-static needs inputs to calibrate on, and none "
+        raise transform_spec.TransformFailed(f"{model_path.name}: int8-static needs inputs to calibrate on, and none "
                                          "were given", hint="add a test_data_set_N, or pass --calibration-data DIR")
 
 
 def _prepare(model_path: Path, work_dir: Path) -> tuple[Path, dict]:
     reason = already_quantised(onnx.load(str(model_path), load_external_data=False))
     if reason:
-        raise transforms.TransformNotApplicable(reason)
+        raise transform_spec.TransformNotApplicable(reason)
     return _pre_process(model_path, work_dir)
 
 
@@ -159,7 +159,7 @@ def _require_work(model: onnx.ModelProto, op_types: list[str], spec: Any, subgra
     blocked = _WEIGHTED_OPS & set(spec.op_block_list) & {node.op_type for node in _all_nodes(model.graph)}
     if blocked:
         reason += f" outside [precision] op_block_list ({', '.join(sorted(blocked))})"
-    raise transforms.TransformNotApplicable(reason)
+    raise transform_spec.TransformNotApplicable(reason)
 
 
 def _run_quantiser(quantise: Callable[[], None], model_path: Path, transform: str) -> list[str]:
@@ -168,7 +168,7 @@ def _run_quantiser(quantise: Callable[[], None], model_path: Path, transform: st
         try:
             quantise()
         except Exception as error:  # noqa: BLE001 - onnxruntime raises bare ValueError/KeyError/RuntimeError
-            raise transforms.TransformFailed(f"{model_path.name}: {transform}: {_words(error)}",
+            raise transform_spec.TransformFailed(f"{model_path.name}: {transform}: {_words(error)}",
                                              hint=_hint(error, transform)) from None
     return said
 
@@ -194,7 +194,7 @@ def _loadable(path: Path, model_path: Path, transform: str) -> bytes:
     try:
         ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as error:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
-        raise transforms.TransformFailed(
+        raise transform_spec.TransformFailed(
             f"{model_path.name}: {transform} produced a model onnxruntime cannot load: {_words(error)}",
             hint="add the op type named in the message to [precision] op_block_list") from None
     return data

@@ -21,79 +21,20 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from harness.atomic import atomic_write_bytes
 from harness.errors import HarnessError
+from harness.model.transform_spec import CACHE_VERSION, TransformFailed, TransformNotApplicable, TransformSpec
 
-KINDS = ("none", "fp16", "fp16-mixed", "int8-dynamic", "int8-static")
 # Kinds whose result depends on the case's inputs: their cache key carries a digest of them.
 _DATA_DEPENDENT = ("int8-static", "fp16-mixed")
-# Bump when a transform's code changes what it produces, so stale cached models are not reused.
-_CACHE_VERSION = 2
 _REPORT_SCHEMA = "onnx-harness/transform-report"
 # fd 1 and 2 are process-wide: two captures at once would restore each other's redirections.
 _CAPTURE_LOCK = threading.RLock()
-
-
-class TransformNotApplicable(Exception):
-    """The transform makes no sense for this model (already quantised, nothing float to convert)."""
-
-    log: str = ""  # what the libraries printed before the transform gave up (set by transform_model)
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class TransformFailed(Exception):
-    """The transform applies but did not produce a model that loads; `message` is the library's own words."""
-
-    log: str = ""  # what the libraries printed before the transform gave up (set by transform_model)
-
-    def __init__(self, message: str, hint: str) -> None:
-        super().__init__(f"{message}. Note: {hint}")
-        self.message = message
-        self.hint = hint
-
-
-@dataclass(frozen=True)
-class TransformSpec:
-    """Everything that decides what a transform produces; `cache_tag` digests all of it."""
-
-    kind: str  # "none" | "fp16" | "fp16-mixed" | "int8-dynamic" | "int8-static"
-    keep_io_types: bool = True
-    calibration: str = "minmax"  # minmax | entropy | percentile
-    per_channel: bool = True
-    op_block_list: tuple[str, ...] = ()  # extra op types kept in fp32 (fp16) / not quantised (int8)
-    mixed_rtol: float | None = None  # fp16-mixed: bound on a node's fp16 error
-    mixed_atol: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown transform {self.kind!r}; known: {', '.join(KINDS)}")
-
-    @classmethod
-    def from_profile_fields(cls, kind: str, keep_io_types: bool, options: dict) -> TransformSpec:
-        """Build from a profile's [precision] table (schema.py has validated the keys and values)."""
-        return cls(kind=kind, keep_io_types=bool(keep_io_types),
-                   calibration=str(options.get("calibration", "minmax")),
-                   per_channel=bool(options.get("per_channel", True)),
-                   op_block_list=tuple(options.get("op_block_list", ())),
-                   mixed_rtol=_float_or_none(options.get("mixed_rtol")),
-                   mixed_atol=_float_or_none(options.get("mixed_atol")))
-
-    def cache_tag(self) -> str:
-        """Short stable digest of every field (and the cache version), for the cache key."""
-        text = json.dumps({**asdict(self), "version": _CACHE_VERSION}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _float_or_none(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -121,6 +62,8 @@ def transform_model(model_path: Path, sha256: str, spec: TransformSpec,
     if cached is not None:  # same model, spec and inputs; the inputs may have come from elsewhere this time
         if spec.kind in _DATA_DEPENDENT:
             cached.report["calibration_source"] = calibration_source
+            if isinstance(cached.report.get("calibration"), dict):
+                cached.report["calibration"]["source"] = calibration_source
         return cached
     log = io.StringIO()
     try:
@@ -133,7 +76,7 @@ def transform_model(model_path: Path, sha256: str, spec: TransformSpec,
     if spec.kind in _DATA_DEPENDENT:
         report["calibration_source"] = calibration_source
         report["calibration_feeds"] = len(calibration)
-    envelope = {"schema": _REPORT_SCHEMA, "version": _CACHE_VERSION, "report": report, "log": log.getvalue()}
+    envelope = {"schema": _REPORT_SCHEMA, "version": CACHE_VERSION, "report": report, "log": log.getvalue()}
     text = json.dumps(envelope, indent=1, sort_keys=True, default=str)
     atomic_write_bytes(target, data)
     atomic_write_bytes(sidecar, text.encode())
@@ -155,7 +98,7 @@ def _read_cached(target: Path, sidecar: Path) -> Transformed | None:
         envelope = json.loads(sidecar.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(envelope, dict) or envelope.get("version") != _CACHE_VERSION:
+    if not isinstance(envelope, dict) or envelope.get("version") != CACHE_VERSION:
         return None
     return Transformed(target, envelope["report"], envelope.get("log", ""))
 

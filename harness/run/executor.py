@@ -23,7 +23,8 @@ import numpy as np
 
 from harness.atomic import atomic_write_bytes
 from harness.golden.layout import tensor_bytes
-from harness.model.transforms import TransformFailed, TransformNotApplicable, TransformSpec, transform_model
+from harness.model.transform_spec import TransformFailed, TransformNotApplicable, TransformSpec
+from harness.model.transforms import transform_model
 from harness.profiles.schema import Profile
 from harness.run import record as R
 from harness.run.plan import CasePlan

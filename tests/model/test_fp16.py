@@ -13,12 +13,8 @@ from onnx import TensorProto as TP
 from onnx import helper as h
 from onnx import numpy_helper as nh
 
-from harness.model.transforms import (
-    TransformFailed,
-    TransformNotApplicable,
-    TransformSpec,
-    transform_model,
-)
+from harness.model.transform_spec import TransformFailed, TransformNotApplicable, TransformSpec
+from harness.model.transforms import transform_model
 
 X = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
 FEEDS = [{"x": X}]

@@ -12,11 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from harness.model import int8
-from harness.model.transforms import (
-    TransformFailed,
-    TransformNotApplicable,
-    TransformSpec,
-)
+from harness.model.transform_spec import TransformFailed, TransformNotApplicable, TransformSpec
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,13 +17,8 @@ import pytest
 import tomllib
 from onnx import numpy_helper
 
-from harness.model.transforms import (
-    TransformFailed,
-    TransformNotApplicable,
-    TransformSpec,
-    captured,
-    transform_model,
-)
+from harness.model.transform_spec import TransformFailed, TransformNotApplicable, TransformSpec
+from harness.model.transforms import captured, transform_model
 from harness.profiles.schema import parse_profile
 
 REPO = Path(__file__).resolve().parents[2]
