@@ -217,6 +217,11 @@ class WorkerHandle:
                 self.proc.wait(timeout=5)
             except (OSError, ValueError, subprocess.TimeoutExpired):
                 self.kill()
+        for pipe in (self.proc.stdin, self.proc.stdout):  # also when the worker was killed or died first
+            try:
+                pipe.close()
+            except (OSError, ValueError):
+                pass
         self._stderr.close()
 
 

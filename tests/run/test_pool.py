@@ -93,6 +93,7 @@ def test_the_pool_reuses_idle_workers_and_discards_failed_ones(tmp_path: Path, m
         assert again is first
         pool.discard(again)
         assert not again.alive
+        assert again.proc.stdin.closed and again.proc.stdout.closed  # a killed worker leaks no pipes
         fresh = pool.acquire(profile)
         assert fresh is not first and fresh.hello["pid"] != first.hello["pid"]
         pool.release(profile, fresh)
