@@ -85,31 +85,40 @@ def convert_fp16(model_path: Path, spec: TransformSpec, feeds: list[dict[str, np
 
 def convert_fp16_mixed(model_path: Path, spec: TransformSpec,
                        feeds: list[dict[str, np.ndarray]]) -> tuple[bytes, dict]:
-    """fp16, except the nodes whose fp16 error on the case's first input exceeds (rtol, atol).
+    """fp16, except the nodes whose fp16 error on the case's inputs exceeds (rtol, atol); the result is
+    checked against the bound on every feed before it is returned, or TransformFailed says by how much it missed.
 
-    The search is onnxconverter-common's auto mixed precision (its `SegmentList` bisection over the
-    top-level nodes); `auto_convert_mixed_precision` itself is not called because it hard-wires
-    onnxconverter-common's converter, which fails on Cast/If/Loop graphs, and does not say which nodes
-    it kept.
+    Three steps: (1) a range pre-pass keeps float32 every node that reads or writes a value beyond float16's
+    range on the feeds (the layers that must stay float32 whatever the bound); (2) onnxconverter-common's
+    auto mixed precision search (its `SegmentList` bisection over the remaining top-level nodes, each trial
+    measured on every feed); (3) the final model, run on every feed against the float32 outputs.
+    `auto_convert_mixed_precision` itself is not called because it hard-wires onnxconverter-common's
+    converter, which fails on Cast/If/Loop graphs, and does not say which nodes it kept.
     """
     if not feeds:
         raise TransformFailed(f"{model_path.name}: fp16-mixed needs one input feed to measure fp16 error, "
                               "and the case has none", hint="add a test_data_set_0, or use the fp16 transform")
-    rtol = spec.mixed_rtol if spec.mixed_rtol is not None else DEFAULT_MIXED_RTOL
-    atol = spec.mixed_atol if spec.mixed_atol is not None else DEFAULT_MIXED_ATOL
+    bound = (spec.mixed_rtol if spec.mixed_rtol is not None else DEFAULT_MIXED_RTOL,
+             spec.mixed_atol if spec.mixed_atol is not None else DEFAULT_MIXED_ATOL)
     model = _prepared(model_path)
     kept = _kept_fp32(model, spec)
     _require_something_to_convert(model, kept)
-    feed = _feed_for(model, feeds[0])
-    reference = _run(model, feed)
-    too_far, undecided, attempts = _mixed_search(model, spec, kept, feed, reference, (rtol, atol))
-    kept.update(dict.fromkeys(too_far, "fp16 error above the bound on the case's input"))
+    feeds = [_feed_for(model, feed) for feed in feeds]
+    references, ranges = _range_scan(model, feeds)
+    out_of_range = _out_of_range(model, kept, ranges)
+    kept.update({name: finding["reason"] for name, finding in out_of_range.items()})
+    _keep_parameter_producers(model.graph, kept)
+    too_far, undecided, attempts = _mixed_search(model, spec, kept, feeds, references, bound)
+    kept.update(dict.fromkeys(too_far, "fp16 error above the bound on the case's inputs"))
     kept.update(dict.fromkeys(undecided, "not tried before the search budget ran out"))
-    converted, report = _convert_verified(model, spec, kept, [feed])
+    converted, report, verification = _final_verified(model, spec, kept, feeds, references, bound)
     ops = {node.name: node.op_type for node in model.graph.node}
-    mixed = {"bound": {"rtol": rtol, "atol": atol}, "search_attempts": attempts,
+    mixed = {"bound": {"rtol": bound[0], "atol": bound[1]}, "search_attempts": attempts,
              "search_stopped_early": bool(undecided), "kept_fp32_undecided": len(undecided),
-             "kept_fp32_for_error": [{"node": name, "op": ops[name]} for name in too_far]}
+             "kept_fp32_for_range": [{"node": name, "op": ops[name], **finding}
+                                     for name, finding in out_of_range.items()],
+             "kept_fp32_for_error": [{"node": name, "op": ops[name]} for name in too_far],
+             "verification": verification}
     return converted.SerializeToString(), {**report, **_describe(model, kept, converted), "mixed": mixed}
 
 
@@ -287,8 +296,44 @@ def _require_something_to_convert(model: onnx.ModelProto, kept: dict[str, str]) 
 
 def _ort_converter(model: onnx.ModelProto, keep_io: bool, ops: set[str], nodes: set[str]) -> onnx.ModelProto:
     from onnxruntime.transformers import float16
-    return _sorted(float16.convert_float_to_float16(model, keep_io_types=keep_io, disable_shape_infer=True,
-                                                    op_block_list=sorted(ops), node_block_list=sorted(nodes)))
+    return _fp32_kept_between(_sorted(float16.convert_float_to_float16(
+        model, keep_io_types=keep_io, disable_shape_infer=True, op_block_list=sorted(ops),
+        node_block_list=sorted(nodes))))
+
+
+def _fp32_kept_between(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Two float32 nodes in a row talk in float32: each `Cast(to=float16) -> Cast(to=float)` round trip of a
+    float32 value becomes an Identity of that value, and a first Cast nobody else reads is dropped.
+
+    Why: onnxruntime's converter wraps every blocked node in its own casts, so a value between two blocked
+    nodes is written as float16 and read back. The CPU EP keeps such casts; a value past 65504 there turns
+    into inf (T5's -3.4e38 mask gave NaN everywhere; the OCR detector's batch-norm variance gave zeros)."""
+    try:
+        types = _float_values(onnx.shape_inference.infer_shapes(model))
+    except Exception:  # noqa: BLE001 - without types no pair can be proven a float32 round trip
+        return model
+    for graph in _all_graphs(model.graph):
+        _drop_round_trips(graph, types)
+    return model
+
+
+def _drop_round_trips(graph: onnx.GraphProto, types: dict[str, int]) -> None:
+    producer = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        first = producer.get(node.input[0]) if node.op_type == "Cast" and node.input else None
+        if (first is not None and first.op_type == "Cast" and _cast_to(node) == _FLOAT
+                and _cast_to(first) == _FLOAT16 and types.get(first.input[0]) == _FLOAT):
+            node.op_type = "Identity"
+            node.ClearField("attribute")
+            node.input[0] = first.input[0]
+    read = {name for node in graph.node for name in _reads(node)} | {o.name for o in graph.output}
+    unused = [n for n in graph.node if n.op_type == "Cast" and not any(out in read for out in n.output)]
+    for node in unused:
+        graph.node.remove(node)
+
+
+def _cast_to(node: onnx.NodeProto) -> int | None:
+    return next((a.i for a in node.attribute if a.name == "to"), None)
 
 
 def _sorted(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -329,9 +374,9 @@ def _occ_converter(model: onnx.ModelProto, keep_io: bool, ops: set[str], nodes: 
     except ImportError:
         raise ProfileError("the fp16 fallback converter needs onnxconverter-common",
                            hint="pip install onnxconverter-common") from None
-    return float16.convert_float_to_float16(model, keep_io_types=keep_io, disable_shape_infer=True,
-                                            op_block_list=sorted(ops), node_block_list=sorted(nodes),
-                                            check_fp16_ready=False)
+    return _fp32_kept_between(float16.convert_float_to_float16(
+        model, keep_io_types=keep_io, disable_shape_infer=True, op_block_list=sorted(ops),
+        node_block_list=sorted(nodes), check_fp16_ready=False))
 
 
 # Better first (see the module docstring for the counts).
@@ -397,10 +442,6 @@ def _session(model: onnx.ModelProto):
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def _run(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-    return _session(model).run(None, feed)
-
-
 def _feed_for(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     initializers = {init.name for init in model.graph.initializer}
     names = [i.name for i in model.graph.input if i.name not in initializers]
@@ -418,12 +459,81 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:400]
 
 
+# --- float16 range pre-pass ----------------------------------------------------------------------------
+
+FP16_MAX = float(np.finfo(np.float16).max)  # 65504: a larger finite value becomes inf in a float16 tensor
+FP16_TINIEST = float(np.finfo(np.float16).smallest_subnormal)  # 2**-24: a smaller magnitude becomes 0
+
+
+def _range_scan(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]
+                ) -> tuple[list[list[np.ndarray]], dict[str, float]]:
+    """The float32 outputs per feed, and the largest finite |value| of every float tensor over all feeds.
+
+    Why: the CPU EP computes an all-fp16 graph mostly in float32, but a mixed graph casts real float16
+    tensors between its float32 islands, and a value past 65504 there becomes inf (T5's -3.4e38 attention
+    mask, its layer-norm Pow). One run with every top-level float value exposed as an output finds them."""
+    outputs = [o.name for o in model.graph.output]
+    probe = _copy(model)
+    types = _float_values(model)
+    exposed = [name for node in model.graph.node for name in node.output
+               if name and types.get(name) == _FLOAT and name not in outputs]
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(name, _FLOAT, None) for name in exposed)
+    try:
+        session = _session(probe)
+    except Exception:  # noqa: BLE001 - an exposed value ORT refuses: measure the graph outputs only
+        session = _session(model)
+    names = [o.name for o in session.get_outputs()]
+    ranges = {init.name: _finite_max(onnx.numpy_helper.to_array(init))
+              for graph in _all_graphs(model.graph) for init in graph.initializer if init.data_type == _FLOAT}
+    references = []
+    for feed in feeds:
+        values = dict(zip(names, session.run(None, feed)))
+        references.append([values[name] for name in outputs])
+        for name, value in values.items():
+            if np.asarray(value).dtype == np.float32:
+                ranges[name] = max(ranges.get(name, 0.0), _finite_max(value))
+    for feed in feeds:
+        for name, value in feed.items():
+            if np.asarray(value).dtype == np.float32:
+                ranges[name] = max(ranges.get(name, 0.0), _finite_max(value))
+    return references, ranges
+
+
+def _finite_max(value: np.ndarray) -> float:
+    finite = np.abs(np.asarray(value, dtype=np.float64))
+    finite = finite[np.isfinite(finite)]
+    return float(finite.max()) if finite.size else 0.0
+
+
+def _out_of_range(model: onnx.ModelProto, kept: dict[str, str], ranges: dict[str, float]) -> dict[str, dict]:
+    """Top-level nodes that read or write a float value float16 cannot hold, with the value and the reason.
+
+    A value beyond 65504 overflows to inf; a nonzero value whose largest magnitude is below 2**-24 becomes
+    all zeros. Keeping the node float32 keeps the value float32 on both sides (no cast to float16 between)."""
+    found: dict[str, dict] = {}
+    for node in model.graph.node:
+        if node.name in kept:
+            continue
+        for name in [*node.input, *node.output]:
+            peak = ranges.get(name)
+            if peak is None or FP16_TINIEST <= peak <= FP16_MAX or peak == 0.0:
+                continue
+            what = "overflows" if peak > FP16_MAX else "underflows to zero in"
+            found[node.name] = {"tensor": name, "max_abs": peak,
+                                "reason": f"{name} reaches |x| = {peak:.3g} on the case's inputs, which "
+                                          f"{what} float16 (range {FP16_TINIEST:.3g} to {FP16_MAX:g})"}
+            break
+    return found
+
+
 # --- mixed precision search ---------------------------------------------------------------------------
 
-def _mixed_search(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str], feed: dict[str, np.ndarray],
-                  reference: list[np.ndarray], bound: tuple[float, float]) -> tuple[list[str], list[str], int]:
-    """Top-level nodes whose fp16 error breaks `bound`, nodes left undecided when the budget ran out, and
-    the attempts made."""
+def _mixed_search(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str],
+                  feeds: list[dict[str, np.ndarray]], references: list[list[np.ndarray]],
+                  bound: tuple[float, float]) -> tuple[list[str], list[str], int]:
+    """Top-level nodes whose fp16 error breaks `bound` on some feed, nodes left undecided when the budget ran
+    out, and the attempts made. A trial converts every segment found good so far plus the one tried, so the
+    last good trial is the final node set (which `_final_verified` checks again)."""
     from onnxconverter_common.auto_mixed_precision import SegmentList
     names = [n.name for n in model.graph.node if n.op_type not in _CONTROL_FLOW and n.name not in kept]
     segments = SegmentList(names)
@@ -433,7 +543,7 @@ def _mixed_search(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, s
             break
         attempts += 1
         trial = {**kept, **dict.fromkeys(segments.get_nodes(segment), "trial")}
-        if _within(model, spec, trial, feed, reference, bound):
+        if _within(model, spec, trial, feeds, references, bound):
             segment.good = True
         elif segment.size == 1:
             segment.bad = True
@@ -453,26 +563,89 @@ def _segment_names(segments, *, bad: bool) -> list[str]:
     return names
 
 
-def _within(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str], feed: dict[str, np.ndarray],
-            reference: list[np.ndarray], bound: tuple[float, float]) -> bool:
-    """Does fp16 with `kept` in float32 load and stay within the bound? (A load failure counts as no.)"""
+def _within(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str], feeds: list[dict[str, np.ndarray]],
+            references: list[list[np.ndarray]], bound: tuple[float, float]) -> bool:
+    """Does fp16 with `kept` in float32 load and stay within the bound on every feed? (A load failure is no.)"""
     convert = CONVERTERS[0][1]
     ops = QUANTISATION_OPS | CPU_FP16_UNSUPPORTED_OPS | set(spec.op_block_list)
     try:
-        actual = _run(convert(_copy(model), spec.keep_io_types, set(ops), set(kept)), feed)
-    except Exception:  # noqa: BLE001 - this node set does not load: keep bisecting
+        session = _session(convert(_copy(model), spec.keep_io_types, set(ops), set(kept)))
+        return all(_excess(a, r, bound)[0] <= 1.0
+                   for feed, expected in zip(feeds, references)
+                   for a, r in zip(session.run(None, feed), expected))
+    except Exception:  # noqa: BLE001 - this node set does not load or run: keep bisecting
         return False
-    return all(_close(a, r, bound) for a, r in zip(actual, reference))
 
 
-def _close(actual: np.ndarray, expected: np.ndarray, bound: tuple[float, float]) -> bool:
+def _excess(actual: np.ndarray, expected: np.ndarray, bound: tuple[float, float]) -> tuple[float, float, float]:
+    """(worst |actual - expected| / (atol + rtol * |expected|), that element's |diff|, its allowance).
+
+    Above 1.0 misses the bound. NaN or inf where float32 has a finite value, a shape change, or any change
+    of a non-float output count as infinitely far."""
     actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:
-        return False
-    if np.issubdtype(expected.dtype, np.floating):
-        return bool(np.allclose(actual.astype(np.float64), expected.astype(np.float64), rtol=bound[0],
-                                atol=bound[1], equal_nan=True))
-    return bool(np.array_equal(actual, expected))
+        return np.inf, np.inf, 0.0
+    if not np.issubdtype(expected.dtype, np.floating):
+        return (0.0, 0.0, 0.0) if np.array_equal(actual, expected) else (np.inf, np.inf, 0.0)
+    if not actual.size:
+        return 0.0, 0.0, 0.0
+    a, e = actual.astype(np.float64).ravel(), expected.astype(np.float64).ravel()
+    with np.errstate(invalid="ignore"):
+        allowed = bound[1] + bound[0] * np.abs(e)
+    same = (a == e) | (np.isnan(a) & np.isnan(e))  # equal infs and NaN where float32 has NaN are no error
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        diff = np.where(same, 0.0, np.abs(a - e))
+        diff = np.where(np.isnan(diff), np.inf, diff)
+        ratio = np.where(diff == 0.0, 0.0, diff / allowed)
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)
+    worst = int(np.argmax(ratio))
+    return float(ratio[worst]), float(diff[worst]), float(allowed[worst])
+
+
+def _final_verified(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str],
+                    feeds: list[dict[str, np.ndarray]], references: list[list[np.ndarray]],
+                    bound: tuple[float, float]) -> tuple[onnx.ModelProto, dict, dict]:
+    """The converted model, its conversion report and its check against the bound on every feed.
+
+    If it misses (the search only ever converted control flow, or a run differs from the trial's), the
+    control-flow nodes stay float32 too and it is checked again; if it still misses, TransformFailed."""
+    control_flow = [n.name for n in model.graph.node if n.op_type in _CONTROL_FLOW and n.name not in kept]
+    types = _float_values(model)
+    for extra in ([], control_flow) if control_flow else ([],):
+        kept.update(dict.fromkeys(extra, "control flow: the mixed model missed the bound with it in float16"))
+        if all(n.name in kept for n in model.graph.node if _computes_in_float(n, types)):
+            raise TransformFailed(f"fp16-mixed of {model.graph.name or 'the model'}: no node converts to float16 "
+                                  f"within |actual - fp32| <= {bound[1]:g} + {bound[0]:g} * |fp32| on the "
+                                  f"{len(feeds)} input feed(s) before the search stopped", hint=_MIXED_HINT)
+        converted, report = _convert_verified(model, spec, kept, feeds)
+        verification = _verification(converted, feeds, references, bound)
+        if verification["passed"]:
+            return converted, report, verification
+    worst = verification["worst"]
+    raise TransformFailed(
+        f"fp16-mixed of {model.graph.name or 'the model'}: output {worst['output']} on feed {worst['feed']} misses "
+        f"|actual - fp32| <= {bound[1]:g} + {bound[0]:g} * |fp32| by {worst['ratio']:.3g}x (|diff| "
+        f"{worst['max_abs_diff']:.3g} where {worst['allowed']:.3g} is allowed), checked on {len(feeds)} feed(s)",
+        hint=_MIXED_HINT)
+
+
+_MIXED_HINT = ("raise mixed_rtol / mixed_atol in the profile's [precision], or add the op types that must stay "
+               "float32 to op_block_list")
+
+
+def _verification(converted: onnx.ModelProto, feeds: list[dict[str, np.ndarray]],
+                  references: list[list[np.ndarray]], bound: tuple[float, float]) -> dict:
+    """Run the final model on every feed; the worst element against the bound over all outputs."""
+    session = _session(converted)
+    outputs = [o.name for o in session.get_outputs()]
+    worst = {"ratio": -1.0}
+    for index, (feed, expected) in enumerate(zip(feeds, references)):
+        for name, actual, reference in zip(outputs, session.run(None, feed), expected):
+            ratio, diff, allowed = _excess(actual, reference, bound)
+            if ratio > worst["ratio"]:
+                worst = {"ratio": ratio, "output": name, "feed": index, "max_abs_diff": diff, "allowed": allowed}
+    return {"feeds": len(feeds), "outputs": len(outputs), "passed": bool(worst["ratio"] <= 1.0),
+            "worst": worst, "bound": f"|actual - fp32| <= {bound[1]:g} + {bound[0]:g} * |fp32|, every element"}
 
 
 # --- the report ----------------------------------------------------------------------------------------

@@ -244,10 +244,91 @@ def test_fp16_mixed_keeps_the_nodes_whose_error_is_too_large(tmp_path) -> None:
     mixed = transform_model(path, "c" * 64, TransformSpec("fp16-mixed", mixed_rtol=1e-2, mixed_atol=1e-2), FEEDS)
     kept = mixed.report["mixed"]["kept_fp32_for_error"]
     assert kept == [{"node": "/AddBias", "op": "Add"}]
-    assert {"node": "/AddBias", "op": "Add", "reason": "fp16 error above the bound on the case's input"} \
+    assert {"node": "/AddBias", "op": "Add", "reason": "fp16 error above the bound on the case's inputs"} \
         in mixed.report["kept_fp32"]
     assert mixed.report["mixed"]["bound"] == {"rtol": 1e-2, "atol": 1e-2}
     np.testing.assert_allclose(_run(mixed.path)[0], expected, rtol=1e-2, atol=1e-2)
+    verification = mixed.report["mixed"]["verification"]
+    assert verification["passed"] and verification["feeds"] == 1 and verification["worst"]["ratio"] <= 1.0
+
+
+def overflowing_chain() -> onnx.ModelProto:
+    """y = ((x * 1e3) * 1e3) / 1e6 + 0.1: the middle value (and the divisor) pass float16's 65504."""
+    return _model([h.make_node("Mul", ["x", "thousand"], ["a"], name="/Mul1"),
+                   h.make_node("Mul", ["a", "thousand"], ["b"], name="/Mul2"),
+                   h.make_node("Div", ["b", "million"], ["c"], name="/Div"),
+                   h.make_node("Add", ["c", "tenth"], ["y"], name="/Add")], _out(),
+                  initializers=[nh.from_array(np.array(1e3, np.float32), "thousand"),
+                                nh.from_array(np.array(1e6, np.float32), "million"),
+                                nh.from_array(np.array(0.1, np.float32), "tenth")])
+
+
+def test_fp16_mixed_keeps_the_nodes_past_float16_range_in_float32_and_says_why(tmp_path) -> None:
+    path = _save(overflowing_chain(), tmp_path, "overflow")
+    feeds = [{"x": X}, {"x": 3 * X}]
+    mixed = transform_model(path, "e" * 64, TransformSpec("fp16-mixed", mixed_rtol=2e-2, mixed_atol=5e-3), feeds)
+    ranged = {k["node"]: k for k in mixed.report["mixed"]["kept_fp32_for_range"]}
+    assert set(ranged) == {"/Mul2", "/Div"}
+    assert ranged["/Mul2"]["tensor"] == "b" and ranged["/Mul2"]["max_abs"] > 65504
+    assert ranged["/Div"]["tensor"] in ("b", "million")
+    reasons = {k["node"]: k["reason"] for k in mixed.report["kept_fp32"]}
+    assert "overflows float16" in reasons["/Mul2"] and "on the case's inputs" in reasons["/Mul2"]
+    for feed in feeds:
+        actual, expected = _run(mixed.path, feed)[0], _run(path, feed)[0]
+        assert np.isfinite(actual).all()
+        np.testing.assert_allclose(actual, expected, rtol=2e-2, atol=5e-3)
+    assert mixed.report["mixed"]["verification"]["feeds"] == 2
+    assert "/Mul1" not in reasons and "/Add" not in reasons  # the rest is float16
+
+
+def test_a_search_stopped_by_its_attempt_limit_returns_a_verified_model(tmp_path, monkeypatch) -> None:
+    """Three attempts on four nodes: all (too far), the first half (too far), the second half (good); then
+    the limit. /AddBias and /Sub were never decided, stay float32, and the model is checked on both feeds."""
+    import harness.model.fp16 as fp16
+    monkeypatch.setattr(fp16, "MIXED_MAX_ATTEMPTS", 3)
+    path = _save(rounded_bias(), tmp_path, "bias")
+    feeds = [{"x": X}, {"x": 2 * X}]
+    mixed = transform_model(path, "f" * 64, TransformSpec("fp16-mixed", mixed_rtol=1e-2, mixed_atol=1e-2), feeds)
+    report = mixed.report["mixed"]
+    assert report["search_stopped_early"] and report["search_attempts"] == 3 and report["kept_fp32_undecided"] == 2
+    reasons = {k["node"]: k["reason"] for k in mixed.report["kept_fp32"]}
+    assert reasons["/Sub"] == "not tried before the search budget ran out"
+    assert mixed.report["converted_by_op"] == {"Relu": 1, "Mul": 1}
+    assert report["verification"]["passed"] and report["verification"]["feeds"] == 2
+    for feed in feeds:
+        np.testing.assert_allclose(_run(mixed.path, feed)[0], _run(path, feed)[0], rtol=1e-2, atol=1e-2)
+
+
+def test_a_search_that_converts_nothing_in_its_budget_is_a_failure(tmp_path, monkeypatch) -> None:
+    import harness.model.fp16 as fp16
+    monkeypatch.setattr(fp16, "MIXED_MAX_ATTEMPTS", 2)
+    path = _save(rounded_bias(), tmp_path, "bias")
+    with pytest.raises(TransformFailed, match="no node converts to float16 within") as failed:
+        transform_model(path, "g" * 64, TransformSpec("fp16-mixed", mixed_rtol=1e-2, mixed_atol=1e-2), FEEDS)
+    assert "mixed_rtol" in failed.value.hint
+
+
+def test_the_final_model_is_checked_even_when_the_search_accepts_everything(tmp_path, monkeypatch) -> None:
+    """A search whose trials all pass (here: a stand-in that says yes) still meets the bound check on every
+    feed; plain fp16 of rounded_bias is 0.25 off, so it fails and says by how much."""
+    import harness.model.fp16 as fp16
+    monkeypatch.setattr(fp16, "_within", lambda *args: True)
+    path = _save(rounded_bias(), tmp_path, "bias")
+    with pytest.raises(TransformFailed) as failed:
+        transform_model(path, "h" * 64, TransformSpec("fp16-mixed", mixed_rtol=1e-2, mixed_atol=1e-2), FEEDS)
+    message = str(failed.value)
+    assert "output y on feed 0 misses |actual - fp32| <= 0.01 + 0.01 * |fp32| by" in message
+    assert "checked on 1 feed(s)" in message and "op_block_list" in failed.value.hint
+
+
+def test_nan_where_float32_is_finite_is_infinitely_far() -> None:
+    from harness.model.fp16 import _excess
+    expected = np.array([1.0, np.nan, np.inf], np.float32)
+    assert _excess(expected.copy(), expected, (0.0, 0.0))[0] == 0.0
+    assert _excess(np.array([np.nan, np.nan, np.inf], np.float32), expected, (1.0, 1.0))[0] == np.inf
+    assert _excess(np.array([1.0, np.nan, 65504], np.float32), expected, (1.0, 1.0))[0] == np.inf
+    ratio, diff, allowed = _excess(np.array([1.5, np.nan, np.inf], np.float32), expected, (0.1, 0.1))
+    assert (ratio, diff, allowed) == (pytest.approx(2.5), 0.5, pytest.approx(0.2))
 
 
 def test_fp16_mixed_needs_an_input(tmp_path) -> None:
