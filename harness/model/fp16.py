@@ -15,6 +15,9 @@ Converter order, measured with keep_io_types (onnxruntime 1.32, onnxconverter-co
   DequantizeLinear float16 scales.
 - with the block lists here: onnxruntime's 8 of 8 real models, onnxconverter-common's 4 of 8.
 So onnxruntime's converter goes first and onnxconverter-common is the fallback.
+
+Both converters' results pass through `_fp32_kept_between`: onnxruntime's converter wraps each blocked node in
+its own casts, so without it a value between two float32 nodes is still stored as float16 on the way.
 """
 
 from __future__ import annotations

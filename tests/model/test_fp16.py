@@ -281,6 +281,18 @@ def test_fp16_mixed_keeps_the_nodes_past_float16_range_in_float32_and_says_why(t
     assert "/Mul1" not in reasons and "/Add" not in reasons  # the rest is float16
 
 
+def test_a_value_between_two_float32_nodes_is_not_stored_as_float16(tmp_path) -> None:
+    """onnxruntime's converter wraps each blocked node in its own casts: b = 3.9e6 went Mul2 -> Cast(float16)
+    -> inf -> Cast(float) -> Div. Now Mul2 feeds Div directly and only the Add runs in float16."""
+    path, result = _fp16(overflowing_chain(), tmp_path, "chain", op_block_list=("Mul", "Div"))
+    converted = onnx.load(str(result.path))
+    assert _cast_targets(converted.graph).count(TP.FLOAT16) == 1  # only c, into the float16 Add
+    assert result.report["converted_by_op"] == {"Add": 1}
+    actual = _run(result.path)[0]
+    assert np.isfinite(actual).all()
+    np.testing.assert_allclose(actual, _run(path)[0], rtol=1e-3, atol=1e-3)
+
+
 def test_a_search_stopped_by_its_attempt_limit_returns_a_verified_model(tmp_path, monkeypatch) -> None:
     """Three attempts on four nodes: all (too far), the first half (too far), the second half (good); then
     the limit. /AddBias and /Sub were never decided, stay float32, and the model is checked on both feeds."""
