@@ -13,7 +13,11 @@ from onnx import TensorProto as TP
 from onnx import helper as h
 from onnx import numpy_helper as nh
 
-from harness.model.transform_spec import TransformFailed, TransformNotApplicable, TransformSpec
+from harness.model.transform_spec import (
+    TransformFailed,
+    TransformNotApplicable,
+    TransformSpec,
+)
 from harness.model.transforms import transform_model
 
 X = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
@@ -296,7 +300,7 @@ def test_a_value_between_two_float32_nodes_is_not_stored_as_float16(tmp_path) ->
 def test_a_search_stopped_by_its_attempt_limit_returns_a_verified_model(tmp_path, monkeypatch) -> None:
     """Three attempts on four nodes: all (too far), the first half (too far), the second half (good); then
     the limit. /AddBias and /Sub were never decided, stay float32, and the model is checked on both feeds."""
-    import harness.model.fp16 as fp16
+    from harness.model import fp16
     monkeypatch.setattr(fp16, "MIXED_MAX_ATTEMPTS", 3)
     path = _save(rounded_bias(), tmp_path, "bias")
     feeds = [{"x": X}, {"x": 2 * X}]
@@ -312,7 +316,7 @@ def test_a_search_stopped_by_its_attempt_limit_returns_a_verified_model(tmp_path
 
 
 def test_a_search_that_converts_nothing_in_its_budget_is_a_failure(tmp_path, monkeypatch) -> None:
-    import harness.model.fp16 as fp16
+    from harness.model import fp16
     monkeypatch.setattr(fp16, "MIXED_MAX_ATTEMPTS", 2)
     path = _save(rounded_bias(), tmp_path, "bias")
     with pytest.raises(TransformFailed, match="no node converts to float16 within") as failed:
@@ -323,7 +327,7 @@ def test_a_search_that_converts_nothing_in_its_budget_is_a_failure(tmp_path, mon
 def test_the_final_model_is_checked_even_when_the_search_accepts_everything(tmp_path, monkeypatch) -> None:
     """A search whose trials all pass (here: a stand-in that says yes) still meets the bound check on every
     feed; plain fp16 of rounded_bias is 0.25 off, so it fails and says by how much."""
-    import harness.model.fp16 as fp16
+    from harness.model import fp16
     monkeypatch.setattr(fp16, "_within", lambda *args: True)
     path = _save(rounded_bias(), tmp_path, "bias")
     with pytest.raises(TransformFailed) as failed:
