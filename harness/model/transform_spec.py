@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 KINDS = ("none", "fp16", "fp16-mixed", "int8-dynamic", "int8-static")
 # Bump when a transform's code changes what it produces, so stale cached models are not reused.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 class TransformNotApplicable(Exception):
