@@ -196,8 +196,8 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
                                         "transform": p.transform, "target": p.target, "origin": profile_origin(p),
                                         "worker": availability[p.name].hello} for p in profile_list}
             ref_cells = _reference_outputs(plans, reference, executor, availability) if reference else {}
-            todo = [(plan, p) for p in profile_list for plan in plans
-                    if R.cell_key(plan.case.name, p.name) not in prior | ref_cells]
+            done = prior.keys() | ref_cells.keys()
+            todo = [(plan, p) for p in profile_list for plan in plans if R.cell_key(plan.case.name, p.name) not in done]
             fresh = run_repeats(executor, todo, availability, options.repeat, options.console)
         finally:
             executor.close()
