@@ -205,7 +205,8 @@ class Executor:
             return None
         if spec.kind != "none":
             result.model["transform_report"] = done.report
-        self._log_transform(plan, profile, done.log)
+        messages = done.report.get("library_messages") or []  # int8 keeps the quantiser's words in its report
+        self._log_transform(plan, profile, "\n".join([done.log, *map(str, messages)]))
         return done.path
 
     def _log_transform(self, plan: CasePlan, profile: Profile, text: str) -> None:
