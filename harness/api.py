@@ -27,6 +27,7 @@ from harness.run import record as R
 from harness.run.evaluation import Evaluator, measure_spec, run_repeats
 from harness.run.executor import FIXABLE_BY_INSTALL, Availability, Executor, RunOptions, probe
 from harness.run.plan import CasePlan, check_inputs, plan_case
+from harness.run.pool import WorkerPool
 from harness.run.quiet import RunLog
 
 
@@ -63,9 +64,10 @@ def load_profiles(names: Sequence[str] | None, options: MatrixOptions) -> list[P
 
 
 def _cases(cases: Sequence[Case | str | Path], options: MatrixOptions) -> list[Case]:
-    if all(isinstance(c, Case) for c in cases) and cases:
-        return list(cases)  # type: ignore[arg-type]
-    return discover([str(c) for c in cases if not isinstance(c, Case)], options.root)
+    """Case objects as given, then the cases the selectors name (no selector and no Case: all of root)."""
+    given = [c for c in cases if isinstance(c, Case)]
+    selectors = [str(c) for c in cases if not isinstance(c, Case)]
+    return given + (discover(selectors, options.root) if selectors or not given else [])
 
 
 def _profiles(profiles: Sequence[Profile | str] | None, options: MatrixOptions) -> list[Profile]:
@@ -85,20 +87,20 @@ def _open_record(options: MatrixOptions) -> tuple[R.RunRecord, Path, dict[str, R
     return record, options.out / record.run_id, {}
 
 
-def _probe_all(profiles: list[Profile], executor: Executor) -> dict[str, Availability]:
+def _probe_all(profiles: list[Profile], pool: WorkerPool) -> dict[str, Availability]:
     from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        found = list(pool.map(lambda p: probe(p, executor.pool), profiles))
+    with ThreadPoolExecutor(max_workers=4) as threads:
+        found = list(threads.map(lambda p: probe(p, pool), profiles))
     return {p.name: a for p, a in zip(profiles, found)}
 
 
 def probe_profiles(profiles: list[Profile]) -> dict[str, Availability]:
     """Can each profile run here? A session is created and run on a one-node model in its worker."""
-    executor = Executor(RunOptions(Path(".")), None)
+    pool = WorkerPool()
     try:
-        return _probe_all(profiles, executor)
+        return _probe_all(profiles, pool)
     finally:
-        executor.close()
+        pool.close()
 
 
 def _refuse_named_but_uninstalled(named: Sequence[str], availability: dict[str, Availability]) -> None:
@@ -189,7 +191,7 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
             if not options.resume:
                 executor.journal.header(record)
             probed = profile_list + ([reference] if reference and reference not in profile_list else [])
-            availability = _probe_all(probed, executor)
+            availability = _probe_all(probed, executor.pool)
             _refuse_named_but_uninstalled(options.named_profiles, availability)
             record.profiles = {p.name: {"available": availability[p.name].available,
                                         "reason": availability[p.name].reason, "ep": p.ep,

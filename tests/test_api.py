@@ -132,3 +132,12 @@ def test_a_transform_that_does_not_apply_is_its_own_verdict(tmp_path: Path) -> N
     cell = {c.profile: c for c in record.cells}["cpu-int8"]
     assert cell.verdict == R.NOT_APPLICABLE and "quantis" in cell.detail, cell.detail
     assert not api.failing(record)
+
+
+def test_case_objects_and_selectors_mix(make_case, tmp_path: Path) -> None:
+    """A Case object next to a path selector: both run, none is dropped."""
+    from harness.golden.cases import discover
+    [first] = discover([str(make_case(tmp_path / "one"))], tmp_path)
+    second = make_case(tmp_path / "two")
+    record = api.run_matrix([first, second], ["cpu"], _options(tmp_path))
+    assert sorted(c.case for c in record.cells) == ["one", "two"]
