@@ -22,6 +22,7 @@ SCHEMA_VERSION = 1
 JOURNAL_NAME = "journal.jsonl"
 RECORD_NAME = "record.json"
 LOG_NAME = "run.log"  # library warnings and transform output: kept off the terminal
+_NOT_IN_HEADER = ("cells", "location")  # the journal's header line holds every other RunRecord field
 
 # Verdicts. PASS* ("fell back") is a PASS whose nodes did not all run on the profile's EP.
 PASS, PASS_FELL_BACK, FAIL, XFAIL, XPASS = "PASS", "PASS*", "FAIL", "XFAIL", "XPASS"
@@ -126,7 +127,7 @@ class RunRecord:
 
     def to_json(self) -> str:
         body = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(self)}
-        body.pop("location")
+        body.pop("location")  # where this copy lies, not part of it
         return json.dumps(body, indent=2, allow_nan=False, default=str) + "\n"
 
     def write(self, folder: Path) -> Path:
@@ -161,14 +162,17 @@ def load_record(path: Path) -> tuple[RunRecord, Path]:
         journal = folder / JOURNAL_NAME
         if journal.is_file():  # a later --resume of this run may have finished more cells, then been killed
             cells.update({c.key: c for c in read_journal(journal)[1]})
-        fields = {k: data[k] for k in ("run_id", "created", "machine", "versions", "commit", "argv", "profiles",
-                                         "finished", "options", "noise", "warnings", "log") if k in data}
-        return RunRecord(**fields, cells=list(cells.values())), folder
+        return RunRecord(**_header_fields(data), cells=list(cells.values())), folder
     journal = folder / JOURNAL_NAME
     if journal.is_file():
         header, cells = read_journal(journal)
         return RunRecord(**header, cells=cells), folder
     raise BaselineError(f"{path}: no {RECORD_NAME} or {JOURNAL_NAME} there", hint="pass a results/<run>/ folder")
+
+
+def _header_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The RunRecord fields in ``data`` other than its cells and location (unknown keys are dropped)."""
+    return {k: v for k, v in data.items() if k in RunRecord.__dataclass_fields__ and k not in _NOT_IN_HEADER}
 
 
 class Journal:
@@ -186,7 +190,7 @@ class Journal:
 
     def header(self, record: RunRecord) -> None:
         self._append({"kind": "header", "schema_version": SCHEMA_VERSION,
-                      **{k: v for k, v in asdict(record).items() if k not in ("cells", "location")}})
+                      **_header_fields(asdict(record))})
 
     def cell(self, result: CellResult) -> None:
         self._append({"kind": "cell", **result.to_dict()})
@@ -208,8 +212,7 @@ def read_journal(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
         kind = entry.pop("kind", None)
         if kind == "header" and not header:
             entry.pop("schema_version", None)
-            header = {k: v for k, v in entry.items()
-                      if k in RunRecord.__dataclass_fields__ and k not in ("cells", "location")}
+            header = _header_fields(entry)
         elif kind == "cell":
             result = CellResult.from_dict(entry)
             cells[result.key] = result
