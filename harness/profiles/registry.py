@@ -130,15 +130,18 @@ def _merge_profile(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]
     merged = _deep_merge(base, over)
     below, above = base.get("tolerance"), over.get("tolerance")
     if isinstance(below, dict) and isinstance(above, dict):
-        tolerance = _deep_merge(without_replaced_rule(below, above), above)
-        below_dt, above_dt = below.get("dtype"), above.get("dtype")
-        if isinstance(below_dt, dict) and isinstance(above_dt, dict):
-            tolerance["dtype"] = {**below_dt, **{
-                name: _deep_merge(without_replaced_rule(below_dt[name], table), table)
-                if isinstance(below_dt.get(name), dict) and isinstance(table, dict) else table
-                for name, table in above_dt.items()}}
-        merged["tolerance"] = tolerance
+        merged["tolerance"] = tolerance = _merge_rule(below, above)
+        below_dtypes, above_dtypes = below.get("dtype"), above.get("dtype")
+        if isinstance(below_dtypes, dict) and isinstance(above_dtypes, dict):
+            for name, table in above_dtypes.items():
+                if isinstance(below_dtypes.get(name), dict) and isinstance(table, dict):
+                    tolerance["dtype"][name] = _merge_rule(below_dtypes[name], table)
     return merged
+
+
+def _merge_rule(below: dict[str, Any], above: dict[str, Any]) -> dict[str, Any]:
+    """One tolerance table over another, the child's element rule replacing the parent's."""
+    return _deep_merge(without_replaced_rule(below, above), above)
 
 
 def _parent(entries: dict[str, list[_Entry]], name: str, index: int, parent: str, path: Path) -> tuple[str, int]:
