@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from harness.worker import protocol
 from harness.worker.memory import CellMemory
-from harness.worker.ort_message import parse_ort_message
+from harness.worker.ort_message import ort_message_of
 
 FAULT_ENV = "HARNESS_TEST_FAULT"  # test-only: "<kind>:<case glob>", kind in segfault|hang|oom|exit
 
@@ -124,7 +124,7 @@ class Worker:
     def error(self, kind: str, exc: BaseException) -> None:
         """Reply with ORT's own words: the first line is ``CODE: message`` without C++ source paths (what a
         report shows), then the full text when it says more."""
-        parsed = parse_ort_message(str(exc).strip() or type(exc).__name__)
+        parsed = ort_message_of(exc)
         full = parsed.full.strip()
         if isinstance(exc, MemoryError) or "bad_alloc" in full or "Failed to allocate" in full:
             kind = "oom"
@@ -217,7 +217,7 @@ def hello_for(spec: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
     except Unavailable as exc:
         hello.update(available=False, reason=str(exc), unavailable=exc.kind)
     except Exception as exc:  # a plugin that fails to load is a skip with ORT's words, not a crash
-        words = parse_ort_message(str(exc).strip()).line
+        words = ort_message_of(exc).line
         hello.update(available=False, reason=f"{type(exc).__name__}: {words}", unavailable="load_failed")
     return hello
 

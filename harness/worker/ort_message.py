@@ -90,3 +90,8 @@ def parse_ort_message(full: str) -> OrtMessage:
         if body:
             parts.append(body if header.group(2) == outer.group(2) else f"{header.group(2)}: {body}")
     return OrtMessage(outer.group(2), int(outer.group(1)), _one_line(" ".join(parts)), full)
+
+
+def ort_message_of(exc: BaseException) -> OrtMessage:
+    """The parsed words of an exception ORT (or anything else) raised; its type name when it has no text."""
+    return parse_ort_message(str(exc).strip() or type(exc).__name__)

@@ -16,7 +16,7 @@ from typing import Any
 
 import onnxruntime as ort
 
-from harness.worker.ort_message import parse_ort_message
+from harness.worker.ort_message import ort_message_of
 from harness.worker.probe import PROBE_FEED, PROBE_MODEL, explain_failure
 
 _OPT = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -125,7 +125,7 @@ def check_available(spec: dict[str, Any]) -> None:
         session = create_session(PROBE_MODEL, probe_spec)
         session.run(None, PROBE_FEED)
     except Exception as exc:  # ORT raises its own Fail/EPFail/RuntimeError types
-        parsed = parse_ort_message(str(exc).strip() or type(exc).__name__)
+        parsed = ort_message_of(exc)
         raise Unavailable(*explain_failure(spec["ep"], parsed.line, parsed.full)) from None
     providers = session.get_providers()
     if spec["ep"] not in providers:
