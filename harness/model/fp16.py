@@ -82,7 +82,7 @@ def convert_fp16(model_path: Path, spec: TransformSpec, feeds: list[dict[str, np
     model = _prepared(model_path)
     kept = _kept_fp32(model, spec)
     _require_something_to_convert(model, kept)
-    converted, report = _convert_verified(model, spec, kept, feeds[:1])
+    converted, report, _ = _convert_verified(model, spec, kept, feeds[:1])
     return converted.SerializeToString(), {**report, **_describe(model, kept, converted)}
 
 
@@ -390,35 +390,38 @@ CONVERTERS: tuple[tuple[str, Converter], ...] = (
 
 
 def _convert_verified(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str],
-                      feeds: list[dict[str, np.ndarray]]) -> tuple[onnx.ModelProto, dict]:
-    """The first converter's result that passes the checks; TransformFailed with each one's error if none."""
+                      feeds: list[dict[str, np.ndarray]]) -> tuple[onnx.ModelProto, dict, list[list[np.ndarray]]]:
+    """The first converter's result that passes the checks, its report and its outputs on `feeds` (so a
+    caller that compares them need not run the model again); TransformFailed with each one's error if none."""
     ops = (QUANTISATION_OPS | CPU_FP16_UNSUPPORTED_OPS | set(spec.op_block_list))
     attempts = []
     for name, convert in CONVERTERS:
         try:
             converted = convert(_copy(model), spec.keep_io_types, set(ops), set(kept))
-            checks = _verify(model, converted, feeds)
+            checks, outputs = _verify(model, converted, feeds)
         except (ProfileError, TransformNotApplicable):
             raise
         except Exception as exc:  # noqa: BLE001 - the converter's or the runtime's own words are the finding
             attempts.append({"converter": name, "error": _first_line(exc)})
             continue
-        return converted, {"converter": name, "failed_converters": attempts, "checks": checks}
+        return converted, {"converter": name, "failed_converters": attempts, "checks": checks}, outputs
     detail = "; ".join(f"{a['converter']}: {a['error']}" for a in attempts)
     raise TransformFailed(f"fp16 conversion of {model.graph.name or 'the model'} did not load: {detail}",
                           hint="add the op type named in the error to [precision] op_block_list in the profile, "
                                "or try transform = \"fp16-mixed\"")
 
 
-def _verify(original: onnx.ModelProto, converted: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> list[str]:
-    """Checker (full where it works), then a real CPU session, then one run; the list says what passed."""
+def _verify(original: onnx.ModelProto, converted: onnx.ModelProto,
+            feeds: list[dict[str, np.ndarray]]) -> tuple[list[str], list[list[np.ndarray]]]:
+    """Checker (full where it works), then a real CPU session, then a run per feed: what passed, and the outputs."""
     checks = [_checker(original, converted)]
     session = _session(converted)
     checks.append("onnxruntime CPU session")
+    outputs = []
     for feed in feeds:
-        session.run(None, _feed_for(converted, feed))
+        outputs.append(session.run(None, _feed_for(converted, feed)))
         checks.append("one run on the case's input")
-    return checks
+    return checks, outputs
 
 
 def _checker(original: onnx.ModelProto, converted: onnx.ModelProto) -> str:
@@ -620,8 +623,8 @@ def _final_verified(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str,
             raise TransformFailed(f"fp16-mixed of {model.graph.name or 'the model'}: no node converts to float16 "
                                   f"within |actual - fp32| <= {bound[1]:g} + {bound[0]:g} * |fp32| on the "
                                   f"{len(feeds)} input feed(s) before the search stopped", hint=_MIXED_HINT)
-        converted, report = _convert_verified(model, spec, kept, feeds)
-        verification = _verification(converted, feeds, references, bound)
+        converted, report, actuals = _convert_verified(model, spec, kept, feeds)
+        verification = _verification([o.name for o in converted.graph.output], actuals, references, bound)
         if verification["passed"]:
             return converted, report, verification
     worst = verification["worst"]
@@ -636,18 +639,16 @@ _MIXED_HINT = ("raise mixed_rtol / mixed_atol in the profile's [precision], or a
                "float32 to op_block_list")
 
 
-def _verification(converted: onnx.ModelProto, feeds: list[dict[str, np.ndarray]],
-                  references: list[list[np.ndarray]], bound: tuple[float, float]) -> dict:
-    """Run the final model on every feed; the worst element against the bound over all outputs."""
-    session = _session(converted)
-    outputs = [o.name for o in session.get_outputs()]
+def _verification(outputs: list[str], actuals: list[list[np.ndarray]], references: list[list[np.ndarray]],
+                  bound: tuple[float, float]) -> dict:
+    """The final model's outputs on every feed (from `_verify`'s runs); the worst element against the bound."""
     worst = {"ratio": -1.0}
-    for index, (feed, expected) in enumerate(zip(feeds, references)):
-        for name, actual, reference in zip(outputs, session.run(None, feed), expected):
+    for index, (actual_outputs, expected) in enumerate(zip(actuals, references)):
+        for name, actual, reference in zip(outputs, actual_outputs, expected):
             ratio, diff, allowed = _excess(actual, reference, bound)
             if ratio > worst["ratio"]:
                 worst = {"ratio": ratio, "output": name, "feed": index, "max_abs_diff": diff, "allowed": allowed}
-    return {"feeds": len(feeds), "outputs": len(outputs), "passed": bool(worst["ratio"] <= 1.0),
+    return {"feeds": len(actuals), "outputs": len(outputs), "passed": bool(worst["ratio"] <= 1.0),
             "worst": worst, "bound": f"|actual - fp32| <= {bound[1]:g} + {bound[0]:g} * |fp32|, every element"}
 
 
