@@ -71,8 +71,7 @@ def quantize_dynamic_model(model_path: Path, spec: Any, work_dir: Path) -> tuple
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.registry import IntegerOpsRegistry
 
-    prepared, pre = _prepare(model_path, work_dir)
-    before = onnx.load(str(prepared))
+    prepared, before, pre = _prepare(model_path, work_dir)
     op_types = _op_types(IntegerOpsRegistry, spec)
     if "MatMul" in op_types and "Gemm" not in spec.op_block_list:
         op_types.append("Gemm")  # the dynamic quantiser rewrites Gemm as MatMul + Add, then quantises the MatMul
@@ -107,8 +106,7 @@ def quantize_static_model(model_path: Path, spec: Any, calibration: list[dict[st
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     _check_static_request(model_path, spec, calibration)
-    prepared, pre = _prepare(model_path, work_dir)
-    before = onnx.load(str(prepared))
+    prepared, before, pre = _prepare(model_path, work_dir)
     op_types = _op_types({**QLinearOpsRegistry, **QDQRegistry}, spec)
     _require_work(before, op_types, spec, subgraphs=False)
     options = {"ActivationSymmetric": False, "WeightSymmetric": True, "ForceQuantizeNoInputCheck": True}
@@ -137,11 +135,14 @@ def _check_static_request(model_path: Path, spec: Any, calibration: list[dict[st
                                          "were given", hint="add a test_data_set_N, or pass --calibration-data DIR")
 
 
-def _prepare(model_path: Path, work_dir: Path) -> tuple[Path, dict]:
-    reason = already_quantised(onnx.load(str(model_path), load_external_data=False))
+def _prepare(model_path: Path, work_dir: Path) -> tuple[Path, onnx.ModelProto, dict]:
+    """The model for the quantiser: its path, the same model loaded (for the node report), and the pre-processing
+    report. The model is read once here; the opset check and the refusal of a quantised model share it."""
+    model = onnx.load(str(model_path))
+    reason = already_quantised(model)
     if reason:
         raise transform_spec.TransformNotApplicable(reason)
-    return _pre_process(model_path, work_dir)
+    return _pre_process(model_path, model, work_dir)
 
 
 def _require_work(model: onnx.ModelProto, op_types: list[str], spec: Any, subgraphs: bool) -> None:
@@ -200,14 +201,14 @@ def _loadable(path: Path, model_path: Path, transform: str) -> bytes:
     return data
 
 
-def _pre_process(model_path: Path, work_dir: Path) -> tuple[Path, dict]:
+def _pre_process(model_path: Path, model: onnx.ModelProto, work_dir: Path) -> tuple[Path, onnx.ModelProto, dict]:
     """ORT's quant_pre_process: symbolic and ONNX shape inference, then ORT's basic optimisation, which folds
     constants (a weight fed through Identity, a Constant node or a computed initializer becomes an initializer;
     without it the quantiser stops with 'Expected <weight> to be an initializer'). Symbolic shape inference fails on
     some graphs (If/Loop bodies, custom ops); then it is skipped and the rest still runs."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    source, opset = _opset_for_qdq(model_path, work_dir)
+    source, model, opset = _opset_for_qdq(model_path, model, work_dir)
     out = work_dir / "pre-processed.onnx"
     attempts = [("symbolic shape inference, ONNX shape inference, ORT basic optimisation (constant folding)", {}),
                 ("ONNX shape inference, ORT basic optimisation (constant folding)", {"skip_symbolic_shape": True}),
@@ -225,9 +226,9 @@ def _pre_process(model_path: Path, work_dir: Path) -> tuple[Path, dict]:
         if optimiser and "skip_optimization" not in skips:
             failures.append(f"ORT optimisation: {optimiser[0]}")
             steps = steps.replace(", ORT basic optimisation (constant folding)", "")
-        _name_nodes(out)
-        return out, {"ran": True, "steps": steps, "opset": opset, "failed": failures}
-    return source, {"ran": False, "steps": "none: the plain model was quantised", "opset": opset, "failed": failures}
+        return out, _name_nodes(out), {"ran": True, "steps": steps, "opset": opset, "failed": failures}
+    return source, model, {"ran": False, "steps": "none: the plain model was quantised", "opset": opset,
+                           "failed": failures}
 
 
 @contextlib.contextmanager
@@ -241,24 +242,23 @@ def _in_directory(path: Path) -> Iterator[None]:
         os.chdir(previous)
 
 
-def _opset_for_qdq(model_path: Path, work_dir: Path) -> tuple[Path, str]:
+def _opset_for_qdq(model_path: Path, model: onnx.ModelProto, work_dir: Path) -> tuple[Path, onnx.ModelProto, str]:
     """Models exported at opset 11-12 (Paddle, older PyTorch) get per-channel DequantizeLinear nodes with an
     ``axis`` attribute that only opset 13 defines, so onnxruntime refuses the quantised model; convert first."""
-    model = onnx.load(str(model_path))
     version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), _QDQ_OPSET)
     if version >= _QDQ_OPSET:
-        return model_path, f"{version} (kept)"
+        return model_path, model, f"{version} (kept)"
     try:
         converted = onnx.version_converter.convert_version(model, _QDQ_OPSET)
     except Exception as error:  # noqa: BLE001 - the converter raises bare RuntimeError/ValueError per op
-        return model_path, f"{version} (kept: conversion to {_QDQ_OPSET} failed: {_words(error)})"
+        return model_path, model, f"{version} (kept: conversion to {_QDQ_OPSET} failed: {_words(error)})"
     target = work_dir / f"opset{_QDQ_OPSET}.onnx"
     onnx.save(converted, str(target))
-    return target, f"{version} -> {_QDQ_OPSET} (per-channel DequantizeLinear needs opset 13)"
+    return target, converted, f"{version} -> {_QDQ_OPSET} (per-channel DequantizeLinear needs opset 13)"
 
 
-def _name_nodes(path: Path) -> None:
-    """Give unnamed nodes a name, so the report can tell which nodes the quantiser replaced."""
+def _name_nodes(path: Path) -> onnx.ModelProto:
+    """Give unnamed nodes a name, so the report can tell which nodes the quantiser replaced; the named model."""
     model = onnx.load(str(path))
     unnamed = [node for node in model.graph.node if not node.name]
     if unnamed:
@@ -267,6 +267,7 @@ def _name_nodes(path: Path) -> None:
             name = f"{node.op_type}_int8_{index}"
             node.name = name if name not in taken else f"{name}_{len(taken)}"
         onnx.save(model, str(path))
+    return model
 
 
 def _op_types(registry: Any, spec: Any) -> list[str]:

@@ -205,7 +205,7 @@ def test_failed_symbolic_shape_inference_falls_back_and_says_why(tmp_path, capfd
     work = tmp_path / "work"
     work.mkdir()
     sklearn = REPO / "reference_outputs" / "sklearn_logreg" / "model.onnx"
-    path, report = int8._pre_process(sklearn, work)
+    path, _, report = int8._pre_process(sklearn, onnx.load(str(sklearn)), work)
     assert path == work / "pre-processed.onnx" and report["ran"]
     assert report["steps"] == "ONNX shape inference, ORT basic optimisation (constant folding)"
     assert "Incomplete symbolic shape inference" in report["failed"][0]
