@@ -134,9 +134,9 @@ def _prepared(model_path: Path) -> onnx.ModelProto:
         model = onnx.shape_inference.infer_shapes(model)
     except Exception:  # noqa: BLE001, S110 - inference is a help, not a requirement; the converters cope
         pass
-    originals = {node.name for node in _all_nodes(model.graph)}
+    originals = {node.name for node in all_nodes(model.graph)}
     seen: set[str] = set()
-    for index, node in enumerate(_all_nodes(model.graph)):
+    for index, node in enumerate(all_nodes(model.graph)):
         if not node.name or node.name in seen:
             candidate = f"{node.name or node.op_type}__fp16_{index}"
             while candidate in originals or candidate in seen:
@@ -146,14 +146,15 @@ def _prepared(model_path: Path) -> onnx.ModelProto:
     return model
 
 
-def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+def all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    """Every node, those inside If/Loop/Scan bodies included (int8.py walks graphs with it too)."""
     for node in graph.node:
         yield node
-        for sub in _subgraphs(node):
-            yield from _all_nodes(sub)
+        for sub in subgraphs(node):
+            yield from all_nodes(sub)
 
 
-def _subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+def subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
     for attr in node.attribute:
         if attr.type == onnx.AttributeProto.GRAPH:
             yield attr.g
@@ -164,7 +165,7 @@ def _subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
 def _all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
     yield graph
     for node in graph.node:
-        for sub in _subgraphs(node):
+        for sub in subgraphs(node):
             yield from _all_graphs(sub)
 
 
@@ -176,7 +177,7 @@ def _kept_fp32(model: onnx.ModelProto, spec: TransformSpec) -> dict[str, str]:
     opsets.setdefault("", opsets.get("ai.onnx", 21))
     extra = set(spec.op_block_list)
     kept: dict[str, str] = {}
-    for node in _all_nodes(model.graph):
+    for node in all_nodes(model.graph):
         reason = _block_reason(node, opsets, extra)
         if reason:
             kept[node.name] = reason
@@ -255,8 +256,8 @@ def _keep_parameter_producers(graph: onnx.GraphProto, kept: dict[str, str]) -> N
 def _reads(node: onnx.NodeProto) -> set[str]:
     """Names a node reads, including those its subgraphs take from the outer scope."""
     names = {name for name in node.input if name}
-    for sub in _subgraphs(node):
-        for inner in _all_nodes(sub):
+    for sub in subgraphs(node):
+        for inner in all_nodes(sub):
             names.update(name for name in inner.input if name)
     return names
 
@@ -284,7 +285,7 @@ def _require_something_to_convert(model: onnx.ModelProto, kept: dict[str, str]) 
     """Raise TransformNotApplicable when fp16 would change nothing, saying why."""
     types = _float_values(model)
     fp16 = sum(1 for t in types.values() if t == _FLOAT16)
-    floats = [n for n in _all_nodes(model.graph) if _computes_in_float(n, types)]
+    floats = [n for n in all_nodes(model.graph) if _computes_in_float(n, types)]
     if fp16 and not any(t == _FLOAT for t in types.values()):
         raise TransformNotApplicable(f"already float16 ({fp16} float16 tensors, no float32 ones)")
     if not floats and not any(t == _FLOAT for t in types.values()):
@@ -415,7 +416,7 @@ def _verify(original: onnx.ModelProto, converted: onnx.ModelProto,
             feeds: list[dict[str, np.ndarray]]) -> tuple[list[str], list[list[np.ndarray]]]:
     """Checker (full where it works), then a real CPU session, then a run per feed: what passed, and the outputs."""
     checks = [_checker(original, converted)]
-    session = _session(converted)
+    session = cpu_session(converted)
     checks.append("onnxruntime CPU session")
     outputs = []
     for feed in feeds:
@@ -441,11 +442,13 @@ def _checker(original: onnx.ModelProto, converted: onnx.ModelProto) -> str:
         raise ValueError(f"onnx.checker: {_first_line(exc)}") from exc
 
 
-def _session(model: onnx.ModelProto):
+def cpu_session(model: onnx.ModelProto | bytes):
+    """A CPU session that logs errors only: how both converters (fp16 here, int8.py) prove a model loads."""
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only; warnings would be captured anyway, but need not be made
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
 def _feed_for(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -485,9 +488,9 @@ def _range_scan(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]
                if name and types.get(name) == _FLOAT and name not in outputs]
     probe.graph.output.extend(onnx.helper.make_tensor_value_info(name, _FLOAT, None) for name in exposed)
     try:
-        session = _session(probe)
+        session = cpu_session(probe)
     except Exception:  # noqa: BLE001 - an exposed value ORT refuses: measure the graph outputs only
-        session = _session(model)
+        session = cpu_session(model)
     names = [o.name for o in session.get_outputs()]
     ranges = {init.name: _finite_max(onnx.numpy_helper.to_array(init))
               for graph in _all_graphs(model.graph) for init in graph.initializer if init.data_type == _FLOAT}
@@ -575,7 +578,7 @@ def _within(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str], f
     convert = CONVERTERS[0][1]
     ops = QUANTISATION_OPS | CPU_FP16_UNSUPPORTED_OPS | set(spec.op_block_list)
     try:
-        session = _session(convert(_copy(model), spec.keep_io_types, set(ops), set(kept)))
+        session = cpu_session(convert(_copy(model), spec.keep_io_types, set(ops), set(kept)))
         return all(_excess(a, r, bound)[0] <= 1.0
                    for feed, expected in zip(feeds, references)
                    for a, r in zip(session.run(None, feed), expected))
@@ -657,11 +660,11 @@ def _verification(outputs: list[str], actuals: list[list[np.ndarray]], reference
 def _describe(model: onnx.ModelProto, kept: dict[str, str], converted: onnx.ModelProto) -> dict:
     """Counts by op type of what was converted and what stayed float32 (with names and reasons)."""
     types = _float_values(model)
-    nodes = list(_all_nodes(model.graph))
+    nodes = list(all_nodes(model.graph))
     float_nodes = [n for n in nodes if _computes_in_float(n, types)]
     kept_nodes = [n for n in nodes if n.name in kept]
     before = sum(1 for n in nodes if n.op_type == "Cast")
-    after = sum(1 for n in _all_nodes(converted.graph) if n.op_type == "Cast")
+    after = sum(1 for n in all_nodes(converted.graph) if n.op_type == "Cast")
     return {
         "nodes": len(nodes),
         "converted_by_op": dict(Counter(n.op_type for n in float_nodes if n.name not in kept).most_common()),

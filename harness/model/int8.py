@@ -27,6 +27,7 @@ import onnx
 import onnx.version_converter
 
 from harness.model import transform_spec
+from harness.model.fp16 import all_nodes, cpu_session, subgraphs
 
 # Ops that only exist in a model that is already quantised (ai.onnx and com.microsoft domains).
 _QUANTISED_OPS = frozenset({
@@ -53,7 +54,7 @@ _WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm", "LSTM", "G
 def already_quantised(model: onnx.ModelProto) -> str | None:
     """Why quantising this model again makes no sense, or None. Quantising twice stacks rounding on rounding and
     feeds float scales to ops that expect them untouched, so a quantising profile does not apply."""
-    ops = Counter(node.op_type for node in _all_nodes(model.graph)
+    ops = Counter(node.op_type for node in all_nodes(model.graph)
                   if node.op_type in _QUANTISED_OPS or node.op_type.startswith(("QLinear", "QOrdered")))
     integer = [t.name for t in _all_initializers(model.graph)
                if t.data_type in _INTEGER_WEIGHT_TYPES and int(np.prod(t.dims, dtype=np.int64)) >= _MIN_INTEGER_WEIGHT]
@@ -150,14 +151,14 @@ def _require_work(model: onnx.ModelProto, op_types: list[str], spec: Any, subgra
     branches, which the static quantiser does not enter) would come back unchanged and PASS, saying nothing."""
     heavy = _WEIGHTED_OPS & set(op_types)
     main = sum(node.op_type in heavy for node in model.graph.node)
-    everywhere = sum(node.op_type in heavy for node in _all_nodes(model.graph))
+    everywhere = sum(node.op_type in heavy for node in all_nodes(model.graph))
     if main or (subgraphs and everywhere):
         return
     reason = f"nothing to quantise: no {'/'.join(sorted(heavy))} node"
     if everywhere:
         reason += (f" in the main graph ({everywhere} inside If/Loop/Scan subgraphs, which onnxruntime's static "
                    "quantiser does not enter; int8-dynamic does)")
-    blocked = _WEIGHTED_OPS & set(spec.op_block_list) & {node.op_type for node in _all_nodes(model.graph)}
+    blocked = _WEIGHTED_OPS & set(spec.op_block_list) & {node.op_type for node in all_nodes(model.graph)}
     if blocked:
         reason += f" outside [precision] op_block_list ({', '.join(sorted(blocked))})"
     raise transform_spec.TransformNotApplicable(reason)
@@ -187,13 +188,9 @@ class _FeedReader:
 def _loadable(path: Path, model_path: Path, transform: str) -> bytes:
     """The quantiser can write a model onnxruntime refuses (an op it upgraded wrongly, an attribute the opset lacks);
     that is the transform failing, and it must say so here rather than as an EP error in the cell."""
-    import onnxruntime as ort
-
     data = path.read_bytes()
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
     try:
-        ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        cpu_session(data)
     except Exception as error:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
         raise transform_spec.TransformFailed(
             f"{model_path.name}: {transform} produced a model onnxruntime cannot load: {_words(error)}",
@@ -361,18 +358,10 @@ def _node_report(before: onnx.ModelProto, after: onnx.ModelProto, op_types: list
             name in quantise_inputs for name in same.output)
         blocked_here = node.op_type in blocked  # excluded by name: a DQ -> op -> Q around it is its neighbours'
         (quantised if (replaced or in_qdq) and not blocked_here else floating)[node.op_type] += 1
-    inside = Counter(node.op_type for node in _all_nodes(after.graph) if node.op_type in _QUANTISED_OPS) - Counter(
+    inside = Counter(node.op_type for node in all_nodes(after.graph) if node.op_type in _QUANTISED_OPS) - Counter(
         node.op_type for node in after.graph.node if node.op_type in _QUANTISED_OPS)
     return {"nodes_quantised": dict(sorted(quantised.items())), "nodes_kept_float": dict(sorted(floating.items())),
             "subgraph_quantised_ops": dict(sorted(inside.items()))}
-
-
-def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    for node in graph.node:
-        yield node
-        for attribute in node.attribute:
-            for sub in [attribute.g] if attribute.HasField("g") else attribute.graphs:
-                yield from _all_nodes(sub)
 
 
 def _all_initializers(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
@@ -380,6 +369,5 @@ def _all_initializers(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     for node in graph.node:
         if node.op_type == "Constant":
             yield from (a.t for a in node.attribute if a.name == "value")
-        for attribute in node.attribute:
-            for sub in [attribute.g] if attribute.HasField("g") else attribute.graphs:
-                yield from _all_initializers(sub)
+        for sub in subgraphs(node):
+            yield from _all_initializers(sub)
