@@ -60,10 +60,7 @@ def transform_model(model_path: Path, sha256: str, spec: TransformSpec,
     sidecar = target.with_suffix(".json")
     cached = _read_cached(target, sidecar)
     if cached is not None:  # same model, spec and inputs; the inputs may have come from elsewhere this time
-        if spec.kind in _DATA_DEPENDENT:
-            cached.report["calibration_source"] = calibration_source
-            if isinstance(cached.report.get("calibration"), dict):
-                cached.report["calibration"]["source"] = calibration_source
+        _describe_inputs(cached.report, spec.kind, calibration, calibration_source)
         return cached
     log = io.StringIO()
     try:
@@ -72,10 +69,7 @@ def transform_model(model_path: Path, sha256: str, spec: TransformSpec,
     except (TransformNotApplicable, TransformFailed) as exc:
         exc.log = log.getvalue()
         raise
-    report = {"kind": spec.kind, **report}
-    if spec.kind in _DATA_DEPENDENT:
-        report["calibration_source"] = calibration_source
-        report["calibration_feeds"] = len(calibration)
+    report = _describe_inputs({"kind": spec.kind, **report}, spec.kind, calibration, calibration_source)
     envelope = {"schema": _REPORT_SCHEMA, "version": CACHE_VERSION, "report": report, "log": log.getvalue()}
     text = json.dumps(envelope, indent=1, sort_keys=True, default=str)
     atomic_write_bytes(target, data)
@@ -88,6 +82,18 @@ def _cache_path(sha256: str, spec: TransformSpec, calibration: list[dict[str, np
     if spec.kind in _DATA_DEPENDENT:  # scales / kept-fp32 nodes depend on the inputs (seed, dims, data sets)
         name += "-" + _calibration_digest(calibration)
     return cache_dir() / f"{name}.onnx"
+
+
+def _describe_inputs(report: dict, kind: str, calibration: list[dict[str, np.ndarray]], source: str) -> dict:
+    """Say which inputs a data-dependent transform used. The source is the caller's label, not part of the build
+    (the same inputs from another folder hit the same cache entry), so a build and a cache hit both write it here,
+    at the top and in int8-static's calibration report."""
+    if kind in _DATA_DEPENDENT:
+        report["calibration_source"] = source
+        report["calibration_feeds"] = len(calibration)
+        if isinstance(report.get("calibration"), dict):
+            report["calibration"]["source"] = source
+    return report
 
 
 def _read_cached(target: Path, sidecar: Path) -> Transformed | None:
