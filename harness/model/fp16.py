@@ -394,11 +394,10 @@ def _convert_verified(model: onnx.ModelProto, spec: TransformSpec, kept: dict[st
                       feeds: list[dict[str, np.ndarray]]) -> tuple[onnx.ModelProto, dict, list[list[np.ndarray]]]:
     """The first converter's result that passes the checks, its report and its outputs on `feeds` (so a
     caller that compares them need not run the model again); TransformFailed with each one's error if none."""
-    ops = (QUANTISATION_OPS | CPU_FP16_UNSUPPORTED_OPS | set(spec.op_block_list))
     attempts = []
     for name, convert in CONVERTERS:
         try:
-            converted = convert(_copy(model), spec.keep_io_types, set(ops), set(kept))
+            converted = convert(_copy(model), spec.keep_io_types, _blocked_op_types(spec), set(kept))
             checks, outputs = _verify(model, converted, feeds)
         except (ProfileError, TransformNotApplicable):
             raise
@@ -410,6 +409,12 @@ def _convert_verified(model: onnx.ModelProto, spec: TransformSpec, kept: dict[st
     raise TransformFailed(f"fp16 conversion of {model.graph.name or 'the model'} did not load: {detail}",
                           hint="add the op type named in the error to [precision] op_block_list in the profile, "
                                "or try transform = \"fp16-mixed\"")
+
+
+def _blocked_op_types(spec: TransformSpec) -> set[str]:
+    """The op types every conversion (search trial or final) tells the converter to keep float32; the list
+    replaces the converter's own default block list."""
+    return set(QUANTISATION_OPS | CPU_FP16_UNSUPPORTED_OPS | set(spec.op_block_list))
 
 
 def _verify(original: onnx.ModelProto, converted: onnx.ModelProto,
@@ -576,9 +581,8 @@ def _within(model: onnx.ModelProto, spec: TransformSpec, kept: dict[str, str], f
             references: list[list[np.ndarray]], bound: tuple[float, float]) -> bool:
     """Does fp16 with `kept` in float32 load and stay within the bound on every feed? (A load failure is no.)"""
     convert = CONVERTERS[0][1]
-    ops = QUANTISATION_OPS | CPU_FP16_UNSUPPORTED_OPS | set(spec.op_block_list)
     try:
-        session = cpu_session(convert(_copy(model), spec.keep_io_types, set(ops), set(kept)))
+        session = cpu_session(convert(_copy(model), spec.keep_io_types, _blocked_op_types(spec), set(kept)))
         return all(_excess(a, r, bound)[0] <= 1.0
                    for feed, expected in zip(feeds, references)
                    for a, r in zip(session.run(None, feed), expected))
