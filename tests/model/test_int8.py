@@ -11,6 +11,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from harness.golden.cases import load_case
 from harness.model import int8
 from harness.model.transform_spec import TransformFailed, TransformNotApplicable, TransformSpec
 
@@ -246,9 +247,7 @@ def test_a_blocked_op_type_leaves_nothing_to_quantise(tmp_path) -> None:
 def test_the_bundled_zoo_quantises_both_ways(case, tmp_path) -> None:
     folder = REPO / "reference_outputs" / case
     model = onnx.load(str(folder / "model.onnx"))
-    names = [i.name for i in model.graph.input]
-    feeds = [{name: numpy_helper.to_array(onnx.load_tensor(str(ds / f"input_{k}.pb"))) for k, name in enumerate(names)}
-             for ds in sorted(folder.glob("test_data_set_*"))]
+    feeds = [dataset.inputs for dataset in load_case(folder, case).datasets()]
     started = time.perf_counter()
     if not {"Conv", "MatMul", "Gemm"} & {node.op_type for node in model.graph.node}:  # trees; a GRU (no int8 form)
         with pytest.raises(TransformNotApplicable, match="nothing to quantise"):

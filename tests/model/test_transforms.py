@@ -17,6 +17,7 @@ import pytest
 import tomllib
 from onnx import numpy_helper
 
+from harness.golden.cases import load_case
 from harness.model.transform_spec import TransformFailed, TransformNotApplicable, TransformSpec
 from harness.model.transforms import captured, transform_model
 from harness.profiles.schema import parse_profile
@@ -162,14 +163,6 @@ def test_a_transform_prints_nothing_and_returns_the_session_log(tmp_path, capfd)
     assert "will be truncated" in log.getvalue()
 
 
-def _zoo_feed(case: Path) -> dict[str, np.ndarray]:
-    feed = {}
-    for path in sorted((case / "test_data_set_0").glob("input_*.pb")):
-        tensor = onnx.TensorProto.FromString(path.read_bytes())
-        feed[tensor.name] = numpy_helper.to_array(tensor)
-    return feed
-
-
 @pytest.mark.parametrize("profile_name", ["cpu-fp16", "cpu-fp16-mixed"])
 def test_every_bundled_case_converts_or_says_why_not(profile_name, capfd) -> None:
     source = REPO / "device_profiles" / f"{profile_name}.toml"
@@ -180,7 +173,7 @@ def test_every_bundled_case_converts_or_says_why_not(profile_name, capfd) -> Non
     for case in sorted((REPO / "reference_outputs").iterdir()):
         if not (case / "model.onnx").is_file():
             continue
-        feed = _zoo_feed(case)
+        feed = load_case(case, case.name).datasets()[0].inputs
         try:
             result = transform_model(case / "model.onnx", case.name.ljust(64, "0"), spec, [feed])
         except TransformNotApplicable as exc:
