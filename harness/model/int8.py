@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.external_data_helper
 import onnx.version_converter
 
 from harness.model import transform_spec
@@ -138,11 +139,12 @@ def _check_static_request(model_path: Path, spec: Any, calibration: list[dict[st
 
 def _prepare(model_path: Path, work_dir: Path) -> tuple[Path, onnx.ModelProto, dict]:
     """The model for the quantiser: its path, the same model loaded (for the node report), and the pre-processing
-    report. The model is read once here; the opset check and the refusal of a quantised model share it."""
-    model = onnx.load(str(model_path))
+    report. The model is parsed once here; a quantised model is refused before its external weights are read."""
+    model = onnx.load(str(model_path), load_external_data=False)
     reason = already_quantised(model)
     if reason:
         raise transform_spec.TransformNotApplicable(reason)
+    onnx.external_data_helper.load_external_data_for_model(model, str(model_path.parent))  # what onnx.load does
     return _pre_process(model_path, model, work_dir)
 
 
