@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 
 KINDS = ("none", "fp16", "fp16-mixed", "int8-dynamic", "int8-static")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")  # int8-static; int8._CALIBRATION maps each to onnxruntime's
 # Bump when a transform's code changes what it produces, so stale cached models are not reused.
 CACHE_VERSION = 3
 

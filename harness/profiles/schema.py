@@ -19,6 +19,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from harness.compare.tolerances import DEFAULT_TOLERANCES, ToleranceOverride
 from harness.errors import ProfileError
+from harness.model.transform_spec import CALIBRATION_METHODS, KINDS
 from harness.perf.budgets import Budgets, parse_budgets
 from harness.suggest import did_you_mean
 
@@ -26,8 +27,7 @@ KNOWN_EPS = (
     "CPUExecutionProvider", "OpenVINOExecutionProvider", "WebGpuExecutionProvider",
     "CUDAExecutionProvider", "TensorrtExecutionProvider",
 )
-TRANSFORMS = ("none", "fp16", "fp16-mixed", "int8-dynamic", "int8-static")
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+TRANSFORMS = KINDS  # [precision] transform names one of the transforms harness.model offers
 LAUNCHERS = ("python",)
 OPT_LEVELS = ("disable", "basic", "extended", "layout", "all")
 EXEC_MODES = ("sequential", "parallel")
