@@ -192,11 +192,11 @@ class Executor:
                                    plan.calibration_source)
         except TransformNotApplicable as exc:
             result.verdict, result.detail = R.NOT_APPLICABLE, f"{profile.transform} does not apply: {exc.reason}"
-            self._log_transform(plan, profile, getattr(exc, "log", ""))
+            self._log_transform(plan, profile, exc.log)
             return None
         except TransformFailed as exc:
             self._transform_failed(profile, result, exc.message, exc.hint)
-            self._log_transform(plan, profile, getattr(exc, "log", ""))
+            self._log_transform(plan, profile, exc.log)
             return None
         except Exception as exc:  # a library bug inside the transform is still the transform's failure
             self._transform_failed(profile, result, f"{type(exc).__name__}: {exc}",
@@ -205,8 +205,7 @@ class Executor:
             return None
         if spec.kind != "none":
             result.model["transform_report"] = done.report
-        messages = done.report.get("library_messages") or []  # int8 keeps the quantiser's words in its report
-        self._log_transform(plan, profile, "\n".join([done.log, *map(str, messages)]))
+        self._log_transform(plan, profile, done.log)
         return done.path
 
     def _log_transform(self, plan: CasePlan, profile: Profile, text: str) -> None:
