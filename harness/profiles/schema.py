@@ -264,6 +264,10 @@ def _check_consistency(p: Profile, where: str) -> None:
                            hint="use one reduced precision: drop the transform or the hint")
     if p.transform.startswith("int8") and p.precision_hint in ("f16", "bf16"):
         raise ProfileError(f"{where}: an int8 transform contradicts ep.precision_hint = {p.precision_hint!r}")
+    if not p.keep_io_types and p.transform.startswith("fp16"):
+        raise ProfileError(f"{where}: precision.keep_io_types = false is not supported: inputs and goldens stay "
+                           f"float32, and a model with float16 inputs and outputs cannot be fed or compared with them",
+                           hint="drop keep_io_types (the transform keeps float32 inputs and outputs)")
     if p.precision_options and not p.transform.startswith(("fp16", "int8")):
         raise ProfileError(f"{where}: [precision] options {sorted(p.precision_options)} need a transform",
                            hint="set precision.transform, or drop the options")

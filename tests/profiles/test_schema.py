@@ -336,3 +336,9 @@ def test_bad_precision_and_worker_options_are_refused(tmp_path: Path, text: str,
     line = _refused(tmp_path, text)
     for word in words:
         assert word in line, line
+
+
+def test_fp16_inputs_and_outputs_are_refused(tmp_path: Path) -> None:
+    """keep_io_types = false would give a model the float32 inputs and goldens cannot feed or match."""
+    line = _refused(tmp_path, MINIMAL + "[precision]\ntransform = 'fp16'\nkeep_io_types = false\n")
+    assert "keep_io_types = false is not supported" in line and "Note: drop keep_io_types" in line
