@@ -10,7 +10,7 @@ from pathlib import Path
 from harness.compare.tolerances import ToleranceOverride
 from harness.errors import GoldenError, UsageError
 from harness.golden.layout import MODEL_NAME, DataSet, dataset_dirs, read_dataset
-from harness.golden.manifest import CaseManifest, read_manifest
+from harness.golden.manifest import MANIFEST_NAME, CaseManifest, read_manifest
 from harness.model.loader import ModelInfo, load_model_info
 from harness.perf.budgets import Budgets, parse_budgets
 from harness.suggest import did_you_mean
@@ -24,6 +24,13 @@ class Case:
     has_manifest: bool
     _info: ModelInfo | None = field(default=None, repr=False)
     model_file: Path | None = None  # a bare .onnx file given on its own: no data sets, no goldens
+    tested_op: str = ""  # the operator under test, when the case source knows it (the onnx node suite)
+
+    @property
+    def op(self) -> str:
+        """The operator this case tests, for per-operator summaries: what its source said, else the op of a
+        one-node graph, else '' (a whole model tests no single operator)."""
+        return self.tested_op or self.info.single_op
 
     @property
     def model_path(self) -> Path:
@@ -78,6 +85,8 @@ class Case:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise GoldenError(f"{path}: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise _too_deep(path) from None
         if not isinstance(data, dict):
             raise GoldenError(f"{path}: must be a JSON object")
         return {k: data[k] for k in ("rtol", "atol") if k in data}  # validated by ToleranceOverride
@@ -90,8 +99,16 @@ class CaseTolerances:
     per_output: dict[str, ToleranceOverride]
 
 
+def _too_deep(path: Path) -> GoldenError:
+    return GoldenError(f"{path}: nested too deeply to read (Python's JSON parser recurses once per level)",
+                       hint="a case's JSON holds a flat object of settings; restore it from git or delete it")
+
+
 def load_case(path: Path, name: str) -> Case:
-    manifest = read_manifest(path)
+    try:
+        manifest = read_manifest(path)
+    except RecursionError:  # json.loads in read_manifest, on a file nested thousands of levels deep
+        raise _too_deep(path / MANIFEST_NAME) from None
     return Case(name=name, path=path, manifest=manifest or CaseManifest(case=name), has_manifest=manifest is not None)
 
 

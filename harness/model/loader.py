@@ -40,6 +40,12 @@ class ModelInfo:
     outputs: list[TensorSig]
     node_count: int
     has_external_data: bool
+    op_types: tuple[str, ...] = ()  # the top graph's nodes, in order (subgraphs not included)
+
+    @property
+    def single_op(self) -> str:
+        """The op_type of a one-node graph (what a node test or a hand-made op case tests), else ''."""
+        return self.op_types[0] if len(self.op_types) == 1 else ""
 
     @property
     def input_names(self) -> list[str]:
@@ -123,4 +129,4 @@ def load_model_info(path: Path) -> ModelInfo:
     inputs = [_sig(v) for v in model.graph.input if v.name not in initializer_names]
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     return ModelInfo(path, sha256_file(path), opset, inputs, [_sig(v) for v in model.graph.output],
-                     len(model.graph.node), external)
+                     len(model.graph.node), external, tuple(n.op_type for n in model.graph.node))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx
 import pytest
+from onnx import TensorProto, helper
 
 from harness.errors import GoldenError, UsageError
-from harness.golden.cases import discover
+from harness.golden.cases import discover, load_case
 
 
 @pytest.fixture
@@ -93,3 +95,30 @@ def test_an_ambiguous_folder_name_is_refused(root: Path, make_case) -> None:
     make_case(root / "audio" / "cnn")
     with pytest.raises(UsageError, match=r"'cnn' is ambiguous: audio/cnn, vision/cnn"):
         discover(["cnn"], root)
+
+
+@pytest.mark.parametrize("filename", ["case.json", "data.json"])
+def test_json_nested_too_deep_is_one_line(root: Path, filename: str) -> None:
+    """json.loads recurses once per level: 100k levels raised RecursionError with a traceback."""
+    (root / "mlp" / filename).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(GoldenError, match=rf"mlp/{filename}: nested too deeply") as info:
+        [case] = discover(["mlp"], root)
+        case.validate_tolerances()
+    assert "\n" not in info.value.one_line()
+
+
+def test_op_is_the_single_node_or_what_the_source_says(root: Path, tmp_path: Path) -> None:
+    [case] = discover(["mlp"], root)
+    assert case.op == ""  # MatMul, Add, Relu: no single operator under test
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    (tmp_path / "relu").mkdir()
+    onnx.save(model, str(tmp_path / "relu" / "model.onnx"))
+    [relu] = discover([str(tmp_path / "relu")], root)
+    assert relu.op == "Relu"
+    named = load_case(tmp_path / "relu", "relu")
+    named.tested_op = "LeakyRelu"
+    assert named.op == "LeakyRelu"

@@ -40,6 +40,7 @@ def test_signature_and_metadata(tmp_path: Path, make_model) -> None:
     assert x.dtype == np.float32 and x.dtype_name == "float32"
     assert x.shape == ("N", 4) and y.shape == ("N", 3)
     assert info.opset == 17 and info.node_count == 3 and not info.has_external_data
+    assert info.op_types == ("MatMul", "Add", "Relu") and info.single_op == ""
     assert info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() == sha256_file(path)
 
 
@@ -55,6 +56,7 @@ def test_unknown_dims_and_non_tensor_inputs(tmp_path: Path) -> None:
     info = load_model_info(_save(model, tmp_path))
     seq, x = info.inputs
     assert seq.dtype is None and seq.dtype_name == "non-tensor"
+    assert info.op_types == ("SequenceLength", "Identity") and info.single_op == ""
     assert x.dtype == np.int64 and x.shape == (None, 2)
 
 
@@ -101,3 +103,12 @@ def test_external_data_inside_the_folder_is_accepted(tmp_path: Path, make_model)
     (folder / "weights.bin").unlink()
     with pytest.raises(ModelError, match="external data file 'weights.bin' is missing"):
         load_model_info(path)
+
+
+def test_a_one_node_graph_names_its_op(tmp_path: Path) -> None:
+    graph = helper.make_graph([helper.make_node("Abs", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    assert load_model_info(_save(model, tmp_path)).single_op == "Abs"
