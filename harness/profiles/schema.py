@@ -7,8 +7,9 @@ and every value is type- and range-checked. To grow the schema, add a key here a
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,12 @@ from harness.compare.tolerances import DEFAULT_TOLERANCES, ToleranceOverride
 from harness.errors import ProfileError
 from harness.model.transform_spec import CALIBRATION_METHODS, KINDS
 from harness.perf.budgets import Budgets, parse_budgets
+from harness.profiles.known_keys import EP_OPTIONS, KNOWN_EPS, REFERENCE_EP, SESSION_CONFIG_KEYS
+from harness.profiles.trust import check_env, check_plugin
 from harness.suggest import did_you_mean
 
-KNOWN_EPS = (
-    "CPUExecutionProvider", "OpenVINOExecutionProvider", "WebGpuExecutionProvider",
-    "CUDAExecutionProvider", "TensorrtExecutionProvider",
-)
+# More threads than this is a typo or a misunderstanding (1000 threads made a 1.5 s run take 34 s), not a device.
+MAX_THREADS = 256
 TRANSFORMS = KINDS  # [precision] transform names one of the transforms harness.model offers
 LAUNCHERS = ("python",)
 OPT_LEVELS = ("disable", "basic", "extended", "layout", "all")
@@ -141,6 +142,8 @@ class Profile:
     origin: str = ""
     extends: str | None = None
     bases: tuple[Path, ...] = ()
+    # Accepted but worth saying (e.g. more threads than this host has cores): one line each, for reports.
+    notes: tuple[str, ...] = ()
 
     @property
     def strict_placement(self) -> bool:
@@ -255,7 +258,9 @@ def parse_profile(data: dict, source: Path | None, default_name: str) -> Profile
         requires_packages=tuple(requires.get("packages", ())), requires_env=tuple(requires.get("env", ())),
         install_hint=requires.get("install", ""))
     _check_consistency(profile, where)
-    return profile
+    _check_code_and_env(profile, where)
+    _check_onnxruntime_keys(profile, where)
+    return replace(profile, notes=_thread_notes(profile, where))
 
 
 def _check_consistency(p: Profile, where: str) -> None:
@@ -285,6 +290,56 @@ def _check_consistency(p: Profile, where: str) -> None:
     if core_count and threads and threads > core_count:
         count = f" ({core_count} cores)" if isinstance(cores, list) else ""
         raise ProfileError(f"{where}: session.intra_op_threads = {threads} exceeds constraints.cpu_cores = {cores}{count}")
+
+
+def _check_code_and_env(p: Profile, where: str) -> None:
+    """Profiles are code (harness.profiles.trust): the plugin must be an EP package, the env not the harness's."""
+    if p.plugin is not None:
+        check_plugin(p.plugin, where)
+    check_env(p.ep_env, "ep.env", where)
+    check_env(p.launch_env, "worker.env", where)
+
+
+def _check_onnxruntime_keys(p: Profile, where: str) -> None:
+    """onnxruntime ignores option and config keys it does not know; refuse them here instead."""
+    if p.ep == REFERENCE_EP:
+        _check_reference(p, where)
+        return
+    known_options = EP_OPTIONS[p.ep]
+    for key in p.ep_options:
+        if key not in known_options:
+            hint = f"known keys: {', '.join(known_options)}" if known_options else f"{p.ep} takes no [ep.options]"
+            raise ProfileError(f"{where}: [ep.options] {key!r} is not an option of {p.ep}"
+                               f"{did_you_mean(key, known_options)}", hint=hint)
+    for key in p.session.get("config", {}):
+        if key not in SESSION_CONFIG_KEYS:
+            raise ProfileError(f"{where}: [session.config] {key!r} is not an onnxruntime session config key"
+                               f"{did_you_mean(key, SESSION_CONFIG_KEYS)}",
+                               hint=f"known keys: {', '.join(SESSION_CONFIG_KEYS)}")
+    for key in ("intra_op_threads", "inter_op_threads"):
+        if p.session.get(key, 0) > MAX_THREADS:
+            raise ProfileError(f"{where}: session.{key} = {p.session[key]} is more than {MAX_THREADS} threads",
+                               hint="use at most the device's core count (0 lets onnxruntime choose)")
+
+
+def _check_reference(p: Profile, where: str) -> None:
+    """onnx.reference runs no onnxruntime session: onnxruntime's settings would be silently ignored, so refuse."""
+    set_here = [name for name, value in (("plugin", p.plugin), ("options", p.ep_options),
+                                         ("device_type", p.device_type), ("device_metadata", p.device_metadata),
+                                         ("precision_hint", p.precision_hint)) if value]
+    ignored = [f"ep.{name}" for name in set_here] + [f"session.{key}" for key in p.session]
+    if ignored:
+        raise ProfileError(f"{where}: {REFERENCE_EP} runs onnx.reference, not onnxruntime; "
+                           f"{', '.join(ignored)} would be ignored",
+                           hint="drop them; [constraints], [ep.env], tolerances and budgets still apply")
+
+
+def _thread_notes(p: Profile, where: str) -> tuple[str, ...]:
+    """More threads than this host has cores is allowed (the profile may describe a bigger device), but said."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return tuple(f"{where}: session.{key} = {p.session[key]} is more than the {cores} cores this host offers; "
+                 f"threads will share cores and latency will not show the device"
+                 for key in ("intra_op_threads", "inter_op_threads") if p.session.get(key, 0) > cores)
 
 
 def read_table(path: Path) -> dict[str, Any]:

@@ -21,6 +21,18 @@ WEBGPU_FIX = "install a Vulkan driver (Debian: apt-get install -t bookworm-backp
 _ADAPTER_WORDS = ("Failed to get a WebGPU adapter", "No supported adapters")
 
 
+class Unavailable(Exception):
+    """The profile cannot run on this host: missing package, EP or device. Becomes SKIPPED.
+    ``kind``: "not_installed" (a plugin package would fix it), "not_in_build" (another onnxruntime build would,
+    e.g. onnxruntime-gpu), or "no_device" (this host lacks the device). It lives here, beside the probe, so that
+    session.py and the reference evaluator it dispatches to (harness.worker.reference) both raise it without
+    importing each other; session.py re-exports it."""
+
+    def __init__(self, message: str, kind: str = "no_device") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 def explain_failure(ep: str, ort_line: str, full: str) -> tuple[str, str]:
     """(reason, kind) for a probe session that failed: a missing WebGPU adapter is named in words with its
     fix (ORT only says ``EP_FAIL`` at a C++ path); anything else keeps ORT's own line."""

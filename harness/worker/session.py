@@ -5,6 +5,10 @@ qemu) can carry it.
 Plugin EPs (OpenVINO, WebGPU) are registered with ``register_execution_provider_library`` and bound to a
 device from ``get_ep_devices()`` via ``add_provider_for_devices``; the legacy ``providers=[...]`` route
 silently falls back to the CPU EP for them, so it is never used for plugins.
+
+The pseudo-EP ``ReferenceEvaluator`` is onnx.reference, not onnxruntime: require_ep, check_available and
+create_session hand it to ``harness.worker.reference`` (imported only then, since it needs the onnx package),
+whose session offers the subset of InferenceSession the worker calls.
 """
 
 from __future__ import annotations
@@ -17,22 +21,15 @@ from typing import Any
 import onnxruntime as ort
 
 from harness.worker.ort_message import ort_message_of
-from harness.worker.probe import PROBE_FEED, PROBE_MODEL, explain_failure
+from harness.worker.probe import PROBE_FEED, PROBE_MODEL, Unavailable, explain_failure
+
 
 _OPT = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
         "layout": "ORT_ENABLE_LAYOUT", "all": "ORT_ENABLE_ALL"}
 _PRECISION = {"f32": "f32", "f16": "f16", "bf16": "bf16"}
 _registered: dict[str, str] = {}
-
-
-class Unavailable(Exception):
-    """The profile cannot run on this host: missing package, EP or device. Becomes SKIPPED.
-    ``kind``: "not_installed" (a plugin package would fix it), "not_in_build" (another onnxruntime build would,
-    e.g. onnxruntime-gpu), or "no_device" (this host lacks the device)."""
-
-    def __init__(self, message: str, kind: str = "no_device") -> None:
-        super().__init__(message)
-        self.kind = kind
+# The pseudo-EP run by onnx.reference; the same name as harness.profiles.known_keys (a test checks they agree).
+REFERENCE_EP = "ReferenceEvaluator"
 
 
 def register_plugin(spec: dict[str, Any]) -> None:
@@ -103,11 +100,27 @@ def session_options(spec: dict[str, Any]) -> ort.SessionOptions:
     return so
 
 
+def _reference() -> Any:
+    """harness.worker.reference, or Unavailable saying what is missing: the module itself, or the onnx package
+    it runs (a foreign worker Python may carry onnxruntime without onnx)."""
+    try:
+        reference = importlib.import_module("harness.worker.reference")
+    except ImportError as exc:
+        if exc.name == "harness.worker.reference":
+            raise Unavailable("onnx.reference worker not built (harness.worker.reference is missing)",
+                              "not_installed") from None
+        raise Unavailable(f"{REFERENCE_EP} needs the onnx package in the worker's Python ({exc})",
+                          "not_installed") from None
+    return reference
+
+
 def require_ep(spec: dict[str, Any]) -> None:
     """Raise Unavailable when the spec's EP cannot even be offered here: plugin package, registration, device
-    (plugins) or the onnxruntime build (the rest)."""
+    (plugins), the onnx package (the reference evaluator) or the onnxruntime build (the rest)."""
     ep = spec["ep"]
-    if spec.get("plugin"):
+    if ep == REFERENCE_EP:
+        _reference()
+    elif spec.get("plugin"):
         register_plugin(spec)
         select_devices(spec)
     elif ep not in ort.get_available_providers():
@@ -118,7 +131,11 @@ def require_ep(spec: dict[str, Any]) -> None:
 def check_available(spec: dict[str, Any]) -> None:
     """Raise Unavailable with the reason when this host cannot run the spec's EP: the EP must be offered, and a
     one-node session must be created and run on it, through the same options as a case's session (strict
-    placement off: the probe asks whether the EP works, not whether it takes every node)."""
+    placement off: the probe asks whether the EP works, not whether it takes every node). The reference
+    evaluator answers for itself."""
+    if spec["ep"] == REFERENCE_EP:
+        _reference().check_available(spec)
+        return
     require_ep(spec)
     probe_spec = {**spec, "session": {**(spec.get("session") or {}), "strict_placement": False}}
     try:
@@ -133,10 +150,13 @@ def check_available(spec: dict[str, Any]) -> None:
                           f"dropped the EP (see the worker's stderr for why)", "probe_failed")
 
 
-def create_session(model: str | bytes, spec: dict[str, Any]) -> ort.InferenceSession:
-    """A session for ``model`` (a path the worker can read, or serialised bytes) as the spec says."""
-    so = session_options(spec)
+def create_session(model: str | bytes, spec: dict[str, Any]) -> Any:
+    """A session for ``model`` (a path the worker can read, or serialised bytes) as the spec says: an
+    onnxruntime InferenceSession, or the reference evaluator's stand-in for one."""
     ep = spec["ep"]
+    if ep == REFERENCE_EP:
+        return _reference().create_session(model, spec)
+    so = session_options(spec)
     if spec.get("plugin"):
         register_plugin(spec)
         so.add_provider_for_devices(select_devices(spec), ep_options(spec))

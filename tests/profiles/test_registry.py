@@ -13,7 +13,7 @@ from harness.profiles import registry
 
 
 def _profile(folder: Path, name: str, ep: str = "CPUExecutionProvider", extra: str = "") -> None:
-    plugin = "plugin = 'x'\n" if ep in ("OpenVINOExecutionProvider", "WebGpuExecutionProvider") else ""
+    plugin = "plugin = 'onnxruntime_ep_webgpu'\n" if ep in ("OpenVINOExecutionProvider", "WebGpuExecutionProvider") else ""
     (folder / f"{name}.toml").write_text(f'name = "{name}"\n[ep]\nname = "{ep}"\n{plugin}{extra}')
 
 

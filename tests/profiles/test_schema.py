@@ -18,7 +18,7 @@ timeout_s = 42.5
 
 [ep]
 name = "OpenVINOExecutionProvider"
-plugin = "some_plugin_module"
+plugin = "onnxruntime_ep_openvino"
 options = { num_streams = 2, cache_dir = "c" }
 device_type = "CPU"
 device_metadata = { ov_device = "CPU" }
@@ -97,7 +97,7 @@ def test_identity_and_ep(tmp_path: Path) -> None:
     p = _load(tmp_path, FULL, "full")
     assert (p.name, p.description, p.target, p.timeout_s) == ("full", "every table", "an OpenVINO CPU", 42.5)
     assert p.source == tmp_path / "full.toml"
-    assert p.ep == "OpenVINOExecutionProvider" and p.plugin == "some_plugin_module"
+    assert p.ep == "OpenVINOExecutionProvider" and p.plugin == "onnxruntime_ep_openvino"
     assert p.ep_options == {"num_streams": "2", "cache_dir": "c"}  # stringified for onnxruntime
     assert p.device_type == "CPU" and p.device_metadata == {"ov_device": "CPU"}
     assert p.ep_env == {"SOME_VAR": "1"} and p.precision_hint == "f16"
@@ -137,7 +137,7 @@ def test_budgets_known_failures_requires(tmp_path: Path) -> None:
 
 def test_worker_spec_carries_what_the_worker_needs(tmp_path: Path) -> None:
     spec = _load(tmp_path, FULL, "full").worker_spec()
-    assert spec["ep"] == "OpenVINOExecutionProvider" and spec["plugin"] == "some_plugin_module"
+    assert spec["ep"] == "OpenVINOExecutionProvider" and spec["plugin"] == "onnxruntime_ep_openvino"
     assert spec["precision_hint"] == "f16" and spec["env"] == {"SOME_VAR": "1"}
     assert spec["cpu_cores"] == 4 and spec["memory_limit_mb"] == 1024
     assert spec["session"]["strict_placement"] is True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
@@ -114,3 +115,45 @@ def test_placement_without_the_api_is_reported_not_raised() -> None:
         def get_provider_graph_assignment_info(self):
             raise AttributeError("no such API")
     assert S.placement(Old(), "CPUExecutionProvider") == {"available": False, "reason": "no such API"}
+
+
+# ---- the ReferenceEvaluator pseudo-EP is handed to harness.worker.reference ------------------------------------
+
+def test_reference_evaluator_runs_through_the_session_module(tmp_path: Path, make_model) -> None:
+    pytest.importorskip("harness.worker.reference")
+    path = tmp_path / "m.onnx"
+    onnx.save(make_model(), str(path))
+    spec = _spec(ep=S.REFERENCE_EP)
+    S.require_ep(spec)
+    S.check_available(spec)
+    sess = S.create_session(str(path), spec)
+    assert sess.get_providers() == [S.REFERENCE_EP]
+    feed = {i.name: np.ones([d if isinstance(d, int) else 1 for d in i.shape], np.float32) for i in sess.get_inputs()}
+    cpu = S.create_session(str(path), _spec())
+    expected = cpu.run(None, feed)
+    got = sess.run(None, feed)
+    assert [o.name for o in sess.get_outputs()] == [o.name for o in cpu.get_outputs()]
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
+    placed = S.placement(sess, S.REFERENCE_EP)
+    assert placed["available"] and placed["fraction_on_ep"] == 1.0 and placed["fell_back_count"] == 0
+
+
+def test_reference_evaluator_without_its_module_is_unavailable(monkeypatch) -> None:
+    import sys
+    monkeypatch.setitem(sys.modules, "harness.worker.reference", None)
+    for call in (S.require_ep, S.check_available, lambda spec: S.create_session(b"", spec)):
+        with pytest.raises(S.Unavailable, match="onnx.reference worker not built") as info:
+            call(_spec(ep=S.REFERENCE_EP))
+        assert info.value.kind == "not_installed"
+
+
+def test_reference_evaluator_never_touches_onnxruntime_providers(monkeypatch) -> None:
+    """The pseudo-EP is not an onnxruntime provider: asking onnxruntime about it would call it 'not in build'."""
+    pytest.importorskip("harness.worker.reference")
+    monkeypatch.setattr(ort, "get_available_providers", lambda: pytest.fail("asked onnxruntime"))
+    S.require_ep(_spec(ep=S.REFERENCE_EP))
+
+
+def test_unavailable_is_one_class_for_session_and_probe() -> None:
+    from harness.worker import probe
+    assert S.Unavailable is probe.Unavailable
