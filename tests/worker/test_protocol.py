@@ -84,7 +84,8 @@ def _frame(header_bytes: bytes, payload: bytes = b"", magic: bytes = b"OHW1") ->
 ALL_DTYPES = [
     "float32", "float64", "float16", "int8", "int16", "int32", "int64",
     "uint8", "uint16", "uint32", "uint64", "bool",
-    "bfloat16", "float8_e4m3fn", "float8_e5m2",
+    "bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
+    "int4", "uint4", "float4_e2m1fn", "complex64", "complex128",
 ]
 
 
@@ -93,8 +94,12 @@ def _sample(dtype: str, shape) -> np.ndarray:
     n = int(np.prod(shape, dtype=np.int64))
     if dtype == "bool":
         vals = (np.arange(n) % 3 == 0)
+    elif dtype in ("int4", "uint4"):
+        vals = np.arange(n) % 8
     elif dtype.startswith("uint") or dtype.startswith("int"):
         vals = np.arange(n) % 100
+    elif dtype == "float4_e2m1fn":
+        vals = (np.arange(n) % 5 - 2) * 0.5
     else:
         vals = (np.arange(n) % 17 - 8) * 0.5
     return vals.astype(dt).reshape(shape)
@@ -121,7 +126,8 @@ def test_roundtrip_every_dtype(dtype, shape):
         assert _equal(out, arr), (dtype, shape, out)
         assert out.dtype == arr.dtype
     entry = header["tensors"][0]
-    assert entry == {"name": "x", "dtype": dtype, "shape": list(shape), "offset": 0, "nbytes": arr.nbytes}
+    assert entry == {"name": "x", "dtype": dtype, "elem_type": P.ELEM_TYPES[dtype], "shape": list(shape),
+                     "offset": 0, "nbytes": arr.nbytes}
 
 
 def test_all_documented_dtypes_supported():
@@ -139,7 +145,8 @@ def test_framing_bytes_match_spec():
     header = json.loads(data[16 : 16 + hlen].decode("utf-8"))
     assert header == {
         "type": "result",
-        "tensors": [{"name": "out", "dtype": "float32", "shape": [2, 3], "offset": 0, "nbytes": 24}],
+        "tensors": [{"name": "out", "dtype": "float32", "elem_type": 1, "shape": [2, 3], "offset": 0,
+                     "nbytes": 24}],
     }
     assert data[16 + hlen :] == arr.astype("<f4").tobytes()
 
@@ -190,16 +197,14 @@ def test_noncontiguous_and_big_endian_converted():
     assert t["b"].dtype == np.dtype("<i4")
 
 
-def test_string_tensors_rejected():
-    with pytest.raises(ProtocolError, match="string"):
-        encode_message({"type": "infer"}, {"s": np.array(["a", "b"])})
-    with pytest.raises(ProtocolError, match="string"):
+def test_non_string_objects_rejected():
+    with pytest.raises(ProtocolError, match="string tensor holds a object"):
         encode_message({"type": "infer"}, {"s": np.array([object()], dtype=object)})
 
 
 def test_unsupported_dtype_and_bad_header_on_write():
     with pytest.raises(ProtocolError):
-        encode_message({"type": "infer"}, {"c": np.zeros(2, np.complex64)})
+        encode_message({"type": "infer"}, {"c": np.zeros(2, "datetime64[s]")})
     with pytest.raises(ProtocolError):
         encode_message({"no_type": 1})
     with pytest.raises(ProtocolError):
@@ -289,8 +294,15 @@ def test_bad_json_header(hbytes):
         {"name": "x", "dtype": "float32", "shape": [4], "offset": -1, "nbytes": 16},
         {"name": "x", "dtype": "float32", "shape": [3], "offset": 0, "nbytes": 16},  # nbytes mismatch
         {"name": "x", "dtype": "float32", "shape": [-4], "offset": 0, "nbytes": 16},
-        {"name": "x", "dtype": "complex64", "shape": [2], "offset": 0, "nbytes": 16},  # unknown dtype
-        {"name": "x", "dtype": "string", "shape": [1], "offset": 0, "nbytes": 16},
+        {"name": "x", "dtype": "complex256", "shape": [2], "offset": 0, "nbytes": 16},  # unknown dtype
+        {"name": "x", "dtype": "string", "shape": [2], "offset": 0, "nbytes": 16},  # 3 offsets need 24 bytes
+        {"name": "x", "dtype": "float32", "elem_type": 11, "shape": [4], "offset": 0, "nbytes": 16},  # disagree
+        {"name": "x", "elem_type": 99, "shape": [4], "offset": 0, "nbytes": 16},
+        {"name": "x", "kind": "graph", "shape": [4], "offset": 0, "nbytes": 16},
+        {"name": "x", "kind": "sequence", "items": 3},
+        {"name": "x", "kind": "sequence", "items": [{"kind": "optional", "value": 7}]},
+        {"name": "x", "kind": "map", "keys": {"dtype": "int64", "shape": [1], "offset": 0, "nbytes": 8},
+         "values": {"kind": "sequence", "items": []}},  # 1 key, 0 values
         {"name": 3, "dtype": "float32", "shape": [4], "offset": 0, "nbytes": 16},
         {"name": "x", "dtype": "float32", "shape": 4, "offset": 0, "nbytes": 16},
     ],
@@ -430,3 +442,100 @@ def test_short_writes_are_completed():
     write_message(rec, {"type": "infer"}, arrs)
     h, t = decode_message(rec.getvalue())
     assert _equal(t["a"], arrs["a"])
+
+
+# --- version 2: element types, strings, sequences, optionals, maps ---
+
+
+def test_protocol_version_is_2():
+    assert P.PROTOCOL_VERSION == 2
+
+
+def test_elem_type_alone_is_enough_and_version_1_entries_still_read():
+    arr = np.arange(4, dtype=np.float32)
+    for entry in ({"name": "x", "elem_type": 1, "shape": [4], "offset": 0, "nbytes": 16},
+                  {"name": "x", "dtype": "float32", "shape": [4], "offset": 0, "nbytes": 16}):
+        _, t = decode_message(_frame(json.dumps({"type": "infer", "tensors": [entry]}).encode(), arr.tobytes()))
+        assert _equal(t["x"], arr)
+
+
+@pytest.mark.parametrize("strings", [["a", "", "héllo wörld", "日本"], [], ["x" * 1000]])
+def test_string_tensors_round_trip_as_utf8_with_offsets(strings):
+    arr = np.array(strings, dtype=object).reshape(-1)
+    header, t = decode_message(encode_message({"type": "result"}, {"s": arr, "b": np.array([b"raw"], dtype=object)}))
+    assert t["s"].dtype == object and t["s"].tolist() == strings
+    assert t["b"].tolist() == ["raw"]  # bytes go out as UTF-8 and come back as str, as onnxruntime returns them
+    entry = header["tensors"][0]
+    assert entry["dtype"] == "string" and entry["elem_type"] == 8
+    blob = sum(len(x.encode()) for x in strings)
+    assert entry["nbytes"] == 8 * (len(strings) + 1) + blob
+
+
+def test_numpy_unicode_and_2d_string_tensors():
+    arr = np.array([["ab", "c"], ["", "d"]])
+    _, t = decode_message(encode_message({"type": "result"}, {"s": arr}))
+    assert t["s"].shape == (2, 2) and t["s"].tolist() == arr.tolist()
+
+
+@pytest.mark.parametrize("offsets,data", [([0, 5], b"abc"), ([1, 3], b"abc"), ([0, 2, 1, 3], b"abc"),
+                                          ([0, 2], b"\xff\xfe")])
+def test_bad_string_offsets_or_bytes_are_protocol_errors(offsets, data):
+    count = len(offsets) - 1
+    blob = np.array(offsets, "<u8").tobytes() + data
+    entry = {"name": "s", "dtype": "string", "shape": [count], "offset": 0, "nbytes": len(blob)}
+    with pytest.raises(ProtocolError, match="tensor 's'"):
+        decode_message(_frame(json.dumps({"type": "result", "tensors": [entry]}).encode(), blob))
+
+
+def test_sequences_optionals_and_maps_round_trip():
+    values = {
+        "seq": [np.arange(3, dtype=np.int64), np.ones((2, 2), np.float32)],
+        "empty": [],
+        "absent": None,
+        "nested": [[np.array([1.5], ml_dtypes.bfloat16)], [np.array(["s"], dtype=object)]],
+        "map": {"a": np.array(1.0, np.float32), "b": np.array(2.0, np.float32)},
+        "imap": {3: np.array(1.5)},
+        "plain": np.arange(2, dtype=np.uint8),
+    }
+    header, t = decode_message(encode_message({"type": "result"}, values))
+    assert list(t) == list(values)
+    assert [x.tolist() for x in t["seq"]] == [[0, 1, 2], [[1, 1], [1, 1]]]
+    assert t["seq"][1].dtype == np.float32 and t["empty"] == [] and t["absent"] is None
+    assert t["nested"][0][0].dtype == ml_dtypes.bfloat16 and t["nested"][1][0].tolist() == ["s"]
+    assert list(t["map"]) == ["a", "b"] and float(t["map"]["b"]) == 2.0 and list(t["imap"]) == [3]
+    kinds = {e["name"]: e.get("kind", "tensor") for e in header["tensors"]}
+    assert kinds == {"seq": "sequence", "empty": "sequence", "absent": "optional", "nested": "sequence",
+                     "map": "map", "imap": "map", "plain": "tensor"}
+    for entry in header["tensors"][0]["items"]:
+        assert entry["offset"] % P.TENSOR_ALIGNMENT == 0
+
+
+def test_nesting_is_bounded_both_ways():
+    deep: list = [np.zeros(1)]
+    for _ in range(P.MAX_NESTING + 2):
+        deep = [deep]
+    with pytest.raises(ProtocolError, match="nest deeper"):
+        encode_message({"type": "result"}, {"d": deep})
+    entry: dict = {"kind": "optional", "value": None}
+    for _ in range(P.MAX_NESTING + 2):
+        entry = {"kind": "sequence", "items": [entry]}
+    hdr = json.dumps({"type": "result", "tensors": [{"name": "d", **entry}]}).encode()
+    with pytest.raises(ProtocolError, match="nest deeper"):
+        read_message(io.BytesIO(_frame(hdr)))
+
+
+def test_value_nbytes_counts_what_goes_on_the_wire():
+    assert P.value_nbytes(np.zeros(4, np.float32)) == 16
+    assert P.value_nbytes([np.zeros(2, np.int64), None, np.array(["é"], dtype=object)]) == 16 + 16 + 2
+    assert P.value_nbytes(None) == 0
+
+
+def test_elem_type_of_matches_onnx():
+    onnx = pytest.importorskip("onnx")
+    for name, elem in P.ELEM_TYPES.items():
+        assert onnx.TensorProto.DataType.Name(elem).replace("_", "").lower().startswith(
+            {"float32": "float", "float64": "double", "float16": "float16", "string": "string",
+             "float4_e2m1fn": "float4e2m1", "float8_e8m0fnu": "float8e8m0", "float6_e2m3fn": "float6e2m3",
+             "float6_e3m2fn": "float6e3m2"}.get(name, name.replace("_", "")))
+        if name != "string":
+            assert np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem)) == P.dtype_from_name(name)
