@@ -181,7 +181,8 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
     measure = None if options.numerics_only else measure_spec(profile_list, case_list, options.time_cap_s)
     record, out_dir, prior = _open_record(options)
     record.options = {"numerics_only": options.numerics_only, "jobs": options.jobs, "seed": options.seed,
-                      "dims": dict(options.dims), "reference": options.reference}
+                      "dims": dict(options.dims), "reference": options.reference,
+                      "named_profiles": list(options.named_profiles)}
     evaluate = Evaluator(options.baseline, list(options.max_regression)) if measure else None
     log = RunLog(out_dir / R.LOG_NAME)
     executor = Executor(RunOptions(out_dir, options.jobs, options.timeout_s, measure, evaluate,
@@ -249,4 +250,17 @@ def failing(record: R.RunRecord) -> list[R.CellResult]:
     return [c for c in record.cells if c.verdict in R.FAILING]
 
 
-__all__ = ["MatrixOptions", "run_matrix", "load_profiles", "probe_profiles", "profile_origin", "failing"]
+def idle_named_profiles(record: R.RunRecord) -> dict[str, str]:
+    """Profiles the user asked for by name (``options.named_profiles``) of which every cell was SKIPPED, with
+    the reason. Such a run tested nothing on a device the user asked about, so it is not a pass (exit 1 in the
+    CLI), although the run itself happened and its matrix stands; a default run skips unavailable profiles."""
+    idle = {}
+    for name in record.options.get("named_profiles") or []:
+        cells = [c for c in record.cells if c.profile == name]
+        if cells and all(c.verdict == R.SKIPPED for c in cells):
+            idle[name] = cells[0].detail or "skipped"
+    return idle
+
+
+__all__ = ["MatrixOptions", "run_matrix", "load_profiles", "probe_profiles", "profile_origin", "failing",
+           "idle_named_profiles"]

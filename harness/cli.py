@@ -4,6 +4,7 @@ any conformance failure -> exit 1; all passed -> exit 0."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -12,32 +13,44 @@ from harness.errors import HarnessError, UsageError
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
 
+MAX_DIM = 2**31 - 1  # onnxruntime's shape arithmetic and any real input stay far below this
+MAX_SECONDS = 86_400.0  # a day: a longer per-cell timeout or sampling cap is a typo, not a plan
+
+
 def _dim(text: str) -> tuple[str, int]:
     name, sep, value = text.partition("=")
-    if not sep or not name or not value.isdigit() or int(value) <= 0:
+    if not sep or not name or not value.isascii() or not value.isdigit() or int(value) <= 0:
         raise argparse.ArgumentTypeError(f"--dim expects name=positive integer, got {text!r}")
+    if int(value) > MAX_DIM:
+        raise argparse.ArgumentTypeError(f"--dim {name}={value}: a dimension is at most {MAX_DIM}")
     return name, int(value)
 
 
 def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
+    if not text.isascii() or not text.isdigit() or int(text) <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
 
 
 def _seed(text: str) -> int:
-    if not text.isdigit():
+    if not text.isascii() or not text.isdigit():
         raise argparse.ArgumentTypeError(f"--seed expects an integer >= 0, got {text!r}")
     return int(text)
 
 
 def _positive_float(text: str) -> float:
+    """Seconds: finite, positive and at most a day (inf or 1e300 used to reach the worker and ERROR every cell)."""
     try:
         value = float(text)
     except ValueError:
         value = -1.0
+    if not math.isfinite(value) and not math.isnan(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds, got {text!r}")
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+        kind = "finite" if math.isnan(value) else "positive"
+        raise argparse.ArgumentTypeError(f"expected a {kind} number of seconds, got {text!r}")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"expected seconds, at most {MAX_SECONDS:.0f} (a day), got {text!r}")
     return value
 
 
@@ -107,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
+    if not args.command:  # like any other usage error: usage on stderr, exit 2 (--help is stdout, exit 0)
+        parser.print_usage(sys.stderr)
+        print(f"harness: error: a command is required. Note: see '{parser.prog} --help'", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         from harness import commands

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.api import MatrixOptions, failing, load_profiles, probe_profiles, profile_origin, run_matrix
+from harness.api import (
+    MatrixOptions,
+    failing,
+    idle_named_profiles,
+    load_profiles,
+    probe_profiles,
+    profile_origin,
+    run_matrix,
+)
 from harness.golden.cases import discover
 from harness.golden.layout import dataset_dirs
 from harness.report.console import make_console, print_report
@@ -34,6 +42,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                        argv=sys.argv[1:] if sys.argv else [], console=console)
     record = run_matrix(args.targets, args.profiles, options)
     print_report(console, record, _noise_notes(record, args.repeat))
+    idle = idle_named_profiles(record)
+    if idle:  # the run happened (matrix above) but tested nothing on a profile the user asked for
+        said = "; ".join(f"profile {name!r}: {reason}" for name, reason in idle.items())
+        print(f"harness: error: {len(idle)} profile(s) named with --profile ran no cell (all SKIPPED): {said}. "
+              f"Note: make the profile runnable here, or drop --profile to skip it", file=sys.stderr)
+        return 1
     return 1 if failing(record) else 0
 
 

@@ -1,6 +1,6 @@
 """Latency and memory observations -> statistics, budget verdicts, baseline regressions, noise floor.
 
-Raw samples stay in the run folder (``cells/<case>__<profile>/latency_ns.npy``); everything in the run
+Raw samples stay in the run folder (``cells/<case>__<profile>-<hash>/latency_ns.npy``); everything in the run
 record is derived from them and can be recomputed.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import BaselineError
 from harness.golden.cases import Case
 from harness.perf.budgets import Budgets, check_budgets, parse_regression
 from harness.worker.stats import PERCENTILE_NAMES, LatencyStats, min_samples_for, percentile_from_name
@@ -82,6 +83,7 @@ class Evaluator:
         if baseline is not None:
             record, self.baseline_dir = R.load_record(baseline)
             self.baseline_cells = {c.key: c for c in record.cells}
+            _confine_artifacts(self.baseline_cells.values(), self.baseline_dir, baseline)
             if record.machine.get("node") != platform.node() or record.machine.get("cpu") != R.machine_info()["cpu"]:
                 self.baseline_warning = (f"baseline {baseline} was measured on another host "
                                          f"({record.machine.get('node')}, {record.machine.get('cpu')}): "
@@ -123,6 +125,19 @@ class Evaluator:
             if outcome.regressed:
                 found.append(outcome.message())
         return found
+
+
+def _confine_artifacts(cells, folder: Path, where: Path) -> None:
+    """A baseline's sample files lie inside its own run folder: a record is data, and must not make the harness
+    read whatever file it names."""
+    root = folder.resolve()
+    for cell in cells:
+        relative = cell.artifacts.get("latency_ns") if isinstance(cell.artifacts, dict) else None
+        if relative is None:
+            continue
+        if not isinstance(relative, str) or not (root / relative).resolve().is_relative_to(root):
+            raise BaselineError(f"baseline {where}: cell {cell.key!r} names latency samples {relative!r} outside "
+                                f"its run folder", hint="pass an unedited run record")
 
 
 def noise_floor(runs: list[list[R.CellResult]]) -> dict[str, Any]:

@@ -111,8 +111,15 @@ def _digest(tensors: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+def _safe(name: str, limit: int = 60) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:limit].lstrip(".") or "_"
+
+
+def cell_dir_name(case: str, profile: str) -> str:
+    """The cell's artifact folder under cells/: a readable slug plus a hash of the exact (case, profile) key,
+    so cases 'a/b' and 'a_b' (one slug) never share a folder, and any name stays well under NAME_MAX."""
+    digest = hashlib.sha256(R.cell_key(case, profile).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{_safe(case)}__{_safe(profile, 40)}-{digest}"
 
 
 class Executor:
@@ -319,7 +326,7 @@ class Executor:
             self.options.evaluate(result, plan, profile, samples)
 
     def _cell_dir(self, result: R.CellResult) -> Path:
-        return self.options.out_dir / "cells" / f"{_safe(result.case)}__{_safe(result.profile)}"
+        return self.options.out_dir / "cells" / cell_dir_name(result.case, result.profile)
 
     def _save_array(self, result: R.CellResult, name: str, array: np.ndarray) -> str:
         path = self._cell_dir(result) / name

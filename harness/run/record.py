@@ -136,15 +136,34 @@ class RunRecord:
         return path
 
 
-def upgrade(data: dict[str, Any], where: str) -> dict[str, Any]:
+def upgrade(data: Any, where: str) -> dict[str, Any]:
     """Bring an older record up to SCHEMA_VERSION, or refuse with the reason."""
+    if not isinstance(data, dict):
+        raise BaselineError(f"{where}: a run record is a JSON object, not {type(data).__name__}",
+                            hint="pass the record.json of a harness run")
     if data.get("schema") != SCHEMA:
         raise BaselineError(f"{where}: not a harness run record (schema {data.get('schema')!r})")
     version = data.get("schema_version")
     if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
         raise BaselineError(f"{where}: run record schema_version {version!r} is not readable by this harness "
                             f"(reads 1..{SCHEMA_VERSION})", hint="re-run the baseline with this harness version")
+    _check_shape(data, where)
     return data
+
+
+def _check_shape(data: dict[str, Any], where: str) -> None:
+    """The fields a record's reader indexes into have the types it expects (a hand-edited or foreign file)."""
+    cells = data.get("cells", [])
+    if not isinstance(cells, list):
+        raise BaselineError(f"{where}: 'cells' must be a list, not {type(cells).__name__}")
+    for index, cell in enumerate(cells):
+        if not isinstance(cell, dict) or not isinstance(cell.get("case"), str) or not isinstance(cell.get("profile"), str):
+            raise BaselineError(f"{where}: cells[{index}] must be an object with 'case' and 'profile' strings")
+    for name in ("machine", "versions", "commit", "profiles", "options", "noise"):
+        if not isinstance(data.get(name, {}), dict):
+            raise BaselineError(f"{where}: {name!r} must be an object")
+    if not isinstance(data.get("argv", []), list):
+        raise BaselineError(f"{where}: 'argv' must be a list")
 
 
 def load_record(path: Path) -> tuple[RunRecord, Path]:
@@ -152,22 +171,36 @@ def load_record(path: Path) -> tuple[RunRecord, Path]:
     folder or as the journal.jsonl itself)."""
     folder = path if path.is_dir() else path.parent
     record_path = folder / RECORD_NAME if path.is_dir() or path.name == JOURNAL_NAME else path
+    try:
+        return _load_record(path, folder, record_path)
+    except OSError as exc:  # unreadable, a name too long, a folder where a file should be
+        raise BaselineError(f"{path}: cannot read the run record ({exc.strerror or exc})") from None
+
+
+def _load_record(path: Path, folder: Path, record_path: Path) -> tuple[RunRecord, Path]:
     if record_path.is_file():
         try:
             data = json.loads(record_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BaselineError(f"{record_path}: not valid JSON ({exc})") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise BaselineError(f"{record_path}: not valid JSON ({type(exc).__name__}: {str(exc)[:200]})") from None
         data = upgrade(data, str(record_path))
         cells = {c.key: c for c in (CellResult.from_dict(c) for c in data.get("cells", []))}
         journal = folder / JOURNAL_NAME
         if journal.is_file():  # a later --resume of this run may have finished more cells, then been killed
             cells.update({c.key: c for c in read_journal(journal)[1]})
-        return RunRecord(**_header_fields(data), cells=list(cells.values())), folder
+        return _record(_header_fields(data), list(cells.values()), record_path), folder
     journal = folder / JOURNAL_NAME
     if journal.is_file():
         header, cells = read_journal(journal)
-        return RunRecord(**header, cells=cells), folder
+        return _record(header, cells, journal), folder
     raise BaselineError(f"{path}: no {RECORD_NAME} or {JOURNAL_NAME} there", hint="pass a results/<run>/ folder")
+
+
+def _record(header: dict[str, Any], cells: list[CellResult], where: Path) -> RunRecord:
+    missing = [name for name in ("run_id", "created", "machine", "versions", "commit", "argv") if name not in header]
+    if missing:
+        raise BaselineError(f"{where}: run record lacks {', '.join(missing)}", hint="pass the record of a harness run")
+    return RunRecord(**header, cells=cells)
 
 
 def _header_fields(data: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +238,7 @@ def read_journal(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             entry = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue  # a line torn by a kill mid-write: that cell simply reruns
         if not isinstance(entry, dict):
             continue  # not ours (a stray or damaged line): skip it like a torn one
@@ -213,9 +246,11 @@ def read_journal(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
         if kind == "header" and not header:
             entry.pop("schema_version", None)
             header = _header_fields(entry)
-        elif kind == "cell":
+        elif kind == "cell" and isinstance(entry.get("case"), str) and isinstance(entry.get("profile"), str) \
+                and isinstance(entry.get("verdict"), str):
             result = CellResult.from_dict(entry)
             cells[result.key] = result
     if not header:
         raise BaselineError(f"{path}: journal has no header line")
+    _check_shape(header, str(path))
     return header, list(cells.values())
