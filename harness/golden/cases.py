@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,6 +141,25 @@ def discover(selectors: list[str], root: Path) -> list[Case]:
             names[name] = resolved
             cases.setdefault(resolved, _bare_case(path, name) if path.is_file() else load_case(path, name))
     return list(cases.values())
+
+
+def filter_names(names: list[str], pattern: str | None, where: str) -> list[str]:
+    """The names ``re.search(pattern)`` finds (``--filter``); all of them for no pattern. A bad regex, or one
+    matching nothing, is a UsageError naming ``where`` the cases came from."""
+    if pattern is None:
+        return list(names)
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise UsageError(f"--filter {pattern!r} is not a valid regular expression ({exc})",
+                         hint="it is a Python regex searched in each case name, e.g. 'conv|gemm' or '^test_add_'"
+                         ) from None
+    chosen = [n for n in names if regex.search(n)]
+    if not chosen:
+        raise UsageError(f"--filter {pattern!r} matches none of the {len(names)} case(s) in {where}"
+                         f"{did_you_mean(pattern, names)}",
+                         hint="the filter is a Python regex searched anywhere in each case name (re.search)")
+    return chosen
 
 
 def _bare_case(model: Path, name: str) -> Case:
