@@ -186,11 +186,11 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
     evaluate = Evaluator(options.baseline, list(options.max_regression)) if measure else None
     log = RunLog(out_dir / R.LOG_NAME)
     executor = Executor(RunOptions(out_dir, options.jobs, options.timeout_s, measure, evaluate,
-                                   in_process=options.in_process, log=log.write), R.Journal(out_dir))
+                                   in_process=options.in_process, log=log.write), _journal(out_dir, options))
     with log:
         try:
             if not options.resume:
-                executor.journal.header(record)
+                _write_header(executor.journal, record, out_dir, options)
             probed = profile_list + ([reference] if reference and reference not in profile_list else [])
             availability = _probe_all(probed, executor.pool)
             _refuse_named_but_uninstalled(options.named_profiles, availability)
@@ -213,8 +213,42 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
     if evaluate and evaluate.baseline_warning:
         record.warnings.append(evaluate.baseline_warning)
     record.log = R.LOG_NAME if log.written else ""
-    record.location = record.write(out_dir)
+    record.write_errors = executor.write_errors + ([log.failed] if log.failed else [])
+    _write_record(record, out_dir)
     return record
+
+
+def _unwritable(out_dir: Path, options: MatrixOptions, exc: OSError) -> UsageError:
+    flag = f"--resume {options.resume}" if options.resume else f"--out {options.out}"
+    return UsageError(f"{flag}: cannot write run records in {out_dir}: {exc.strerror or exc}",
+                      hint="pass a writable folder with --out (a short path, on a disk with space)")
+
+
+def _journal(out_dir: Path, options: MatrixOptions) -> R.Journal:
+    """The run's journal, opened before any cell runs: an --out that cannot be written is bad input, said in
+    one line before the run starts rather than after its cells were lost."""
+    try:
+        return R.Journal(out_dir)
+    except OSError as exc:
+        raise _unwritable(out_dir, options, exc) from None
+
+
+def _write_header(journal: R.Journal, record: R.RunRecord, out_dir: Path, options: MatrixOptions) -> None:
+    try:
+        journal.header(record)
+    except OSError as exc:
+        raise _unwritable(out_dir, options, exc) from None
+
+
+def _write_record(record: R.RunRecord, out_dir: Path) -> None:
+    """record.json; when it cannot be written (a full disk), the record is still returned and printed, with
+    ``location`` None and the reason in ``write_errors``: the cells that were journalled stay resumable."""
+    try:
+        record.location = record.write(out_dir)
+    except OSError as exc:
+        record.location = None
+        record.write_errors.append(f"could not write the run record {out_dir / R.RECORD_NAME}: {exc.strerror or exc}; "
+                                   f"the cells that were journalled are in {out_dir / R.JOURNAL_NAME}")
 
 
 def _reference_profile(plans: list[CasePlan], profiles: list[Profile], options: MatrixOptions) -> Profile | None:

@@ -54,6 +54,11 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _shorten(text: str, limit: int = 300) -> str:
+    """A path of 4,000 characters does not make a readable line: keep its ends."""
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit 2, like every other bad input."""
 
@@ -130,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"harness: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a path too long, a folder where a file should be, a full disk: the OS's words
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"harness: error: {_shorten(where)}{exc.strerror or exc}. Note: check the path and the free space",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("harness: interrupted; finished cells are in the run journal (resume with --resume)", file=sys.stderr)
         return 130

@@ -42,6 +42,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                        argv=sys.argv[1:] if sys.argv else [], console=console)
     record = run_matrix(args.targets, args.profiles, options)
     print_report(console, record, _noise_notes(record, args.repeat))
+    if record.write_errors:  # the matrix above stands; what is not on disk is said, and the run is not green
+        more = f" (and {len(record.write_errors) - 1} more write failure(s))" if len(record.write_errors) > 1 else ""
+        print(f"harness: error: {record.write_errors[0]}{more}. Note: free space or pass another --out, then "
+              f"run again (with --resume for the journalled cells)", file=sys.stderr)
+        return 2
     idle = idle_named_profiles(record)
     if idle:  # the run happened (matrix above) but tested nothing on a profile the user asked for
         said = "; ".join(f"profile {name!r}: {reason}" for name, reason in idle.items())

@@ -135,4 +135,5 @@ def print_report(console: Console, record: R.RunRecord, notes: list[str] | None 
         console.print(block, markup=False)
     console.print()
     log = f"; library output in {record.location.parent / record.log}" if record.log and record.location else ""
-    console.print(f"{len(cells)} cells: {summary(cells)}. Run record: {record.location}{log}", markup=False)
+    where = record.location or "not written"
+    console.print(f"{len(cells)} cells: {summary(cells)}. Run record: {where}{log}", markup=False)

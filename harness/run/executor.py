@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import os
 import queue
 import re
@@ -129,6 +130,7 @@ class Executor:
         self.pool = WorkerPool(InProcessRunner if options.in_process else None)
         self._journal_lock = threading.Lock()
         self.noise: dict[str, Any] = {}
+        self.write_errors: list[str] = []  # journal lines or artifacts that could not be written, one line each
         self.captured: dict[str, dict[str, np.ndarray]] = {}
 
     def run(self, cells: list[tuple[CasePlan, Profile]], availability: dict[str, Availability],
@@ -162,6 +164,8 @@ class Executor:
                             on_done(result)
                     except Exception as exc:  # a full disk must not silently drop the cells still queued
                         result.error.setdefault("journal", f"{type(exc).__name__}: {exc}")
+                        self._write_failed(f"journal line for case {result.case!r} on profile {result.profile!r}",
+                                           exc)
 
         threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, self.options.jobs))]
         for thread in threads:
@@ -309,7 +313,7 @@ class Executor:
             self.captured[result.key] = dict(tensors)
         if samples is not None:
             result.latency = {"sampling": header.get("latency", {})}
-            result.artifacts["latency_ns"] = self._save_array(result, "latency_ns.npy", samples)
+            self._keep_artifact(result, "latency_ns", lambda: self._save_array(result, "latency_ns.npy", samples))
         if as_reference:
             result.verdict = R.PASS
             result.detail = "reference: the other profiles are compared with these outputs"
@@ -321,21 +325,33 @@ class Executor:
             result.verdict, result.detail = numeric_verdict(plan.case, profile, comparisons, result.placement,
                                                             against=plan.against)
             if result.verdict == R.FAIL:
-                self._save_outputs(result, plan, tensors)
+                self._keep_artifact(result, "actual_outputs", lambda: self._save_outputs(result, plan, tensors))
         if self.options.evaluate:
             self.options.evaluate(result, plan, profile, samples)
+
+    def _write_failed(self, what: str, exc: BaseException) -> None:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+        self.write_errors.append(f"could not write the {what}: {reason}")
 
     def _cell_dir(self, result: R.CellResult) -> Path:
         return self.options.out_dir / "cells" / cell_dir_name(result.case, result.profile)
 
+    def _keep_artifact(self, result: R.CellResult, name: str, save: Callable[[], str]) -> None:
+        """Write an artifact; a write that fails (a full disk) costs the artifact, never the cell's verdict."""
+        try:
+            result.artifacts[name] = save()
+        except OSError as exc:
+            result.error.setdefault("artifacts", f"{name}: {exc.strerror or exc}")
+            self._write_failed(f"{name} of case {result.case!r} on profile {result.profile!r}", exc)
+
     def _save_array(self, result: R.CellResult, name: str, array: np.ndarray) -> str:
         path = self._cell_dir(result) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as handle:
-            np.save(handle, array, allow_pickle=False)
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        atomic_write_bytes(path, buffer.getvalue())  # a full disk leaves no half .npy for a baseline to read
         return str(path.relative_to(self.options.out_dir))
 
-    def _save_outputs(self, result: R.CellResult, plan: CasePlan, tensors: dict[str, np.ndarray]) -> None:
+    def _save_outputs(self, result: R.CellResult, plan: CasePlan, tensors: dict[str, np.ndarray]) -> str:
         """Actual outputs of a failing cell, in the test-data layout, for inspection or re-blessing."""
         for ds in plan.datasets:
             for j, name in enumerate(plan.info.output_names):
@@ -343,7 +359,7 @@ class Executor:
                 if array is not None:
                     path = self._cell_dir(result) / f"test_data_set_{ds.index}" / f"output_{j}.pb"
                     atomic_write_bytes(path, tensor_bytes(name, array))
-        result.artifacts["actual_outputs"] = str(self._cell_dir(result).relative_to(self.options.out_dir))
+        return str(self._cell_dir(result).relative_to(self.options.out_dir))
 
     def close(self) -> None:
         self.pool.close()

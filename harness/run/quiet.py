@@ -34,6 +34,7 @@ class RunLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.written = False
+        self.failed = ""  # why the log could not be written, when it could not
         self._lock = threading.Lock()
         self._handler = _FileHandler(self)
         self._saved: dict = {}
@@ -43,9 +44,13 @@ class RunLog:
         if not text:
             return
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(f"[{source}] {text}\n")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8", errors="replace") as handle:
+                    handle.write(f"[{source}] {text}\n")
+            except OSError as exc:  # a full disk costs log lines, never a cell; said once in the record
+                self.failed = self.failed or f"could not write the run log {self.path}: {exc.strerror or exc}"
+                return
             self.written = True
 
     def __enter__(self) -> "RunLog":

@@ -123,6 +123,7 @@ class RunRecord:
     noise: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     log: str = ""  # the run's log file, relative to the record's folder ("" when nothing was logged)
+    write_errors: list[str] = field(default_factory=list)  # what could not be written (a full disk), one line each
     location: Path | None = field(default=None, compare=False, repr=False)  # where write() put it; not saved
 
     def to_json(self) -> str:
@@ -209,17 +210,31 @@ def _header_fields(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class Journal:
-    """Append-only JSON lines: a header line, then one line per finished cell, each flushed and fsync'd."""
+    """Append-only JSON lines: a header line, then one line per finished cell, each written whole with one
+    ``os.write`` and fsync'd. A write that fails (a full disk) is cut back to the last whole line, so the journal
+    never holds a torn line that a later append would glue onto, and the failure is raised to the caller."""
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / JOURNAL_NAME
-        self._handle = self.path.open("a", encoding="utf-8")
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
 
     def _append(self, obj: dict[str, Any]) -> None:
-        self._handle.write(json.dumps(obj, allow_nan=False, default=str) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        if self._fd is None:
+            raise OSError(f"journal {self.path} is closed")
+        data = (json.dumps(obj, allow_nan=False, default=str) + "\n").encode("utf-8")
+        size = os.fstat(self._fd).st_size
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write part of it
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
+        except OSError:
+            try:
+                os.ftruncate(self._fd, size)  # no torn line left behind
+            except OSError:
+                pass
+            raise
 
     def header(self, record: RunRecord) -> None:
         self._append({"kind": "header", "schema_version": SCHEMA_VERSION,
@@ -229,13 +244,19 @@ class Journal:
         self._append({"kind": "cell", **result.to_dict()})
 
     def close(self) -> None:
-        self._handle.close()
+        """Nothing is buffered, so closing cannot lose (or fail to write) a cell."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def read_journal(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
     header: dict[str, Any] = {}
     cells: dict[str, CellResult] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             entry = json.loads(line)
         except (json.JSONDecodeError, RecursionError):

@@ -110,3 +110,98 @@ def test_no_subcommand_prints_usage_to_stderr_and_exits_2(run_cli) -> None:
     proc = run_cli()
     assert proc.returncode == 2 and proc.stdout == ""
     assert "usage: harness" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---- 5 and 6: write failures are one line; the matrix and every journalled cell are kept ----------------------------
+
+def _long_component(tmp_path: Path) -> Path:
+    return tmp_path / ("x" * 300)
+
+
+def _over_path_max(tmp_path: Path) -> Path:
+    return tmp_path.joinpath(*["y" * 200] * 25)
+
+
+def _a_file(tmp_path: Path) -> Path:
+    (tmp_path / "plain").write_text("not a folder")
+    return tmp_path / "plain"
+
+
+@pytest.mark.parametrize("out", [lambda t: Path("/dev/null"), _a_file, lambda t: Path("/proc/harness-results"),
+                                 _long_component, _over_path_max])
+def test_an_unwritable_out_is_one_line_before_any_cell(out, tiny_case: Path, tmp_path: Path, profiles_dir: Path,
+                                                      run_cli, assert_bad_input) -> None:
+    proc = run_cli("run", tiny_case, "--profile", "cpu", "--numerics-only", "--profiles-dir", profiles_dir,
+                   "--out", out(tmp_path))
+    line = assert_bad_input(proc)
+    assert "--out" in line and "cannot write run records" in line, line
+    assert "Conformance matrix" not in proc.stdout
+
+
+@pytest.mark.parametrize("target", [lambda t: "x" * 300, lambda t: str(_over_path_max(t))])
+def test_a_target_path_too_long_is_one_line(target, tmp_path: Path, run_cli, assert_bad_input) -> None:
+    line = assert_bad_input(run_cli("run", target(tmp_path), "--profile", "cpu", "--out", tmp_path / "r"))
+    assert "too long" in line and len(line) < 800, line
+
+
+ENOSPC = 28
+
+
+def test_a_full_disk_keeps_every_journalled_cell_and_prints_the_matrix(tmp_path: Path, make_case, profiles_dir,
+                                                                      monkeypatch, capsys) -> None:
+    """The second cell's journal line is torn by ENOSPC, and record.json cannot be written: one line on stderr,
+    the matrix on stdout, exit 2, and a journal whose every line reads, holding the first cell."""
+    from harness import cli
+    for name in ("c1", "c2", "c3"):
+        make_case(tmp_path / "cases" / name)
+    real_write, calls = os.write, {"cells": 0}
+
+    def full_disk(fd: int, data) -> int:
+        if not os.readlink(f"/proc/self/fd/{fd}").endswith(R.JOURNAL_NAME) or b'"kind": "cell"' not in bytes(data):
+            return real_write(fd, data)
+        calls["cells"] += 1
+        if calls["cells"] == 1:
+            return real_write(fd, data)
+        real_write(fd, bytes(data)[: len(data) // 2])  # half a line reaches the disk, then the disk is full
+        raise OSError(ENOSPC, os.strerror(ENOSPC))
+
+    def no_space(path, data) -> None:
+        raise OSError(ENOSPC, os.strerror(ENOSPC), str(path))
+
+    monkeypatch.setattr(os, "write", full_disk)
+    monkeypatch.setattr(R, "atomic_write_bytes", no_space)
+    code = cli.main(["run", "--root", str(tmp_path / "cases"), "--profile", "cpu", "--numerics-only",
+                     "--profiles-dir", str(profiles_dir), "--out", str(tmp_path / "results")])
+    monkeypatch.undo()
+    captured = capsys.readouterr()
+    assert code == 2, captured.out + captured.err
+    assert "Conformance matrix" in captured.out and "3 cells: 3 PASS" in captured.out
+    [line] = captured.err.splitlines()
+    assert line.startswith("harness: error: could not write") and "No space left on device" in line
+    [journal] = (tmp_path / "results").glob(f"*/{R.JOURNAL_NAME}")
+    entries = [json.loads(text) for text in journal.read_text().splitlines()]  # no torn line
+    assert [e["case"] for e in entries if e["kind"] == "cell"] == ["c1"]
+    record, _ = R.load_record(journal.parent)
+    assert [c.case for c in record.cells] == ["c1"]
+
+
+def test_a_journal_write_that_fails_leaves_no_torn_line(tmp_path: Path, monkeypatch) -> None:
+    journal = R.Journal(tmp_path)
+    record = R.RunRecord("r", "now", {}, {}, {}, [])
+    journal.header(record)
+    real_write = os.write
+
+    def torn(fd: int, data) -> int:
+        real_write(fd, bytes(data)[:10])
+        raise OSError(ENOSPC, os.strerror(ENOSPC))
+
+    monkeypatch.setattr(os, "write", torn)
+    with pytest.raises(OSError):
+        journal.cell(R.CellResult("a", "cpu", R.PASS))
+    monkeypatch.undo()
+    journal.cell(R.CellResult("b", "cpu", R.PASS))
+    journal.close()
+    journal.close()
+    header, cells = R.read_journal(tmp_path / R.JOURNAL_NAME)
+    assert [c.case for c in cells] == ["b"] and header["run_id"] == "r"
+    assert all(json.loads(line) for line in (tmp_path / R.JOURNAL_NAME).read_text().splitlines())
