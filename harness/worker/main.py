@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any, BinaryIO
 
-from harness.worker import protocol
+from harness.worker import protocol, values
 from harness.worker.memory import CellMemory
 from harness.worker.ort_message import ort_message_of
 
@@ -26,13 +26,18 @@ FAULT_ENV = "HARNESS_TEST_FAULT"  # test-only: "<kind>:<case glob>", kind in seg
 
 
 def apply_constraints(spec: dict[str, Any]) -> dict[str, Any]:
-    """CPU affinity and an address-space cap, applied to this process before onnxruntime loads."""
+    """CPU affinity and an address-space cap, applied to this process before onnxruntime loads. Cores the
+    spec names that this host does not offer are reported (``missing_cores``), never silently dropped: the
+    hello then says the worker is unavailable, since its timings would not be the ones the profile asks for."""
     applied: dict[str, Any] = {}
     cores = spec.get("cpu_cores")
     if cores is not None and hasattr(os, "sched_setaffinity"):
         available = sorted(os.sched_getaffinity(0))
         chosen = available[:cores] if isinstance(cores, int) else [c for c in cores if c in available]
-        if chosen:
+        if not isinstance(cores, int) and len(chosen) < len(cores):
+            applied["missing_cores"] = sorted(set(cores) - set(available))
+            applied["offered_cores"] = available
+        elif chosen:
             os.sched_setaffinity(0, chosen)
     if hasattr(os, "sched_getaffinity"):
         applied["affinity"] = sorted(os.sched_getaffinity(0))
@@ -70,11 +75,36 @@ def injected_fault(case: str) -> None:
     elif kind == "hang":
         time.sleep(3600)
     elif kind == "oom":
+        _cap_data_if_unlimited()
         hog = []
         while True:  # runaway allocation until the memory limit stops it
             hog.append(bytearray(64 << 20))
     elif kind == "exit":
         os._exit(3)
+
+
+OOM_FAULT_HEADROOM = 1 << 30  # the test-only oom fault never takes more than this beyond what is in use
+
+
+def _cap_data_if_unlimited() -> None:
+    """A profile without a memory limit must not let the test-only hog take the whole host: cap the data
+    segment 1 GiB above what is in use, so the hog ends in a MemoryError like a limited worker's."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if soft == resource.RLIM_INFINITY:
+        cap = _data_in_use() + OOM_FAULT_HEADROOM
+        resource.setrlimit(resource.RLIMIT_DATA, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+
+
+def _ranges(cores: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5' (how a person reads a core list)."""
+    parts: list[str] = []
+    for core in cores:
+        if parts and core == int(parts[-1].split("-")[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{core}"
+        else:
+            parts.append(str(core))
+    return ", ".join(parts)
 
 
 def split_feeds(tensors: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -161,7 +191,7 @@ class Worker:
         feeds = split_feeds(tensors)
         for k, feed in feeds.items():
             start = time.perf_counter_ns()
-            result = self.session.run(None, feed)
+            result = values.run(self.session, feed)
             if first_ms is None:
                 first_ms = (time.perf_counter_ns() - start) / 1e6
             outputs.update({f"{k}/{n}": v for n, v in zip(output_names, result)})
@@ -209,6 +239,12 @@ def hello_for(spec: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
     a one-node session was created and run on the EP (harness.worker.probe)."""
     hello: dict[str, Any] = {"type": protocol.MSG_HELLO, "runtime": "python", "pid": os.getpid(),
                              "executable": sys.executable, **applied, "protocol": protocol.PROTOCOL_VERSION}
+    missing = applied.get("missing_cores")
+    if missing:
+        hello.update(available=False, unavailable="no_device",
+                     reason=f"cpu_cores {missing} do not exist here (this host offers "
+                            f"{_ranges(applied.get('offered_cores', []))})")
+        return hello
     try:
         from harness.worker.session import Unavailable, check_available
         hello["versions"] = _versions()

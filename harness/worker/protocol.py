@@ -100,6 +100,7 @@ _NUMPY_DTYPES: dict[str, str] = {
     "complex64": "<c8",
     "complex128": "<c16",
 }
+NUMPY_DTYPE_NAMES = frozenset(_NUMPY_DTYPES)  # numpy's own; the others need ml_dtypes
 # Provided by ml_dtypes when it is importable; one byte per element for the sub-byte types (unpacked).
 _ML_DTYPES = ("bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
               "float8_e8m0fnu", "int4", "uint4", "float4_e2m1fn", "int2", "uint2", "float6_e2m3fn",
@@ -116,7 +117,7 @@ ELEM_TYPES: dict[str, int] = {
     "uint4": 21, "int4": 22, "float4_e2m1fn": 23, "float8_e8m0fnu": 24, "uint2": 25, "int2": 26,
     "float6_e2m3fn": 27, "float6_e3m2fn": 28,
 }
-_DTYPE_OF_ELEM = {v: k for k, v in ELEM_TYPES.items()}
+DTYPE_OF_ELEM = {v: k for k, v in ELEM_TYPES.items()}
 KINDS = ("tensor", "sequence", "optional", "map")
 
 
@@ -372,10 +373,10 @@ def _entry_dtype(entry: dict[str, Any], what: str) -> tuple[str, np.dtype]:
     """dtype name and elem_type must agree; either alone is enough (a version-1 writer sends dtype only)."""
     name, elem = entry.get("dtype"), entry.get("elem_type")
     if elem is not None:
-        if not _is_int(elem) or elem not in _DTYPE_OF_ELEM:
+        if not _is_int(elem) or elem not in DTYPE_OF_ELEM:
             raise ProtocolError(f"{what}: unknown ONNX elem_type {elem!r}")
         if name is None:
-            name = _DTYPE_OF_ELEM[elem]
+            name = DTYPE_OF_ELEM[elem]
         elif ELEM_TYPES.get(name) != elem:
             raise ProtocolError(f"{what}: dtype {name!r} does not match elem_type {elem}")
     return name, dtype_from_name(name)

@@ -137,3 +137,54 @@ def test_injected_faults_kill_the_process(fault: str, code: int) -> None:
 def test_bad_arguments_print_usage() -> None:
     proc = _python("import sys; from harness.worker.main import main; sys.exit(main(['--nope']))")
     assert proc.returncode == 2 and "usage: python -m harness.worker --spec" in proc.stderr
+
+
+def test_the_oom_fault_caps_itself_without_a_memory_limit() -> None:
+    """A profile with no memory limit: the test-only hog stops at 1 GiB above what is in use (MemoryError), not
+    at the host's end."""
+    proc = _python(
+        "import resource\n"
+        "from harness.worker.main import injected_fault, _data_in_use, OOM_FAULT_HEADROOM\n"
+        "assert resource.getrlimit(resource.RLIMIT_DATA)[0] == resource.RLIM_INFINITY\n"
+        "before = _data_in_use()\n"
+        "try:\n    injected_fault('hog_case')\n"
+        "except MemoryError:\n"
+        "    soft = resource.getrlimit(resource.RLIMIT_DATA)[0]\n"
+        "    print('capped', 0 < soft - before <= OOM_FAULT_HEADROOM + (64 << 20))\n",
+        {W.FAULT_ENV: "oom:hog*"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "capped True"
+
+
+def test_cores_that_do_not_exist_make_the_worker_unavailable_in_words() -> None:
+    offered = sorted(os.sched_getaffinity(0))
+    ghost = [max(offered) + 5, max(offered) + 7]
+    spec = {**CPU_SPEC, "cpu_cores": [offered[0], *ghost]}
+    applied = W.apply_constraints(dict(spec))
+    assert applied["missing_cores"] == ghost and sorted(os.sched_getaffinity(0)) == offered  # nothing pinned
+    _, [(hello, _)] = _converse([], spec)
+    assert hello["available"] is False and hello["unavailable"] == "no_device"
+    assert hello["missing_cores"] == ghost
+    assert hello["reason"].startswith(f"cpu_cores {ghost} do not exist here (this host offers ")
+    assert W._ranges([0, 1, 2, 5, 7, 8]) == "0-2, 5, 7-8"
+
+
+def test_exotic_inputs_and_outputs_cross_the_worker(tmp_path: Path) -> None:
+    """bfloat16 in, float8 and int4 out: the worker builds OrtValues and the reply carries ml_dtypes arrays."""
+    import ml_dtypes
+    from onnx import TensorProto as T
+    from onnx import helper
+    nodes = [helper.make_node("Cast", ["x"], ["f"], to=T.FLOAT), helper.make_node("Cast", ["f"], ["e"], to=T.FLOAT8E4M3FN),
+             helper.make_node("Cast", ["f"], ["i"], to=T.INT4)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", T.BFLOAT16, [3])],
+                              [helper.make_tensor_value_info("e", T.FLOAT8E4M3FN, [3]),
+                               helper.make_tensor_value_info("i", T.INT4, [3])])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), str(path))
+    x = np.array([1.5, -3.0, 2.25], dtype=ml_dtypes.bfloat16)
+    _, replies = _converse([({"type": "load", "case": "exotic", "model_path": str(path)}, None),
+                            ({"type": "infer", "datasets": 1, "measure": None}, {"0/x": x})])
+    result, tensors = replies[2]
+    assert result["type"] == "result", result
+    assert tensors["0/e"].dtype == ml_dtypes.float8_e4m3fn and tensors["0/e"].astype(float).tolist() == [1.5, -3.0, 2.25]
+    assert tensors["0/i"].dtype == ml_dtypes.int4 and tensors["0/i"].astype(int).tolist() == [2, -3, 2]
