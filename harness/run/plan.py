@@ -12,9 +12,10 @@ import numpy as np
 
 from harness.errors import GoldenError
 from harness.golden.cases import Case
-from harness.golden.layout import DataSet
+from harness.golden.layout import DataSet, Value, graph_types, value_kind
 from harness.model.inputs import generate_inputs
 from harness.model.loader import ModelInfo, TensorSig
+from harness.worker.protocol import value_nbytes
 
 
 @dataclass
@@ -45,16 +46,42 @@ class CasePlan:
         self.has_goldens = any(ds.outputs for ds in self.datasets)
         self.against = profile
 
-    def feed(self) -> dict[str, np.ndarray]:
-        """All inputs of all data sets, keyed "<k>/<input>" as the worker protocol expects."""
-        return {f"{ds.index}/{name}": arr for ds in self.datasets for name, arr in ds.inputs.items()}
+    def feed(self) -> dict[str, Value]:
+        """All inputs of all data sets, keyed "<k>/<input>" as the worker protocol expects (tensors, lists for
+        sequences, dicts for maps, None for absent optionals)."""
+        return {f"{ds.index}/{name}": value for ds in self.datasets for name, value in ds.inputs.items()}
+
+    def feed_nbytes(self) -> int:
+        """Payload bytes of ``feed()`` on the wire, for deciding whether it fits in the worker's pipe."""
+        return sum(value_nbytes(value) for value in self.feed().values())
+
+
+_KIND_WORDS = {"tensor": "a tensor", "sequence": "a sequence (list)", "map": "a map (dict)",
+               "optional": "an optional"}
+
+
+def _kind_of(value: Value) -> str:
+    if isinstance(value, list):
+        return "sequence"
+    if isinstance(value, dict):
+        return "map"
+    return "optional" if value is None else "tensor"
+
+
+def _check_kind(where: str, declared: str, value: Value) -> bool:
+    """The value is of the kind the graph declares (an optional takes None or its element's kind). True when
+    the value is a tensor to be checked against the signature."""
+    got = _kind_of(value)
+    if declared == "optional":
+        return False  # None, or the element (whose own type the session checks)
+    if got != declared:
+        raise GoldenError(f"{where}: the model expects {_KIND_WORDS[declared]} but the file holds "
+                          f"{_KIND_WORDS[got]}", hint="regenerate the inputs")
+    return declared == "tensor"
 
 
 def _check_input(case: str, ds: DataSet, sig: TensorSig, array: np.ndarray) -> None:
     where = f"case {case!r} test_data_set_{ds.index} input {sig.name!r}"
-    if array.dtype.kind in "OSU":
-        raise GoldenError(f"{where}: string tensors are not supported (the worker protocol carries numeric "
-                          f"tensors only)", hint="this model cannot be run by the harness yet")
     if sig.dtype is not None and array.dtype != sig.dtype:
         raise GoldenError(f"{where}: dtype {array.dtype} but the model expects {sig.dtype}",
                           hint="regenerate the inputs, or fix the model's input type")
@@ -68,10 +95,32 @@ def _check_input(case: str, ds: DataSet, sig: TensorSig, array: np.ndarray) -> N
 
 
 def check_inputs(case: str, ds: DataSet, info: ModelInfo) -> None:
-    """Every stored input of a data set fits the model's signature (dtype, rank, fixed dims)."""
+    """Every stored input of a data set fits the model's signature: its kind (tensor, sequence, optional, map)
+    and, for a tensor, its dtype (every ONNX element type, ml_dtypes for the exotic ones), rank and fixed dims."""
     sigs = {s.name: s for s in info.inputs}
-    for name, array in ds.inputs.items():
-        _check_input(case, ds, sigs[name], array)
+    types = graph_types(info.path) if any(s.dtype is None for s in info.inputs) else {}
+    for name, value in ds.inputs.items():
+        where = f"case {case!r} test_data_set_{ds.index} input {name!r}"
+        declared = value_kind(types.get(name)) if sigs[name].dtype is None else "tensor"
+        if _check_kind(where, declared, value):
+            _check_input(case, ds, sigs[name], value)
+
+
+def _tensors_in(value: Value):
+    """Every tensor inside a value (sequence items, map values, an optional's element)."""
+    if isinstance(value, np.ndarray):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _tensors_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors_in(item)
+
+
+def _nan_count(value: Value) -> int:
+    return sum(int(np.isnan(t.astype(np.float32) if t.dtype.kind == "V" else t).sum())
+               for t in _tensors_in(value) if "float" in t.dtype.name)
 
 
 def plan_case(case: Case, *, dims: dict[str, int], seed: int) -> CasePlan:
@@ -88,9 +137,10 @@ def plan_case(case: Case, *, dims: dict[str, int], seed: int) -> CasePlan:
             raise GoldenError(f"case {case.name!r} test_data_set_{ds.index}: missing input(s) {missing}")
         check_inputs(case.name, ds, info)
         for name, golden in ds.outputs.items():
-            if golden.dtype.kind == "f" and np.isnan(golden).any():
+            nans = _nan_count(golden)
+            if nans:
                 warnings.append(f"case {case.name!r} test_data_set_{ds.index} golden {name!r} holds "
-                                f"{int(np.isnan(golden).sum())} NaN(s): allowed, matched only by NaN")
+                                f"{nans} NaN(s): allowed, matched only by NaN")
     case.validate_tolerances()  # a typo is bad input before the run, not an error in every cell
     datasets = [ds for ds in datasets if ds.inputs]
     if not datasets:

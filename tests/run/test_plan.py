@@ -96,3 +96,74 @@ def test_a_bad_case_tolerance_is_refused_before_the_run(tmp_path, make_case):
     (case_dir / "case.json").write_text(json.dumps({"tolerance": {"rtol": 1e-3}}))
     with pytest.raises(ProfileError, match="rtol and atol"):
         plan_case(load_case(case_dir, "c"), dims={}, seed=0)
+
+
+# --- every value kind of the ONNX node suite ---
+
+import ml_dtypes  # noqa: E402
+import onnx  # noqa: E402
+from onnx import TensorProto as T  # noqa: E402
+from onnx import helper  # noqa: E402
+
+from harness.golden.layout import write_dataset  # noqa: E402
+
+
+def _suite_like_case(case_dir: Path, inputs: dict, outputs: dict) -> Path:
+    """SequenceInsert(seq, t) plus Cast(bf16 -> float) plus an optional passed through Identity."""
+    case_dir.mkdir(parents=True)
+    opt_t = helper.make_optional_type_proto(helper.make_tensor_type_proto(T.FLOAT, [2]))
+    graph = helper.make_graph(
+        [helper.make_node("SequenceInsert", ["seq", "t"], ["out_seq"]),
+         helper.make_node("Cast", ["b"], ["f"], to=T.FLOAT), helper.make_node("Identity", ["o"], ["o_out"])],
+        "g",
+        [helper.make_tensor_sequence_value_info("seq", T.INT64, None), helper.make_tensor_value_info("t", T.INT64, [2]),
+         helper.make_tensor_value_info("b", T.BFLOAT16, [3]), helper.make_value_info("o", opt_t)],
+        [helper.make_tensor_sequence_value_info("out_seq", T.INT64, None), helper.make_tensor_value_info("f", T.FLOAT, [3]),
+         helper.make_value_info("o_out", opt_t)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(case_dir / "model.onnx"))
+    write_dataset(case_dir, 0, inputs, outputs, ["seq", "t", "b", "o"], ["out_seq", "f", "o_out"])
+    return case_dir
+
+
+def _values():
+    seq = [np.array([1, 2], np.int64)]
+    t = np.array([3, 4], np.int64)
+    b = np.array([1.5, -2.0, np.nan], ml_dtypes.bfloat16)
+    inputs = {"seq": seq, "t": t, "b": b, "o": None}
+    outputs = {"out_seq": [*seq, t], "f": b.astype(np.float32), "o_out": None}
+    return inputs, outputs
+
+
+def test_sequences_optionals_and_bfloat16_are_planned(tmp_path: Path) -> None:
+    plan = _plan(_suite_like_case(tmp_path / "c", *_values()))
+    feed = plan.feed()
+    assert isinstance(feed["0/seq"], list) and feed["0/o"] is None and feed["0/b"].dtype == ml_dtypes.bfloat16
+    assert plan.feed_nbytes() == 16 + 16 + 6
+    [warning] = plan.warnings  # the NaN is found in a float32 golden next to a sequence and an absent optional
+    assert "golden 'f' holds 1 NaN(s)" in warning
+
+
+def test_a_tensor_where_the_model_wants_a_sequence_is_refused(tmp_path: Path) -> None:
+    inputs, outputs = _values()
+    case_dir = _suite_like_case(tmp_path / "c", inputs, outputs)
+    from harness.golden.layout import value_bytes
+    (case_dir / "test_data_set_0" / "input_0.pb").write_bytes(
+        onnx.SequenceProto(name="seq", elem_type=onnx.SequenceProto.TENSOR).SerializeToString())
+    assert _plan(case_dir).feed()["0/seq"] == []  # an empty sequence is a sequence
+    (case_dir / "test_data_set_0" / "input_2.pb").write_bytes(value_bytes("b", np.zeros(3, np.float32)))
+    with pytest.raises(GoldenError, match="input 'b': dtype float32 but the model expects bfloat16"):
+        _plan(case_dir)
+
+
+def test_kind_mismatch_is_one_line(tmp_path: Path) -> None:
+    from harness.golden.layout import DataSet
+    from harness.run.plan import check_inputs
+    inputs, outputs = _values()
+    case_dir = _suite_like_case(tmp_path / "c", inputs, outputs)
+    plan = _plan(case_dir)
+    bad = DataSet(0, None, {**inputs, "seq": np.array([1], np.int64)}, {})
+    with pytest.raises(GoldenError, match="input 'seq': the model expects a sequence \\(list\\) but the file holds "
+                                          "a tensor"):
+        check_inputs("c", bad, plan.info)
+    with pytest.raises(GoldenError, match="input 't': the model expects a tensor but the file holds a sequence"):
+        check_inputs("c", DataSet(0, None, {**inputs, "t": [np.array([1])]}, {}), plan.info)
