@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +76,90 @@ def _profiles(profiles: Sequence[Profile | str] | None, options: MatrixOptions) 
     return load_profiles([str(p) for p in profiles or ()], options)
 
 
-def _open_record(options: MatrixOptions) -> tuple[R.RunRecord, Path, dict[str, R.CellResult]]:
+# Options a resumed run takes from its record, with the flag that sets each: a resume runs as the run started.
+RESUMED_OPTIONS = {"numerics_only": "--numerics-only", "seed": "--seed", "dims": "--dim", "reference": "--reference",
+                   "timeout_s": "--timeout", "time_cap_s": "--time-cap", "baseline": "--baseline",
+                   "max_regression": "--max-regression", "repeat": "--repeat", "calibration_data": "--calibration-data",
+                   "root": "--root", "profile_dirs": "--profiles-dir", "builtin_profiles": "--no-builtin-profiles",
+                   "named_profiles": "--profile"}
+_PATH_OPTIONS = ("baseline", "calibration_data", "root")
+
+
+def _as_json(value: Any) -> Any:
+    """An option's value as the record saves it (paths as given, as strings)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _as_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_json(v) for v in value]
+    return value
+
+
+def _from_json(name: str, value: Any) -> Any:
+    if name in _PATH_OPTIONS:
+        return None if value is None else Path(value)
+    if name == "profile_dirs":
+        return [Path(v) for v in value]
+    return value
+
+
+def saved_options(options: MatrixOptions, targets: list[str] | None, profiles: list[str]) -> dict[str, Any]:
+    """What the record keeps so that ``--resume`` reruns the same matrix the same way: the selection (case
+    selectors as given, the profiles that made the matrix, the folder they were resolved in) and the options."""
+    saved = {name: _as_json(getattr(options, name)) for name in RESUMED_OPTIONS}
+    saved["selection"] = {"targets": targets, "profiles": profiles, "cwd": str(Path.cwd())}
+    return saved
+
+
+def _resumed(record: R.RunRecord, cases: Sequence[Case | str | Path], profiles: Sequence[Profile | str] | None,
+             options: MatrixOptions) -> tuple[Sequence[Case | str | Path], Sequence[Profile | str], MatrixOptions]:
+    """The cases, profiles and options of the run being resumed. What the caller passes again must agree with
+    the record; what it leaves out comes from the record. A record from before the selection was kept resumes
+    with what the caller passes, as it did then."""
+    saved = record.options.get("selection")
+    if not isinstance(saved, dict):
+        return cases, profiles or (), options
+    where = f"--resume {options.resume}"
+    if saved.get("cwd") not in (None, str(Path.cwd())):
+        raise UsageError(f"{where}: that run was started in {saved['cwd']}, and its case paths are relative to it",
+                         hint=f"cd {saved['cwd']} and resume from there")
+    cases = _resumed_targets(saved.get("targets"), cases, where)
+    given = [p.name if isinstance(p, Profile) else str(p) for p in profiles or ()]
+    if given and sorted(set(given)) != sorted(set(saved.get("profiles") or [])):
+        raise UsageError(f"{where}: profiles {given} are not the run's profiles {saved.get('profiles')}",
+                         hint="drop --profile to resume the run as it was started, or start a new run")
+    restored = {}
+    defaults = MatrixOptions()
+    for name, flag in RESUMED_OPTIONS.items():
+        if name not in record.options:
+            continue
+        now, then = _as_json(getattr(options, name)), record.options[name]
+        if now != then and now != _as_json(getattr(defaults, name)):
+            raise UsageError(f"{where}: {flag} {now!r} conflicts with the run's {then!r}",
+                             hint="drop it to resume the run as it was started, or start a new run without --resume")
+        restored[name] = _from_json(name, then)
+    return cases, profiles or list(saved.get("profiles") or []), replace(options, **restored)
+
+
+def _resumed_targets(saved: Any, cases: Sequence[Case | str | Path], where: str) -> Sequence[Case | str | Path]:
+    given = [str(c) for c in cases if not isinstance(c, Case)]
+    if saved is None:  # the run was given Case objects: they cannot be saved, so the caller passes them again
+        if not cases:
+            raise UsageError(f"{where}: the run's cases were passed as objects, not names",
+                             hint="pass the same cases again")
+        return cases
+    if given and given != list(saved):
+        raise UsageError(f"{where}: cases {given} are not the run's cases {saved}",
+                         hint="drop the case arguments to resume the run as it was started, or start a new run")
+    return cases or list(saved)
+
+
+def _open_record(options: MatrixOptions, resumed: tuple[R.RunRecord, Path] | None
+                 ) -> tuple[R.RunRecord, Path, dict[str, R.CellResult]]:
     """A new record, or the one being resumed together with the cells it already finished."""
-    if options.resume:
-        record, out_dir = R.load_record(options.resume)
+    if resumed:
+        record, out_dir = resumed
         return record, out_dir, {c.key: c for c in record.cells}
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     record = R.RunRecord(run_id=stamp, created=R.now_iso(), machine=R.machine_info(), versions=R.versions(),
@@ -170,6 +250,9 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
     files); profiles may be Profile objects or names (None: every profile). Bad input raises a HarnessError
     before any cell runs; a cell's failure is its verdict, never an exception."""
     options = options or MatrixOptions()
+    resumed = R.load_record(options.resume) if options.resume else None
+    if resumed:
+        cases, profiles, options = _resumed(resumed[0], cases, profiles, options)
     if options.numerics_only and (options.baseline or options.max_regression):
         raise UsageError("--baseline and --max-regression compare latency, which --numerics-only skips",
                          hint="drop --numerics-only, or drop the baseline options")
@@ -179,10 +262,9 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
     _attach_calibration(plans, options.calibration_data)
     reference = _reference_profile(plans, profile_list, options)
     measure = None if options.numerics_only else measure_spec(profile_list, case_list, options.time_cap_s)
-    record, out_dir, prior = _open_record(options)
-    record.options = {"numerics_only": options.numerics_only, "jobs": options.jobs, "seed": options.seed,
-                      "dims": dict(options.dims), "reference": options.reference,
-                      "named_profiles": list(options.named_profiles)}
+    record, out_dir, prior = _open_record(options, resumed)
+    targets = None if any(isinstance(c, Case) for c in cases) else [str(c) for c in cases]
+    record.options = {"jobs": options.jobs, **saved_options(options, targets, [p.name for p in profile_list])}
     evaluate = Evaluator(options.baseline, list(options.max_regression)) if measure else None
     log = RunLog(out_dir / R.LOG_NAME)
     executor = Executor(RunOptions(out_dir, options.jobs, options.timeout_s, measure, evaluate,

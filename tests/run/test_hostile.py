@@ -205,3 +205,46 @@ def test_a_journal_write_that_fails_leaves_no_torn_line(tmp_path: Path, monkeypa
     header, cells = R.read_journal(tmp_path / R.JOURNAL_NAME)
     assert [c.case for c in cells] == ["b"] and header["run_id"] == "r"
     assert all(json.loads(line) for line in (tmp_path / R.JOURNAL_NAME).read_text().splitlines())
+
+
+# ---- 4: --resume restores the run's selection and options --------------------------------------------------------
+
+@pytest.fixture
+def interrupted(tmp_path: Path, make_case, make_profile, run_cli) -> dict:
+    """A two-profile numerics-only run over two cases, then 'killed': no record.json, its last cells not journalled."""
+    for name in ("c1", "c2"):
+        make_case(tmp_path / "cases" / name)
+    make_profile(tmp_path / "profiles", "cpu")
+    make_profile(tmp_path / "profiles", "cpu-b")
+    make_profile(tmp_path / "profiles", "cpu-c")
+    common = ["--root", tmp_path / "cases", "--profiles-dir", tmp_path / "profiles", "--no-builtin-profiles"]
+    proc = run_cli("run", *common, "--profile", "cpu", "--profile", "cpu-b", "--numerics-only", "--seed", "5",
+                   "--out", tmp_path / "results")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [folder] = (tmp_path / "results").iterdir()
+    (folder / R.RECORD_NAME).unlink()
+    journal = folder / R.JOURNAL_NAME
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines[:-2]) + "\n")  # the last two cells were lost to the kill
+    return {"folder": folder, "common": common}
+
+
+def test_resume_runs_the_original_profiles_and_options(interrupted: dict, run_cli) -> None:
+    proc = run_cli("run", "--resume", interrupted["folder"], *interrupted["common"][2:])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = json.loads((interrupted["folder"] / R.RECORD_NAME).read_text())
+    assert sorted((c["case"], c["profile"]) for c in record["cells"]) == [
+        ("c1", "cpu"), ("c1", "cpu-b"), ("c2", "cpu"), ("c2", "cpu-b")]
+    assert all(not c["latency"] for c in record["cells"]), "numerics-only was not restored"
+    assert record["options"]["seed"] == 5 and record["options"]["numerics_only"] is True
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--seed", "6"], "--seed 6 conflicts with the run's 5"),
+    (["--profile", "cpu-c"], "profiles ['cpu-c'] are not the run's profiles"),
+    (["--dim", "N=3"], "--dim"),
+])
+def test_resume_refuses_options_that_conflict_with_the_record(interrupted: dict, run_cli, assert_bad_input,
+                                                             extra, fragment) -> None:
+    line = assert_bad_input(run_cli("run", "--resume", interrupted["folder"], *interrupted["common"][2:], *extra))
+    assert fragment in line, line
