@@ -31,7 +31,7 @@ from onnx.reference.ops.op_loop import Loop as _OnnxLoop
 from onnx.reference.ops.op_scan import Scan as _OnnxScan
 from onnx.reference.ops.op_scatter_elements import scatter_elements
 
-from harness.worker.probe import PROBE_FEED, PROBE_MODEL
+from harness.worker.probe import PROBE_FEED, PROBE_MODEL, Unavailable
 
 REFERENCE_EP = "ReferenceEvaluator"
 
@@ -79,13 +79,14 @@ class Assignment:
 
 
 def check_available(spec: dict[str, Any]) -> None:
-    """Run a one-node model, as the probe does for onnxruntime EPs. A failure propagates with the evaluator's
-    own words (the worker's hello reports it as load_failed); a missing onnx package already failed this
-    module's import, which harness.worker.session turns into Unavailable("not_installed")."""
+    """Raise Unavailable ("probe_failed") when the evaluator cannot run a one-node model, as the probe does for
+    onnxruntime EPs. A missing onnx package already failed this module's import, which
+    harness.worker.session turns into Unavailable("not_installed")."""
     try:
         create_session(PROBE_MODEL, spec).run(None, PROBE_FEED)
     except Exception as exc:  # the evaluator's failure types are many; the message says which
-        raise RuntimeError(f"{REFERENCE_EP} could not run a one-node model: {type(exc).__name__}: {exc}") from None
+        raise Unavailable(f"{REFERENCE_EP} could not run a one-node model: {type(exc).__name__}: {exc}",
+                          "probe_failed") from None
 
 
 def create_session(model: str | bytes, spec: dict[str, Any]) -> ReferenceSession:

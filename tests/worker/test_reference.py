@@ -18,7 +18,8 @@ from onnx.reference import ReferenceEvaluator
 
 from harness.run.pool import harness_import_path
 from harness.worker import reference
-from harness.worker.probe import PROBE_FEED, PROBE_MODEL
+from harness.worker import session
+from harness.worker.probe import PROBE_FEED, PROBE_MODEL, Unavailable
 from harness.worker.session import placement
 from harness.worker.timing import measure_latency
 
@@ -290,8 +291,16 @@ def test_the_session_offers_what_the_worker_calls(tmp_path: Path) -> None:
     assert len(samples) == info["iters"] >= 1
 
 
-def test_check_available_runs_a_one_node_model() -> None:
+def test_check_available_runs_a_one_node_model(monkeypatch: pytest.MonkeyPatch) -> None:
     reference.check_available({"ep": reference.REFERENCE_EP})
+    monkeypatch.setattr(reference, "PROBE_FEED", {"not_an_input": np.zeros(1, np.float32)})  # x is missing
+    with pytest.raises(Unavailable, match="ReferenceEvaluator could not run a one-node model") as caught:
+        reference.check_available({"ep": reference.REFERENCE_EP})
+    assert caught.value.kind == "probe_failed"
+
+
+def test_the_worker_and_this_module_name_the_pseudo_ep_alike() -> None:
+    assert reference.REFERENCE_EP == session.REFERENCE_EP
 
 
 def test_importing_the_worker_package_does_not_load_onnx() -> None:
