@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
@@ -31,6 +32,7 @@ from onnx.reference.ops.op_loop import Loop as _OnnxLoop
 from onnx.reference.ops.op_scan import Scan as _OnnxScan
 from onnx.reference.ops.op_scatter_elements import scatter_elements
 
+from harness.worker import values
 from harness.worker.probe import PROBE_FEED, PROBE_MODEL, Unavailable
 
 REFERENCE_EP = "ReferenceEvaluator"
@@ -131,7 +133,10 @@ class ReferenceSession:
         return [Assignment(REFERENCE_EP, self._nodes)]
 
     def run(self, output_names: list[str] | None, feed: dict[str, Any]) -> list[Any]:
-        """Outputs in the declared dtypes; inputs of a narrow float type are widened first when the model is."""
+        """Outputs in the declared dtypes; inputs of a narrow float type are widened first when the model is.
+        Takes numpy (and ml_dtypes) arrays, lists, None, and the OrtValues values.session_feed makes of exotic
+        tensors."""
+        feed = {name: values.from_ort_value(v) if isinstance(v, ort.OrtValue) else v for name, v in feed.items()}
         if self.widened:
             feed = {name: _widen_value(value, self._input_types.get(name)) for name, value in feed.items()}
         results = self._evaluator.run(output_names, feed)
@@ -141,6 +146,16 @@ class ReferenceSession:
         else:
             types = self._output_types
         return [_declared(value, t) for value, t in zip(results, types)]
+
+    def run_with_ort_values(self, output_names: list[str] | None, feed: dict[str, Any]) -> list[Any]:
+        """values.run's route for models with an exotic (bfloat16, float8, 4-bit) output: the same results, as
+        OrtValues of their ONNX element types."""
+        results = []
+        for value in self.run(output_names, feed):
+            array = np.asarray(value)
+            elem = values.elem_type(array)
+            results.append(ort.OrtValue.ortvalue_from_numpy(array) if elem is None else values.to_ort_value(array, elem))
+        return results
 
 
 # ----- widening the model --------------------------------------------------------------------------------------

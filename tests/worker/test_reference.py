@@ -18,7 +18,7 @@ from onnx.reference import ReferenceEvaluator
 
 from harness.run.pool import harness_import_path
 from harness.worker import reference
-from harness.worker import session
+from harness.worker import session, values
 from harness.worker.probe import PROBE_FEED, PROBE_MODEL, Unavailable
 from harness.worker.session import placement
 from harness.worker.timing import measure_latency
@@ -289,6 +289,16 @@ def test_the_session_offers_what_the_worker_calls(tmp_path: Path) -> None:
     samples, info = measure_latency(session, PROBE_FEED, {"warmup": {"count": 1},
                                                           "stopping": {"targets": ["p50"], "time_cap_s": 0.05}})
     assert len(samples) == info["iters"] >= 1
+
+
+@pytest.mark.parametrize("elem", [TensorProto.BFLOAT16, TensorProto.FLOAT8E4M3FN, TensorProto.INT4])
+def test_exotic_tensors_go_through_the_workers_value_route(elem: int) -> None:
+    """harness.worker.values feeds them as OrtValues and fetches them with run_with_ort_values."""
+    model = one_node("Identity", 21, [("x", elem, [3])], [("y", elem, [3])])
+    x = np.array([1.0, -2.0, 3.0]).astype(helper.tensor_dtype_to_np_dtype(elem))
+    y = values.run(ours(model), {"x": x})[0]
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(y.astype(np.float64), x.astype(np.float64))
 
 
 def test_check_available_runs_a_one_node_model(monkeypatch: pytest.MonkeyPatch) -> None:
