@@ -13,6 +13,7 @@ minimum tolerance that would pass); then a Note saying what to do.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,14 +32,17 @@ NON_FINITE_NOTE = (
     "first produces it (reduced precision overflowing is a common cause)."
 )
 _EXACT_KIND = {"int": "integer", "other": "non-numeric"}
+MAX_ITEM_LINES = 5  # failing sequence items / map values named in the reasons, then a count
 
 
 def output_kind(golden_dtype: str, actual_dtype: str) -> str:
-    """'float' (element rule and signal gates), or 'integer', 'boolean', 'non-numeric' (exact match)."""
+    """'float' (element rule and signal gates), or 'integer', 'boolean', 'string', 'non-numeric' (exact match)."""
     category = pair_category(golden_dtype, actual_dtype)
     if category == "float":
         return "float"
-    return "boolean" if golden_dtype == actual_dtype == "bool" else _EXACT_KIND[category]
+    if golden_dtype == actual_dtype == "bool":
+        return "boolean"
+    return "string" if golden_dtype == actual_dtype == "object" else _EXACT_KIND[category]
 
 
 @dataclass
@@ -58,6 +62,9 @@ class OutputComparison:
     passed: bool
     reasons: list[str] = field(default_factory=list)
     against: str = GOLDEN
+    notes: list[str] = field(default_factory=list)  # said even when it passes (a dtype mismatch, both absent)
+    kind: str = "tensor"  # or "sequence", "map", "optional" (see compare_value)
+    items: list[OutputComparison] = field(default_factory=list)  # a sequence's items, a map's values
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +80,9 @@ class OutputComparison:
             "passed": self.passed,
             "reasons": list(self.reasons),
             "against": self.against,
+            "notes": list(self.notes),
+            "kind": self.kind,
+            "items": [item.to_dict() for item in self.items],
         }
 
     @classmethod
@@ -93,6 +103,9 @@ class OutputComparison:
             passed=bool(d["passed"]),
             reasons=list(d.get("reasons", [])),
             against=str(d.get("against", GOLDEN)),
+            notes=list(d.get("notes", [])),
+            kind=str(d.get("kind", "tensor")),
+            items=[cls.from_dict(item) for item in d.get("items", [])],
         )
 
 
@@ -142,6 +155,8 @@ def compare_output(
         result.reasons = [f"shape mismatch: {against} {_shape(result.golden_shape)} vs actual "
                           f"{_shape(result.actual_shape)}"]
         return result
+    if result.dtype_mismatch:
+        result.notes.append(_dtype_note(result.golden_dtype, result.actual_dtype, against))
     topk = tolerance.topk if tolerance.min_topk_agreement is not None else None
     result.metrics = compute_metrics(
         golden, actual, tolerance.rtol, tolerance.atol, chunk_elems=chunk_elems, topk=topk
@@ -150,6 +165,121 @@ def compare_output(
     result.reasons = failed_gates(result.metrics, tolerance, result.golden_shape, kind=kind, against=against)
     result.passed = not result.reasons
     return result
+
+
+ToleranceFor = Callable[[np.dtype, np.dtype], Tolerance]
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "optional"
+    if isinstance(value, list):
+        return "sequence"
+    return "map" if isinstance(value, dict) else "tensor"
+
+
+def _describe(value: Any) -> str:
+    """How a value reads in a message: 'a float32 tensor (2, 3)', 'a sequence of 3 items', 'absent'."""
+    kind = _kind_of(value)
+    if kind == "optional":
+        return "absent (an empty optional)"
+    if kind == "sequence":
+        return f"a sequence of {len(value)} item(s)"
+    if kind == "map":
+        return f"a map of {len(value)} key(s)"
+    array = np.asarray(value)
+    return f"a {array.dtype.name} tensor {_shape(list(array.shape))}"
+
+
+def _elem_dtypes(value: Any) -> str:
+    """'sequence(float32)', 'map(int64)', 'absent': the dtype field of a non-tensor comparison."""
+    kind = _kind_of(value)
+    if kind == "optional":
+        return "absent"
+    if kind == "tensor":
+        return np.asarray(value).dtype.name
+    inner = value if kind == "sequence" else list(value.values())
+    names = sorted({np.asarray(v).dtype.name if _kind_of(v) == "tensor" else _kind_of(v) for v in inner})
+    return f"{kind}({','.join(names)})"
+
+
+def compare_value(name: str, golden: Any, actual: Any, tolerance_for: ToleranceFor, *, against: str = GOLDEN,
+                  chunk_elems: int = 1 << 20) -> OutputComparison:
+    """Any ONNX value against its golden: tensors with ``compare_output`` (the tolerance for each pair of
+    dtypes from ``tolerance_for``), sequences item by item (a length mismatch fails), maps key by key, and
+    optionals: absent on both sides passes, absent on one side fails."""
+    if _kind_of(golden) == _kind_of(actual) == "tensor":
+        golden, actual = np.asarray(golden), np.asarray(actual)
+        return compare_output(name, golden, actual, tolerance_for(golden.dtype, actual.dtype),
+                              chunk_elems=chunk_elems, against=against)
+    kind = _kind_of(golden)
+    result = OutputComparison(name=name, golden_shape=_length(golden), actual_shape=_length(actual),
+                              golden_dtype=_elem_dtypes(golden), actual_dtype=_elem_dtypes(actual),
+                              tolerance=Tolerance(0.0, 0.0), metrics=None, shape_mismatch=False,
+                              dtype_mismatch=False, passed=False, against=against, kind=kind)
+    if golden is None and actual is None:
+        result.passed, result.notes = True, ["optional absent on both sides"]
+        return result
+    if kind != _kind_of(actual):
+        result.reasons = [f"kind mismatch: {_ref(against).removeprefix('the ')} is {_describe(golden)}, "
+                          f"actual is {_describe(actual)}"]
+        return result
+    pairs, missing = _pairs(name, golden, actual)
+    result.items = [compare_value(item, g, a, tolerance_for, against=against, chunk_elems=chunk_elems)
+                    for item, g, a in pairs]
+    result.shape_mismatch = bool(missing)
+    result.reasons = missing + _item_reasons(result.items)
+    result.passed = not result.reasons
+    result.dtype_mismatch = result.golden_dtype != result.actual_dtype
+    result.notes = [note for item in result.items for note in item.notes][:MAX_ITEM_LINES]
+    result.tolerance = result.items[0].tolerance if result.items else result.tolerance
+    result.metrics = _worst_metrics(result.items)
+    return result
+
+
+def _length(value: Any) -> list[int]:
+    if isinstance(value, (list, dict)):
+        return [len(value)]
+    return [] if value is None else list(np.asarray(value).shape)
+
+
+def _pairs(name: str, golden: Any, actual: Any) -> tuple[list[tuple[str, Any, Any]], list[str]]:
+    """(item name, golden, actual) to compare, and what does not pair up (length or key mismatch)."""
+    if isinstance(golden, list):
+        missing = [] if len(golden) == len(actual) else [
+            f"sequence length mismatch: golden {len(golden)} item(s) vs actual {len(actual)}"]
+        return [(f"{name}[{i}]", g, a) for i, (g, a) in enumerate(zip(golden, actual))], missing
+    absent = [k for k in golden if k not in actual]
+    extra = [k for k in actual if k not in golden]
+    missing = []
+    if absent:
+        missing.append(f"map keys missing from the actual output: {absent[:MAX_ITEM_LINES]}")
+    if extra:
+        missing.append(f"map keys not in the golden: {extra[:MAX_ITEM_LINES]}")
+    return [(f"{name}[{k!r}]", golden[k], actual[k]) for k in golden if k in actual], missing
+
+
+def _item_reasons(items: list[OutputComparison]) -> list[str]:
+    failing = [item for item in items if not item.passed]
+    lines = [f"{item.name}: {item.reasons[0] if item.reasons else 'differs'}" for item in failing[:MAX_ITEM_LINES]]
+    if len(failing) > MAX_ITEM_LINES:
+        lines.append(f"... and {len(failing) - MAX_ITEM_LINES} more failing item(s)")
+    return lines
+
+
+def _worst_metrics(items: list[OutputComparison]) -> Metrics | None:
+    """The record's per-output numbers for a sequence or map: those of its worst item (failing items first,
+    then the greatest absolute difference), so a per-op summary has one figure to show."""
+    measured = [item for item in items if item.metrics is not None]
+    if not measured:
+        return None
+    return max(measured, key=lambda i: (not i.passed, i.metrics.max_abs_diff or 0.0)).metrics
+
+
+def _dtype_note(golden_dtype: str, actual_dtype: str, against: str) -> str:
+    how = {"float": "compared after widening both to float64", "int": "compared as integers",
+           "other": "compared by equality"}[pair_category(golden_dtype, actual_dtype)]
+    return f"dtype mismatch: {_ref(against).removeprefix('the ')} {golden_dtype} vs actual {actual_dtype}: {how}"
 
 
 def failed_gates(m: Metrics, tol: Tolerance, shape: list[int], *, kind: str = "float",
@@ -222,6 +352,8 @@ def _note(m: Metrics, name: str) -> str:
 def format_failure(cmp: OutputComparison, *, case: str, profile: str) -> str:
     """Header, the failed gates (the first one leads), the supporting numbers, then what to do next."""
     head = f"case '{case}' output '{cmp.name}' on profile '{profile}'"
+    if cmp.kind != "tensor":
+        return _format_container(cmp, head, case, profile)
     if cmp.shape_mismatch or cmp.metrics is None:
         shapes = f"{cmp.against} {_shape(cmp.golden_shape)} vs actual {_shape(cmp.actual_shape)}"
         return f"{head}: shape mismatch: {shapes}\n{NOTE}"
@@ -229,6 +361,7 @@ def format_failure(cmp: OutputComparison, *, case: str, profile: str) -> str:
     if cmp.dtype_mismatch:
         lines.append(f"Dtypes differ: {cmp.against} {cmp.golden_dtype} vs actual {cmp.actual_dtype}")
     category = pair_category(cmp.golden_dtype, cmp.actual_dtype)
+    lines += _first_mismatch_lines(cmp.metrics, cmp.against, category)
     if category != "other":
         lines += _difference_lines(cmp.metrics, cmp.tolerance, category)
         lines += _signal_lines(cmp.metrics)
@@ -237,6 +370,25 @@ def format_failure(cmp: OutputComparison, *, case: str, profile: str) -> str:
         lines += _minimum_tolerance_lines(cmp.metrics, cmp.tolerance)
     lines.append(NON_FINITE_NOTE if cmp.metrics.nan_mismatch or cmp.metrics.inf_mismatch else NOTE)
     return "\n".join(lines)
+
+
+def _format_container(cmp: OutputComparison, head: str, case: str, profile: str) -> str:
+    """A sequence, map or optional: what does not pair up, then each failing item's own message (indented)."""
+    lines = [f"{head}: {cmp.kind} values differ vs {cmp.against}", *cmp.reasons]
+    for item in [i for i in cmp.items if not i.passed][:MAX_ITEM_LINES]:
+        item_lines = format_failure(item, case=case, profile=profile).splitlines()
+        lines.append(f"{item.name}:")
+        lines += ["  " + line for line in item_lines[1:] if not line.startswith("Note:")]
+    lines.append(NOTE)
+    return "\n".join(lines)
+
+
+def _first_mismatch_lines(m: Metrics, against: str, category: str) -> list[str]:
+    """Exact outputs (integers, bools, strings): the first element that differs, with both values."""
+    if category == "float" or m.first_mismatch_index is None or not m.first_mismatch:
+        return []
+    golden, actual = m.first_mismatch
+    return [f"First mismatch{_at(m.first_mismatch_index)}: {_ref(against).removeprefix('the ')} {golden} vs actual {actual}"]
 
 
 def _at(index: list[int] | None) -> str:
@@ -279,6 +431,11 @@ def _non_finite_lines(m: Metrics, against: str) -> list[str]:
 
 
 def _minimum_tolerance_lines(m: Metrics, tol: Tolerance) -> list[str]:
+    non_finite = m.nan_mismatch + m.inf_mismatch
+    if non_finite:  # no atol/rtol covers a NaN or Inf the other side lacks: never print a tolerance that "passes"
+        plural = "es" if non_finite > 1 else ""
+        return [f"No tolerance would pass: {non_finite} non-finite mismatch{plural} (NaN or Inf on one side only, "
+                f"or opposite infinities)"]
     if m.required_atol is None:
         return []
     which = "Minimum tolerance that would pass" if tol.elementwise else "Element rule that would pass (not in force)"

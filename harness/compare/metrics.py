@@ -12,8 +12,11 @@ from typing import Any
 
 import numpy as np
 
-_ULP_VIEWS = {"float16": np.int16, "bfloat16": np.int16, "float32": np.int32, "float64": np.int64}
-_INT_MIN = {np.int16: -(2**15), np.int32: -(2**31), np.int64: -(2**63)}
+# Sign-magnitude float types whose bits order like their values (per sign); the fnuz float8 types have no -0
+# (0x80 is their NaN), so their bits do not map onto ULP steps this way and get no ULP figure.
+_ULP_VIEWS = {"float16": np.int16, "bfloat16": np.int16, "float32": np.int32, "float64": np.int64,
+              "float8_e4m3fn": np.int8, "float8_e5m2": np.int8}
+_INT_MIN = {np.int8: -(2**7), np.int16: -(2**15), np.int32: -(2**31), np.int64: -(2**63)}
 _FAST_FLOATS = ("float16", "float32", "float64")  # same-dtype pairs eligible for the fast paths
 _BLOCK = 1 << 15  # fast-path sub-block: a handful of float64 scratch buffers of this size stay in L2
 ENGINES = ("auto", "exact", "numpy", "numba")
@@ -88,6 +91,9 @@ class Metrics:
     golden_inf_count: int = 0
     actual_inf_count: int = 0
     notes: dict[str, str] = field(default_factory=dict)
+    # Exact (integer, bool, string) outputs: where the first differing element is, and both values as text.
+    first_mismatch_index: list[int] | None = None
+    first_mismatch: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: encode_float(v) for k, v in asdict(self).items()}
@@ -129,6 +135,18 @@ def _chunk(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
     return np.asarray(arr.flat[start:stop])
 
 
+def _plain(x: Any) -> Any:
+    """A numpy (or ml_dtypes) scalar as the Python value people read: 3, True, 'cat'."""
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (str, bytes)):
+        return x
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return x
+
+
 def _as_wide_int(x: np.ndarray) -> np.ndarray:
     return x.astype(np.uint64 if x.dtype == np.uint64 else np.int64)
 
@@ -162,6 +180,15 @@ class _Accumulator:
         self.req_rtol = 0.0
         self.dot = self.gg = self.aa = self.ee = 0.0
         self.max_ulp = 0
+        self.first_at: int | None = None
+        self.first_values: list[str] | None = None
+
+    def _first_mismatch(self, g: np.ndarray, a: np.ndarray, differ: np.ndarray, offset: int) -> None:
+        """Remember the first differing element of an exact output (its flat index and both values)."""
+        if self.first_at is None and differ.any():
+            i = int(np.argmax(differ))
+            self.first_at = offset + i
+            self.first_values = [repr(_plain(g[i])), repr(_plain(a[i]))]
 
     def add_float(self, g: np.ndarray, a: np.ndarray, offset: int) -> None:
         gf, af = g.astype(np.float64), a.astype(np.float64)
@@ -187,7 +214,9 @@ class _Accumulator:
 
     def add_int(self, g: np.ndarray, a: np.ndarray, offset: int) -> None:
         gi, ai = _as_wide_int(g), _as_wide_int(a)
-        self.mismatched += _count(gi != ai)
+        differ = gi != ai
+        self.mismatched += _count(differ)
+        self._first_mismatch(g, a, differ, offset)
         self.finite += gi.size
         gf, af = gi.astype(np.float64), ai.astype(np.float64)
         exact = gi.dtype == ai.dtype
@@ -195,7 +224,9 @@ class _Accumulator:
         self._stats(gf, af, d, np.abs(gf), offset, None)
 
     def add_other(self, g: np.ndarray, a: np.ndarray, offset: int) -> None:
-        self.mismatched += _count(g.astype(object) != a.astype(object))
+        differ = np.asarray(g.astype(object) != a.astype(object), dtype=bool)
+        self.mismatched += _count(differ)
+        self._first_mismatch(g, a, differ, offset)
 
     def _stats(self, gf, af, d, absg, offset: int, pos: np.ndarray | None) -> None:
         if d.size == 0:
@@ -372,6 +403,8 @@ class _Accumulator:
             golden_inf_count=self.golden_inf,
             actual_inf_count=self.actual_inf,
             notes=notes,
+            first_mismatch_index=index(self.first_at),
+            first_mismatch=self.first_values,
         )
 
     def _no_finite_reason(self) -> str:

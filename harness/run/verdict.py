@@ -11,10 +11,10 @@ import fnmatch
 
 import numpy as np
 
-from harness.compare.comparator import GOLDEN, OutputComparison, compare_output, format_failure
-from harness.compare.tolerances import ToleranceOverride, resolve_tolerance
+from harness.compare.comparator import GOLDEN, OutputComparison, compare_value, format_failure
+from harness.compare.tolerances import Tolerance, ToleranceOverride, resolve_tolerance
 from harness.golden.cases import Case
-from harness.golden.layout import DataSet
+from harness.golden.layout import DataSet, Value
 from harness.profiles.schema import Profile
 from harness.run import record as R
 
@@ -26,18 +26,31 @@ def tolerance_layers(case: Case, profile: Profile, output: str, golden_dtype: np
             *(o.override for o in profile.tolerance.overrides if o.matches(case.name, output))]
 
 
-def compare_datasets(case: Case, profile: Profile, datasets: list[DataSet], actual: dict[str, np.ndarray],
+def _missing_like(golden: Value) -> Value:
+    """What stands in for an output the worker did not return: an empty value of the golden's kind, which
+    fails as a shape (length) mismatch, or a present value where an absent optional was expected."""
+    if isinstance(golden, list):
+        return [] if golden else [np.zeros((0,))]
+    if isinstance(golden, dict):
+        return {}
+    return np.zeros((0,), dtype=golden.dtype) if golden is not None else np.zeros((0,))
+
+
+def compare_datasets(case: Case, profile: Profile, datasets: list[DataSet], actual: dict[str, Value],
                      against: str = GOLDEN) -> list[tuple[int, OutputComparison]]:
     """Compare every expected output of every data set; ``actual`` is keyed "<k>/<output>". The data sets'
-    outputs are the goldens, or (``against`` = a reference profile's name) that profile's outputs."""
+    outputs are the goldens, or (``against`` = a reference profile's name) that profile's outputs. Outputs are
+    any ONNX value (tensor, sequence, map, optional); each tensor inside gets the tolerance of its dtypes."""
     results = []
     for ds in datasets:
         for name, golden in ds.outputs.items():
-            got = actual.get(f"{ds.index}/{name}")
-            if got is None:
-                got = np.zeros((0,), dtype=golden.dtype)
-            tol = resolve_tolerance(golden.dtype, got.dtype, tolerance_layers(case, profile, name, golden.dtype))
-            results.append((ds.index, compare_output(name, golden, got, tol, against=against)))
+            key = f"{ds.index}/{name}"
+            got = actual[key] if key in actual else _missing_like(golden)
+
+            def tolerance_for(golden_dtype: np.dtype, actual_dtype: np.dtype, name: str = name) -> Tolerance:
+                return resolve_tolerance(golden_dtype, actual_dtype,
+                                         tolerance_layers(case, profile, name, golden_dtype))
+            results.append((ds.index, compare_value(name, golden, got, tolerance_for, against=against)))
     return results
 
 
@@ -56,11 +69,30 @@ def numeric_verdict(case: Case, profile: Profile, comparisons: list[tuple[int, O
         names = sorted({c.name for _, c in failed})
         return R.FAIL, (f"{len(failed)} output(s) out of tolerance vs {against} ({', '.join(names)}); "
                         f"first in test_data_set_{k}")
+    notes = _notes(comparisons)
     if fell_back(profile, placement):
         share = placement.get("fraction_on_ep", 0.0)
         return R.PASS_FELL_BACK, (f"passed, but only {share:.0%} of nodes ran on {profile.ep}; "
-                                  f"{placement.get('fell_back_count', 0)} fell back")
-    return R.PASS, ""
+                                  f"{placement.get('fell_back_count', 0)} fell back" + (f"; {notes}" if notes else ""))
+    return R.PASS, (f"passed; {notes}" if notes else "")
+
+
+def _notes(comparisons: list[tuple[int, OutputComparison]]) -> str:
+    """What a passing cell should still say (a dtype mismatch compared after widening), once per output.
+    An optional absent on both sides is the expected outcome, not worth a note."""
+    said: dict[str, str] = {}
+    for _, c in comparisons:
+        for note in c.notes:
+            if note != "optional absent on both sides":
+                said.setdefault(f"output {c.name!r}: {note}", "")
+    return "; ".join(said)
+
+
+def _failing() -> tuple[str, ...]:
+    """Verdicts a known failure turns into XFAIL. UNSUPPORTED (the session could not be created: NOT_IMPLEMENTED,
+    an unsupported opset) is one where run/record.py defines it."""
+    return tuple(v for v in (R.FAIL, R.ERROR, R.CRASH, R.TIMEOUT, R.OOM, getattr(R, "UNSUPPORTED", None)) if v)
+
 
 
 def apply_known_failure(result: R.CellResult, profile: Profile) -> R.CellResult:
@@ -70,7 +102,7 @@ def apply_known_failure(result: R.CellResult, profile: Profile) -> R.CellResult:
     if known.output != "*" and not _only_listed_outputs_failed(result, known.output):
         return result
     result.known_failure = known.reason
-    if result.verdict in (R.FAIL, R.ERROR, R.CRASH, R.TIMEOUT, R.OOM):
+    if result.verdict in _failing():
         result.detail = f"expected failure: {known.reason} ({result.detail})"
         result.verdict = R.XFAIL
     elif result.verdict in (R.PASS, R.PASS_FELL_BACK):

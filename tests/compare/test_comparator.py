@@ -325,7 +325,8 @@ def test_boolean_output():
 def test_string_output():
     c = cmp(["cat", "dog"], ["cat", "cow"], dtype=object)
     lines = msg(c)
-    assert lines[1] == "non-numeric output: 1 of 2 elements differ (exact match required)"
+    assert lines[1] == "string output: 1 of 2 elements differ (exact match required)"
+    assert lines[2] == "First mismatch at index (1,): golden 'dog' vs actual 'cow'"
     assert not any(line.startswith(("Greatest", "Cosine", "Minimum")) for line in lines)
 
 
@@ -369,3 +370,115 @@ def test_from_dict_of_an_old_record():
     assert lines[0].endswith("tensor-likes are not close vs golden")
     assert lines[1] == "Cosine similarity 0.9759 < required 0.99"  # the reasons it was judged with
     assert "Cosine similarity: 0.9759  SNR: 5.4 dB  Max ULP: 3" in lines
+
+
+# --- issue 8: a passing dtype mismatch says so; opposite infinities have no passing tolerance ---
+
+def test_a_wider_golden_dtype_passes_with_a_note():
+    c = cmp([1.0, 2.0], [1.0, 2.0], dtype=np.float64, adtype=np.float32)
+    assert c.passed and c.dtype_mismatch
+    assert c.notes == ["dtype mismatch: golden float64 vs actual float32: compared after widening both to float64"]
+    assert OutputComparison.from_dict(json.loads(json.dumps(c.to_dict()))).notes == c.notes
+
+
+def test_opposite_infinities_say_that_no_tolerance_passes():
+    lines = msg(cmp([np.inf, 1.0], [-np.inf, 1.0]))
+    assert not any(line.startswith("Minimum tolerance that would pass") for line in lines)
+    assert "No tolerance would pass: 1 non-finite mismatch (NaN or Inf on one side only, or opposite infinities)" in lines
+
+
+def test_a_nan_mismatch_says_that_no_tolerance_passes_either():
+    lines = msg(cmp([np.nan, 1.0, 2.0], [1.0, 1.0, 2.5]))
+    assert "No tolerance would pass: 1 non-finite mismatch (NaN or Inf on one side only, or opposite infinities)" in lines
+
+
+# --- every dtype and value kind of the ONNX node suite ---
+
+import ml_dtypes  # noqa: E402
+
+from harness.compare.comparator import compare_value  # noqa: E402
+from harness.compare.tolerances import default_tolerance  # noqa: E402
+
+
+def by_dtype(g, a):
+    return default_tolerance(g, a)
+
+
+@pytest.mark.parametrize("name", ["bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+                                  "float4_e2m1fn"])
+def test_exotic_floats_are_widened_exactly(name):
+    dt = getattr(ml_dtypes, name)
+    g = np.array([1.0, 2.0, 3.0, 0.5], dt)
+    assert compare_output("y", g, g.copy(), default_tolerance(g.dtype, g.dtype)).passed
+    a = g.copy()
+    a[1] = dt(4.0)
+    c = compare_output("y", g, a, default_tolerance(g.dtype, g.dtype))
+    assert not c.passed and c.metrics.max_abs_diff == 2.0 and c.metrics.max_abs_index == [1]  # exact, in float64
+
+
+def test_bfloat16_one_step_passes_at_the_suites_rtol():
+    """The ONNX suite gives bfloat16 outputs rtol 2**-6: one bfloat16 step (2**-7 relative) passes, two fail."""
+    g = np.array([1.0, 1.5, 3.0], ml_dtypes.bfloat16)
+    one_step = np.array([1.0078125, 1.5, 3.0], ml_dtypes.bfloat16)
+    suite = Tolerance(rtol=2.0 ** -6, atol=1e-7)
+    assert compare_output("y", g, one_step, suite).passed
+    assert compare_output("y", g, one_step, suite).metrics.max_ulp == 1
+    assert not compare_output("y", g, np.array([1.03125, 1.5, 3.0], ml_dtypes.bfloat16), suite).passed
+
+
+def test_int4_is_compared_as_integers():
+    g = np.array([-8, 7, 1], ml_dtypes.int4)
+    a = np.array([-8, 6, 1], ml_dtypes.int4)
+    lines = msg(compare_output("q", g, a, default_tolerance(g.dtype, a.dtype)))
+    assert lines[1] == "integer output: 1 of 3 elements differ (exact match required)"
+    assert lines[2] == "First mismatch at index (1,): golden 7 vs actual 6"
+
+
+def test_sequences_compare_item_by_item_with_each_items_tolerance():
+    g = [np.array([1.0, 2.0], np.float32), np.array([1, 2], np.int64)]
+    assert compare_value("s", g, [x.copy() for x in g], by_dtype).passed
+    c = compare_value("s", g, [np.array([1.0, 2.5], np.float32), np.array([1, 2], np.int64)], by_dtype)
+    assert not c.passed and c.kind == "sequence" and len(c.items) == 2
+    assert c.reasons == ["s[0]: Mismatched elements: 1 / 2 (50.0%) beyond rtol 0.0001 / atol 1e-05"]
+    assert c.metrics.max_abs_diff == 0.5  # the worst item's numbers, for the record's per-output metrics
+    lines = msg(c)
+    assert lines[0] == "case 'mlp' output 's' on profile 'cpu': sequence values differ vs golden"
+    assert "s[0]:" in lines and "  Greatest absolute difference: 0.5 at index (1,) (up to 1e-05 allowed)" in lines
+    back = OutputComparison.from_dict(json.loads(json.dumps(c.to_dict(), allow_nan=False)))
+    assert back == c
+
+
+def test_a_sequence_length_mismatch_is_a_clear_failure():
+    c = compare_value("s", [np.zeros(2), np.zeros(2)], [np.zeros(2)], by_dtype)
+    assert not c.passed and c.shape_mismatch
+    assert c.reasons == ["sequence length mismatch: golden 2 item(s) vs actual 1"]
+    assert compare_value("s", [], [], by_dtype).passed
+
+
+def test_optionals_absent_on_both_sides_pass_and_on_one_side_fail():
+    both = compare_value("o", None, None, by_dtype)
+    assert both.passed and both.notes == ["optional absent on both sides"] and both.kind == "optional"
+    one = compare_value("o", None, np.zeros(2, np.float32), by_dtype)
+    assert not one.passed
+    assert one.reasons == ["kind mismatch: golden is absent (an empty optional), actual is a float32 tensor (2,)"]
+    assert compare_value("o", np.ones(2), None, by_dtype, against="cpu").reasons == [
+        "kind mismatch: cpu is a float64 tensor (2,), actual is absent (an empty optional)"]
+
+
+def test_maps_compare_keys_then_values():
+    g = {"a": np.array(1.0, np.float32), "b": np.array(2.0, np.float32)}
+    assert compare_value("m", g, dict(g), by_dtype).passed
+    c = compare_value("m", g, {"a": np.array(1.0, np.float32), "c": np.array(2.0, np.float32)}, by_dtype)
+    assert c.reasons == ["map keys missing from the actual output: ['b']", "map keys not in the golden: ['c']"]
+
+
+def test_many_failing_items_are_counted_not_listed():
+    g = [np.array([float(i)]) for i in range(9)]
+    c = compare_value("s", g, [x + 1 for x in g], by_dtype)
+    assert len(c.reasons) == 6 and c.reasons[-1] == "... and 4 more failing item(s)"
+
+
+def test_float8_ulp_counts_steps_of_the_format():
+    g = np.array([1.0, -2.0], ml_dtypes.float8_e4m3fn)
+    a = np.array([1.125, -2.0], ml_dtypes.float8_e4m3fn)  # the next e4m3 value above 1.0
+    assert compare_output("y", g, a, Tolerance(0.2, 0.0)).metrics.max_ulp == 1

@@ -199,3 +199,66 @@ def test_known_failures_in_a_run(make_case, break_golden, make_profile, tmp_path
     assert "[XPASS] case 'x_passes' on profile 'cpu': unexpectedly passed; listed as known failure: tracked in #42" \
         in proc.stdout
     assert "[XFAIL]" not in proc.stdout  # expected failures stay quiet
+
+
+def test_a_known_failure_expects_an_unsupported_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """UNSUPPORTED (NOT_IMPLEMENTED at session creation) is counted apart from failures, but a profile that lists
+    the case expects it: XFAIL, with the reason."""
+    monkeypatch.setattr(R, "UNSUPPORTED", getattr(R, "UNSUPPORTED", "UNSUPPORTED"), raising=False)
+    result = apply_known_failure(_cell(R.UNSUPPORTED), KNOWN)
+    assert result.verdict == R.XFAIL and result.detail == "expected failure: kernel missing on this EP (orig)"
+
+
+# ---- every value kind ----------------------------------------------------------------------------------------
+
+def _value_case(tmp_path: Path, goldens: dict):
+    """A case whose outputs are a sequence, an optional and a bfloat16 tensor (Identity of each input)."""
+    import ml_dtypes  # noqa: F401
+    import onnx
+    from onnx import TensorProto as T
+    from onnx import helper
+
+    from harness.golden.layout import write_dataset
+    case_dir = tmp_path / "v"
+    case_dir.mkdir()
+    seq_t = helper.make_sequence_type_proto(helper.make_tensor_type_proto(T.FLOAT, None))
+    opt_t = helper.make_optional_type_proto(helper.make_tensor_type_proto(T.FLOAT, [2]))
+    bf_t = helper.make_tensor_type_proto(T.BFLOAT16, [3])
+    types = {"s": seq_t, "o": opt_t, "b": bf_t}
+    graph = helper.make_graph([helper.make_node("Identity", [n], [f"{n}_out"]) for n in types], "g",
+                              [helper.make_value_info(n, t) for n, t in types.items()],
+                              [helper.make_value_info(f"{n}_out", t) for n, t in types.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(case_dir / "model.onnx"))
+    inputs = {"s": goldens["s_out"], "o": goldens["o_out"], "b": goldens["b_out"]}
+    write_dataset(case_dir, 0, inputs, goldens, list(types), [f"{n}_out" for n in types])
+    return load_case(case_dir, "v")
+
+
+def test_compare_datasets_takes_sequences_optionals_and_bfloat16(tmp_path: Path) -> None:
+    import ml_dtypes
+    goldens = {"s_out": [np.array([1.0, 2.0], np.float32)], "o_out": None,
+               "b_out": np.array([1.0, 1.5, -2.0], ml_dtypes.bfloat16)}
+    case = _value_case(tmp_path, goldens)
+    [ds] = case.datasets()
+    actual = {f"0/{n}": v for n, v in goldens.items()}
+    got = compare_datasets(case, _profile(), [ds], actual)
+    assert [(c.name, c.kind, c.passed) for _, c in got] == [("s_out", "sequence", True), ("o_out", "optional", True),
+                                                           ("b_out", "tensor", True)]
+    assert numeric_verdict(case, _profile(), got, {}) == (R.PASS, "")
+    actual["0/s_out"] = []
+    del actual["0/o_out"]  # a missing output never passes, even where the golden is an absent optional
+    got = compare_datasets(case, _profile(), [ds], actual)
+    assert [c.passed for _, c in got] == [False, False, True]
+    verdict, detail = numeric_verdict(case, _profile(), got, {})
+    assert verdict == R.FAIL and "(o_out, s_out)" in detail
+
+
+def test_a_passing_dtype_mismatch_is_said_in_the_detail(make_case, tmp_path: Path) -> None:
+    case = load_case(make_case(tmp_path / "w"), "w")
+    [ds] = case.datasets()
+    actual = {f"0/{name}": g.astype(np.float64) for name, g in ds.outputs.items()}
+    got = compare_datasets(case, _profile(), [ds], actual)
+    verdict, detail = numeric_verdict(case, _profile(), got, {})
+    assert verdict == R.PASS
+    assert detail == ("passed; output 'y': dtype mismatch: golden float32 vs actual float64: compared after "
+                      "widening both to float64")
