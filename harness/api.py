@@ -24,6 +24,7 @@ from harness.golden.layout import dataset_dirs, read_dataset
 from harness.profiles import registry
 from harness.profiles.schema import Profile
 from harness.run import record as R
+from harness.run.bless import recover_for
 from harness.run.evaluation import Evaluator, measure_spec, run_repeats
 from harness.run.executor import FIXABLE_BY_INSTALL, Availability, Executor, RunOptions, probe
 from harness.run.plan import CasePlan, check_inputs, plan_case
@@ -257,6 +258,7 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
         raise UsageError("--baseline and --max-regression compare latency, which --numerics-only skips",
                          hint="drop --numerics-only, or drop the baseline options")
     profile_list = _profiles(profiles, options)
+    recovered = recover_for([str(c) for c in cases if not isinstance(c, Case)], options.root)
     case_list = _cases(cases, options)
     plans = [plan_case(c, dims=options.dims, seed=options.seed) for c in case_list]
     _attach_calibration(plans, options.calibration_data)
@@ -291,7 +293,7 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
     record.cells = _in_matrix_order(list(prior.values()) + kept_refs + fresh, plans, profile_list)
     record.noise = executor.noise
     record.finished = R.now_iso()
-    record.warnings = [w for plan in plans for w in plan.warnings]
+    record.warnings = recovered + [w for plan in plans for w in plan.warnings]
     if evaluate and evaluate.baseline_warning:
         record.warnings.append(evaluate.baseline_warning)
     record.log = R.LOG_NAME if log.written else ""

@@ -82,8 +82,10 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def cmd_bless(args: argparse.Namespace) -> int:
-    from harness.run.bless import bless
+    from harness.run.bless import bless, recover_for
     [profile] = load_profiles([args.profile], _options(args))
+    for line in recover_for([args.case], args.root):
+        print(f"note: {line}", file=sys.stderr)
     cases = discover([args.case], args.root)
     for case in cases:
         written = bless(case, profile, dims=dict(args.dim), seed=args.seed, force=args.force)

@@ -248,3 +248,83 @@ def test_resume_refuses_options_that_conflict_with_the_record(interrupted: dict,
                                                              extra, fragment) -> None:
     line = assert_bad_input(run_cli("run", "--resume", interrupted["folder"], *interrupted["common"][2:], *extra))
     assert fragment in line, line
+
+
+# ---- 3: bless --force swaps a whole case at once -------------------------------------------------------------------
+
+def _outputs(case: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(case)): p.read_bytes() for p in sorted(case.glob("test_data_set_*/output_*.pb"))}
+
+
+@pytest.fixture
+def stale_case(tmp_path: Path, make_case, save_tensor, profiles_dir: Path) -> Path:
+    """Five data sets whose goldens are all off by one (so a bless changes every one of them), and a case.json."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    case = make_case(tmp_path / "cases" / "big", sets=5)
+    for path in case.glob("test_data_set_*/output_0.pb"):
+        save_tensor(path, "y", numpy_helper.to_array(onnx.load_tensor(str(path))) + np.float32(1))
+    (case / "case.json").write_text(json.dumps({"case": "big", "description": "old"}))
+    return case
+
+
+_KILLED_BLESS = """
+import os, signal, sys
+from pathlib import Path
+import harness.run.bless as B
+from harness.golden.cases import discover
+from harness.profiles import registry
+calls = {"n": 0}
+real = B.write_dataset
+def dying(*args, **kwargs):
+    calls["n"] += 1
+    if calls["n"] == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+B.write_dataset = dying
+[profile] = registry.select(registry.load_all([Path(sys.argv[2])]), ["cpu"])
+[case] = discover([sys.argv[1]], Path("no-root"))
+B.bless(case, profile, dims={}, seed=0, force=True)
+"""
+
+
+def test_a_bless_killed_midway_leaves_the_old_goldens_whole(stale_case: Path, profiles_dir: Path, tmp_path: Path,
+                                                            run_cli, cache_dir: Path) -> None:
+    before, manifest = _outputs(stale_case), (stale_case / "case.json").read_text()
+    env = {**os.environ, "HARNESS_CACHE_DIR": str(cache_dir)}
+    proc = subprocess.run([sys.executable, "-c", _KILLED_BLESS, str(stale_case), str(profiles_dir)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert _outputs(stale_case) == before and (stale_case / "case.json").read_text() == manifest
+    proc = run_cli("bless", stale_case, "--force", "--profiles-dir", profiles_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    after = _outputs(stale_case)
+    assert set(after) == set(before) and all(after[k] != before[k] for k in before)  # all new, none old
+    assert '"kind": "profile"' in (stale_case / "case.json").read_text()
+    assert sorted(p.name for p in stale_case.parent.iterdir()) == ["big"]  # leftovers cleaned
+    assert not list(stale_case.rglob("*.tmp"))
+    modes = {oct(p.stat().st_mode & 0o777) for p in stale_case.rglob("*.pb")} | {
+        oct((stale_case / "case.json").stat().st_mode & 0o777)}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert modes == {oct(0o666 & ~umask)}
+
+
+def test_a_kill_between_the_two_renames_restores_the_old_case(stale_case: Path) -> None:
+    from harness.run import bless as B
+    before = _outputs(stale_case)
+    staging = B._stage(stale_case)
+    (staging / "test_data_set_0").mkdir()
+    os.rename(stale_case, B._beside(stale_case, B.OLD_SUFFIX))  # the first rename of the fallback swap, then kill
+    done = B.recover_under(stale_case.parent)
+    assert len(done) == 2 and _outputs(stale_case) == before
+    assert sorted(p.name for p in stale_case.parent.iterdir()) == ["big"]
+
+
+def test_a_run_cleans_a_killed_bless_before_finding_cases(stale_case: Path, tmp_path: Path, profiles_dir) -> None:
+    from harness.run import bless as B
+    B._stage(stale_case)  # a half-built .big.bless-new holds a model.onnx: it must not become a second case
+    record = api.run_matrix([], ["cpu"], _opts(tmp_path, root=stale_case.parent, profile_dirs=[profiles_dir]))
+    assert [c.case for c in record.cells] == ["big"]
+    assert any("bless" in w for w in record.warnings)
