@@ -7,6 +7,7 @@ and every value is type- and range-checked. To grow the schema, add a key here a
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -26,8 +27,12 @@ from harness.profiles.known_keys import EP_OPTIONS, KNOWN_EPS, REFERENCE_EP, SES
 from harness.profiles.trust import check_env, check_plugin
 from harness.suggest import did_you_mean
 
-# More threads than this is a typo or a misunderstanding (1000 threads made a 1.5 s run take 34 s), not a device.
+# Beyond these a value is a typo or a misunderstanding, not a device: 1000 threads made a 1.5 s run take 34 s,
+# and a worker capped at 1 MB cannot start Python.
 MAX_THREADS = 256
+MAX_CORES = 4096
+MEMORY_LIMIT_MB = (16, 1 << 24)  # 16 MB .. 16 TiB
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
 TRANSFORMS = KINDS  # [precision] transform names one of the transforms harness.model offers
 LAUNCHERS = ("python",)
 OPT_LEVELS = ("disable", "basic", "extended", "layout", "all")
@@ -40,7 +45,7 @@ def _str(v: Any) -> bool: return isinstance(v, str)
 def _bool(v: Any) -> bool: return isinstance(v, bool)
 def _pos_int(v: Any) -> bool: return isinstance(v, int) and not isinstance(v, bool) and v > 0
 def _nonneg_int(v: Any) -> bool: return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-def _pos_num(v: Any) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+def _pos_num(v: Any) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
 def _str_map(v: Any) -> bool: return isinstance(v, dict) and all(isinstance(x, (str, int, float, bool)) for x in v.values())
 def _str_list(v: Any) -> bool: return isinstance(v, list) and all(isinstance(x, str) for x in v)
 def _one_of(*choices: str) -> Callable[[Any], bool]: return lambda v: v in choices
@@ -260,7 +265,7 @@ def parse_profile(data: dict, source: Path | None, default_name: str) -> Profile
     _check_consistency(profile, where)
     _check_code_and_env(profile, where)
     _check_onnxruntime_keys(profile, where)
-    return replace(profile, notes=_thread_notes(profile, where))
+    return replace(profile, notes=_host_notes(profile, where))
 
 
 def _check_consistency(p: Profile, where: str) -> None:
@@ -302,6 +307,7 @@ def _check_code_and_env(p: Profile, where: str) -> None:
 
 def _check_onnxruntime_keys(p: Profile, where: str) -> None:
     """onnxruntime ignores option and config keys it does not know; refuse them here instead."""
+    _check_ranges(p, where)
     if p.ep == REFERENCE_EP:
         _check_reference(p, where)
         return
@@ -322,6 +328,21 @@ def _check_onnxruntime_keys(p: Profile, where: str) -> None:
                                hint="use at most the device's core count (0 lets onnxruntime choose)")
 
 
+def _check_ranges(p: Profile, where: str) -> None:
+    """Values the types allow but no device has: refused in one line rather than run for hours or not at all."""
+    low, high = MEMORY_LIMIT_MB
+    if p.memory_limit_mb is not None and not low <= p.memory_limit_mb <= high:
+        raise ProfileError(f"{where}: constraints.memory_limit_mb = {p.memory_limit_mb} is outside {low}..{high}",
+                           hint="give the device's memory budget in MB, e.g. 512")
+    cores = p.cpu_cores if isinstance(p.cpu_cores, list) else [p.cpu_cores or 0]
+    if max(cores, default=0) >= MAX_CORES:
+        raise ProfileError(f"{where}: constraints.cpu_cores = {p.cpu_cores} names more than {MAX_CORES} cores",
+                           hint="give a core count, or a list of core ids this host has")
+    if p.timeout_s > MAX_TIMEOUT_S:
+        raise ProfileError(f"{where}: timeout_s = {p.timeout_s} is more than a week",
+                           hint="give the most seconds one cell may take, e.g. 120")
+
+
 def _check_reference(p: Profile, where: str) -> None:
     """onnx.reference runs no onnxruntime session: onnxruntime's settings would be silently ignored, so refuse."""
     set_here = [name for name, value in (("plugin", p.plugin), ("options", p.ep_options),
@@ -334,12 +355,21 @@ def _check_reference(p: Profile, where: str) -> None:
                            hint="drop them; [constraints], [ep.env], tolerances and budgets still apply")
 
 
-def _thread_notes(p: Profile, where: str) -> tuple[str, ...]:
-    """More threads than this host has cores is allowed (the profile may describe a bigger device), but said."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return tuple(f"{where}: session.{key} = {p.session[key]} is more than the {cores} cores this host offers; "
-                 f"threads will share cores and latency will not show the device"
-                 for key in ("intra_op_threads", "inter_op_threads") if p.session.get(key, 0) > cores)
+def _host_notes(p: Profile, where: str) -> tuple[str, ...]:
+    """What this host cannot give the profile is allowed (it may describe a bigger device), but said: more
+    threads than cores, and cpu_cores ids the host does not have (the worker pins to the others, or to none)."""
+    offered = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    notes = [f"{where}: session.{key} = {p.session[key]} is more than the {len(offered)} cores this host offers; "
+             f"threads will share cores and latency will not show the device"
+             for key in ("intra_op_threads", "inter_op_threads") if p.session.get(key, 0) > len(offered)]
+    missing = sorted(set(p.cpu_cores) - offered) if isinstance(p.cpu_cores, list) else []
+    if missing:
+        notes.append(f"{where}: constraints.cpu_cores names cores {missing} this host does not offer "
+                     f"(it offers {sorted(offered)}); the worker is pinned to those it has, and not pinned when it has none")
+    elif isinstance(p.cpu_cores, int) and p.cpu_cores > len(offered):
+        notes.append(f"{where}: constraints.cpu_cores = {p.cpu_cores} is more than the {len(offered)} cores this "
+                     f"host offers; the worker runs on {len(offered)}")
+    return tuple(notes)
 
 
 def read_table(path: Path) -> dict[str, Any]:
