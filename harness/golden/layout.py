@@ -19,6 +19,7 @@ onnx's backend loader and onnxruntime's onnx_test_runner read this unchanged. Wr
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -215,6 +216,39 @@ def value_bytes(name: str, value: Value, type_proto: onnx.TypeProto | None = Non
 def tensor_bytes(name: str, array: Value) -> bytes:
     """A value as its .pb bytes, by its Python type (kept for callers without the graph's types)."""
     return value_bytes(name, array)
+
+
+def _digest_value(digest: Any, value: Value) -> None:
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        array = np.ascontiguousarray(value) if value.ndim else value
+        digest.update(f"{array.dtype}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    elif isinstance(value, np.ndarray):  # strings: their UTF-8 text, never the object pointers
+        digest.update(f"string|{value.shape}|".encode())
+        for item in value.reshape(-1).tolist():
+            data = item.encode("utf-8") if isinstance(item, str) else bytes(item)
+            digest.update(len(data).to_bytes(8, "little") + data)
+    elif isinstance(value, list):
+        digest.update(f"sequence|{len(value)}|".encode())
+        for item in value:
+            _digest_value(digest, item)
+    elif isinstance(value, dict):
+        digest.update(f"map|{len(value)}|".encode())
+        for key, item in value.items():
+            digest.update(f"{key!r}|".encode())
+            _digest_value(digest, item)
+    else:
+        digest.update(b"absent|")
+
+
+def value_digest(values: Mapping[str, Value]) -> str:
+    """sha256 over every value's name, kind, dtype, shape and data: equal digests mean bitwise-equal outputs.
+    For plain numeric tensors it is the digest the run record always held (name|dtype|shape| then the bytes)."""
+    digest = hashlib.sha256()
+    for name in sorted(values):
+        digest.update(f"{name}|".encode())
+        _digest_value(digest, values[name])
+    return digest.hexdigest()
 
 
 def write_dataset(case_dir: Path, index: int, inputs: Mapping[str, Value], outputs: Mapping[str, Value],

@@ -297,3 +297,19 @@ def test_a_tensor_file_read_as_a_sequence_is_a_golden_error(tmp_path: Path) -> N
 def test_an_unstorable_value_is_a_golden_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(GoldenError, match="'bad'"):
         value_bytes("bad", [np.array([1.0]), [np.array([2.0])]])
+
+
+def test_value_digest_keeps_the_old_tensor_digest_and_covers_every_kind() -> None:
+    import hashlib
+
+    from harness.golden.layout import value_digest
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    old = hashlib.sha256()
+    old.update(f"y|{x.dtype}|{x.shape}|".encode())
+    old.update(x.tobytes())
+    assert value_digest({"y": x}) == old.hexdigest()  # what run records held before other kinds existed
+    a = {"s": np.array(["ab", "c"], dtype=object), "q": [x, None], "m": {1: x}, "o": None}
+    b = {"s": np.array(["ab", "c"], dtype=object), "q": [x.copy(), None], "m": {1: x.copy()}, "o": None}
+    assert value_digest(a) == value_digest(b)  # strings by text, not by object pointer
+    assert value_digest({**a, "s": np.array(["a", "bc"], dtype=object)}) != value_digest(a)
+    assert value_digest({**a, "q": [x]}) != value_digest(a)
