@@ -101,6 +101,11 @@ def create_session(model: str | bytes, spec: dict[str, Any]) -> ReferenceSession
 class ReferenceSession:
     """The parts of ``onnxruntime.InferenceSession`` the worker uses, over ``ReferenceEvaluator``."""
 
+    # run() takes and returns the value model itself (ml_dtypes arrays for bfloat16, float8, int4, int2...), so
+    # a caller may skip the OrtValue route onnxruntime needs for those (run_with_ort_values stays for one that
+    # does not: its OrtValue conversions cover only what harness.worker.values packs).
+    takes_numpy_values = True
+
     def __init__(self, proto: Any, widen: bool = True) -> None:
         graph = proto.graph
         initialized = {i.name for i in graph.initializer}
