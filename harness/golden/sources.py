@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from harness.errors import UsageError
 from harness.golden.cases import Case, discover, filter_names
@@ -28,6 +28,10 @@ class CaseSource(Protocol):
 
     def cases(self, pattern: str | None = None) -> list[Case]:
         """The source's cases, or those whose name matches the regex ``pattern``; bad input is a UsageError."""
+        ...
+
+    def describe(self, pattern: str | None = None) -> dict[str, Any]:
+        """Plain JSON for the run record: what the source is, which cases it gave, what it decided."""
         ...
 
 
@@ -44,6 +48,9 @@ class DirectorySource:
         found = discover(list(self.selectors), self.root)
         wanted = set(filter_names([c.name for c in found], pattern, str(self.root)))
         return [c for c in found if c.name in wanted]
+
+    def describe(self, pattern: str | None = None) -> dict[str, Any]:
+        return {"source": self.name, "root": str(self.root), "selectors": list(self.selectors), "filter": pattern}
 
 
 SOURCES: dict[str, Callable[[], CaseSource]] = {

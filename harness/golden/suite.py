@@ -287,8 +287,16 @@ class NodeSuite:
         wanted = filter_names([e.name for e in entries], pattern, f"the {SUITE} suite (onnx {onnx.__version__})")
         return [_suite_case(folder, name, ops[name]) for name in wanted]
 
-    def entries(self) -> list[SuiteEntry]:
-        return materialise(self.cache_root)[1]
+    def describe(self, pattern: str | None = None) -> dict[str, Any]:
+        """For the run record: where the cases came from and which tolerances the suite applied."""
+        folder, entries = materialise(self.cache_root)
+        chosen = set(filter_names([e.name for e in entries], pattern, f"the {SUITE} suite"))
+        own = [e.name for e in entries if e.name in chosen and (e.rtol, e.atol) != (DEFAULT_RTOL, DEFAULT_ATOL)]
+        bf16 = [e.name for e in entries if e.name in chosen and "bfloat16" in e.tolerance]
+        return {"source": SUITE, "onnx": onnx.__version__, "folder": str(folder), "filter": pattern,
+                "cases": len(chosen), "tolerance": {"rtol": DEFAULT_RTOL, "atol": DEFAULT_ATOL},
+                "bfloat16_outputs": {"rtol": BFLOAT16_RTOL, "cases": bf16},
+                "own_tolerance_cases": own}
 
 
 def _suite_case(folder: Path, name: str, op: str) -> Case:

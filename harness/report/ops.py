@@ -122,10 +122,14 @@ def _shown_classes(rows: Iterable[OpRow]) -> list[str]:
     return [k for k in [*CLASSES, "other"] if k in ("pass", "fail", "unsupported") or k in present]
 
 
-def _worst_text(worst: Worst | None) -> str:
-    if worst is None:
-        return ""
-    return f"{worst.value:.3g} ({worst.case}:{worst.output})"
+def _value_text(worst: Worst | None) -> str:
+    return "" if worst is None else f"{worst.value:.3g}"
+
+
+def _where_text(row: OpRow) -> str:
+    """Where the greatest absolute difference was (the relative one when no absolute was measured)."""
+    worst = row.worst_abs or row.worst_rel
+    return "" if worst is None or worst.value == 0 else f"{worst.case}:{worst.output}"
 
 
 def ops_table(rows: list[OpRow], profile: str) -> Table:
@@ -136,19 +140,20 @@ def ops_table(rows: list[OpRow], profile: str) -> Table:
     table.add_column("cases", justify="right")
     for name in classes:
         table.add_column(name, justify="right")
-    table.add_column("worst |diff|")
-    table.add_column("worst rel")
+    table.add_column("worst |diff|", justify="right")
+    table.add_column("worst rel", justify="right")
+    table.add_column("at (case:output)", overflow="fold")
     for row in rows:
         counts = [str(row.counts.get(name, 0) or "") for name in classes]
         style = "" if row.problems == 0 else "red"
-        table.add_row(row.op, str(row.cases), *counts, _worst_text(row.worst_abs), _worst_text(row.worst_rel),
-                      style=style)
+        table.add_row(row.op, str(row.cases), *counts, _value_text(row.worst_abs), _value_text(row.worst_rel),
+                      _where_text(row), style=style)
     total = Counter[str]()
     for row in rows:
         total.update(row.counts)
     table.add_section()
     table.add_row(f"{len(rows)} ops", str(sum(r.cases for r in rows)),
-                  *[str(total.get(name, 0)) for name in classes], "", "", style="bold")
+                  *[str(total.get(name, 0)) for name in classes], "", "", "", style="bold")
     return table
 
 

@@ -36,6 +36,8 @@ def test_directory_source_discovers_and_filters(root: Path) -> None:
     assert [c.name for c in DirectorySource(root).cases()] == ["mlp", "vision/cnn"]
     assert [c.name for c in DirectorySource(root).cases("^vis")] == ["vision/cnn"]
     assert [c.name for c in DirectorySource(root, ("mlp",)).cases()] == ["mlp"]
+    assert DirectorySource(root).describe("^vis") == {"source": "directory", "root": str(root), "selectors": [],
+                                                      "filter": "^vis"}
     with pytest.raises(UsageError, match=r"--filter 'resnet' matches none of the 2 case\(s\)"):
         DirectorySource(root).cases("resnet")
     with pytest.raises(UsageError, match="not a valid regular expression"):
@@ -50,6 +52,9 @@ def test_a_registered_source_is_found(root: Path, monkeypatch: pytest.MonkeyPatc
 
         def cases(self, pattern: str | None = None) -> list[Case]:
             return DirectorySource(root).cases(pattern)
+
+        def describe(self, pattern: str | None = None) -> dict:
+            return {"source": self.name}
 
     register_source("fuzz", Fuzzed)
     assert [c.name for c in get_source("fuzz").cases("mlp")] == ["mlp"]

@@ -178,3 +178,12 @@ def test_an_op_is_found_by_schema_name_without_a_sibling() -> None:
     lonely = _case("test_layer_normalization_2d_expanded", two_nodes, [X], [X])
     assert suite._op_under_test(lonely, {}, ops) == "LayerNormalization"
     assert suite._op_under_test(_case("test_nothing_known", two_nodes, [X], [X]), {}, ops) == ""
+
+
+def test_describe_says_which_tolerances_applied(built: Path) -> None:
+    described = NodeSuite(built).describe("cast")
+    assert described["cases"] == 2 and described["onnx"] == onnx.__version__ and described["filter"] == "cast"
+    assert described["tolerance"] == {"rtol": 1e-3, "atol": 1e-7}
+    assert described["bfloat16_outputs"] == {"rtol": 2 ** -6, "cases": ["test_cast_FLOAT_to_BFLOAT16"]}
+    assert described["own_tolerance_cases"] == ["test_cast_FLOAT_to_BFLOAT16"]
+    json.dumps(described, allow_nan=False)
