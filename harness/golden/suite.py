@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -91,12 +91,16 @@ def read_index(folder: Path) -> list[SuiteEntry] | None:
     return entries if len(entries) == data.get("count") else None
 
 
-def materialise(cache_root: Path | None = None) -> tuple[Path, list[SuiteEntry]]:
-    """The suite's folder and index, built on first use (once per onnx version), reused after that."""
+def materialise(cache_root: Path | None = None,
+                notify: Callable[[str], None] | None = None) -> tuple[Path, list[SuiteEntry]]:
+    """The suite's folder and index, built on first use (once per onnx version), reused after that.
+    ``notify`` hears one line before a build starts (it takes 15-30 s), e.g. to tell the user why."""
     target = suite_dir(cache_root)
     entries = read_index(target)
     if entries is not None:
         return target, entries
+    if notify is not None:
+        notify(f"building onnx {onnx.__version__}'s node test suite into {target} (once per onnx version)")
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_builds(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f"{_BUILDING}{target.name}-{os.getpid()}-", dir=target.parent))
@@ -115,7 +119,7 @@ def materialise(cache_root: Path | None = None) -> tuple[Path, list[SuiteEntry]]
 def _publish(tmp: Path, target: Path) -> None:
     """Rename the finished build into place; a concurrent run that got there first wins (same content)."""
     if target.exists() and read_index(target) is None:  # a damaged or foreign folder under our name
-        stale = target.with_name(f"{_BUILDING}stale-{target.name}-{os.getpid()}")
+        stale = target.with_name(f"{_BUILDING}{target.name}-{os.getpid()}-stale")
         os.rename(target, stale)
         shutil.rmtree(stale, ignore_errors=True)
     try:
@@ -278,18 +282,19 @@ class NodeSuite:
 
     name = SUITE
 
-    def __init__(self, cache_root: Path | None = None) -> None:
+    def __init__(self, cache_root: Path | None = None, notify: Callable[[str], None] | None = None) -> None:
         self.cache_root = cache_root
+        self.notify = notify
 
     def cases(self, pattern: str | None = None) -> list[Case]:
-        folder, entries = materialise(self.cache_root)
+        folder, entries = materialise(self.cache_root, self.notify)
         ops = {e.name: e.op for e in entries}
         wanted = filter_names([e.name for e in entries], pattern, f"the {SUITE} suite (onnx {onnx.__version__})")
         return [_suite_case(folder, name, ops[name]) for name in wanted]
 
     def describe(self, pattern: str | None = None) -> dict[str, Any]:
         """For the run record: where the cases came from and which tolerances the suite applied."""
-        folder, entries = materialise(self.cache_root)
+        folder, entries = materialise(self.cache_root, self.notify)
         chosen = set(filter_names([e.name for e in entries], pattern, f"the {SUITE} suite"))
         own = [e.name for e in entries if e.name in chosen and (e.rtol, e.atol) != (DEFAULT_RTOL, DEFAULT_ATOL)]
         bf16 = [e.name for e in entries if e.name in chosen and "bfloat16" in e.tolerance]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ml_dtypes
@@ -114,12 +116,15 @@ def test_suite_tolerances_are_written_and_say_which_applied(built: Path) -> None
 
 
 def test_a_second_run_reuses_the_cache(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = NodeSuite(built).cases()
+    heard: list[str] = []
+    first = NodeSuite(built, notify=heard.append).cases()
+    assert len(heard) == 1 and "once per onnx version" in heard[0]
 
     def no_rebuild() -> list:
         raise AssertionError("rebuilt")
     monkeypatch.setattr(suite, "load_node_tests", no_rebuild)
-    assert [c.name for c in NodeSuite(built).cases()] == [c.name for c in first]
+    assert [c.name for c in NodeSuite(built, notify=heard.append).cases()] == [c.name for c in first]
+    assert len(heard) == 1  # no second build, nothing said
 
 
 def test_the_cache_key_holds_the_onnx_version(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,6 +156,19 @@ def test_an_abandoned_build_is_cleaned_and_a_damaged_cache_rebuilt(built: Path) 
     suite_dir(built).mkdir()  # a folder under our name without an index
     assert len(NodeSuite(built).cases()) == 6
     assert not dead.exists() and live.exists()
+
+
+def test_two_builds_at_once_both_succeed_on_one_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    both_loading = threading.Barrier(2, timeout=30)
+
+    def slow_tests() -> list[TestCase]:
+        both_loading.wait()  # both builds are under way before either publishes
+        return fake_tests()
+    monkeypatch.setattr(suite, "load_node_tests", slow_tests)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: materialise(tmp_path), range(2)))
+    assert results[0] == results[1] and len(results[0][1]) == 6
+    assert [p.name for p in (tmp_path / "suites").iterdir()] == [suite_dir(tmp_path).name]  # no leftovers
 
 
 def test_a_concurrent_build_that_finished_first_wins(built: Path) -> None:
