@@ -21,6 +21,7 @@ cache key is the onnx version (the tests are onnx's source code) and this writer
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -101,14 +102,18 @@ def materialise(cache_root: Path | None = None,
         return target, entries
     if notify is not None:
         notify(f"building onnx {onnx.__version__}'s node test suite into {target} (once per onnx version)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_builds(target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{_BUILDING}{target.name}-{os.getpid()}-", dir=target.parent))
     try:
-        _build_into(tmp)
-        _publish(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # gone already when it was renamed into place
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_builds(target.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_BUILDING}{target.name}-{os.getpid()}-", dir=target.parent))
+        try:
+            _build_into(tmp)
+            _publish(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone already when it was renamed into place
+    except OSError as exc:  # a read-only or full disk
+        raise GoldenError(f"{target.parent}: cannot write the onnx node suite there ({exc.strerror or exc})",
+                          hint="set HARNESS_CACHE_DIR to a writable folder with ~100 MB free") from None
     entries = read_index(target)
     if entries is None:
         raise GoldenError(f"{target}: the onnx node suite was built but its index does not read back",
@@ -120,7 +125,8 @@ def _publish(tmp: Path, target: Path) -> None:
     """Rename the finished build into place; a concurrent run that got there first wins (same content)."""
     if target.exists() and read_index(target) is None:  # a damaged or foreign folder under our name
         stale = target.with_name(f"{_BUILDING}{target.name}-{os.getpid()}-stale")
-        os.rename(target, stale)
+        with contextlib.suppress(FileNotFoundError):  # another run moved it first
+            os.rename(target, stale)
         shutil.rmtree(stale, ignore_errors=True)
     try:
         os.rename(tmp, target)
@@ -290,6 +296,10 @@ class NodeSuite:
         folder, entries = materialise(self.cache_root, self.notify)
         ops = {e.name: e.op for e in entries}
         wanted = filter_names([e.name for e in entries], pattern, f"the {SUITE} suite (onnx {onnx.__version__})")
+        missing = [name for name in wanted if not (folder / name / MODEL_NAME).is_file()]
+        if missing:
+            raise GoldenError(f"{folder}: the suite cache lacks {len(missing)} case(s) its index lists "
+                              f"(first: {missing[0]})", hint=f"delete {folder} and run again to rebuild it")
         return [_suite_case(folder, name, ops[name]) for name in wanted]
 
     def describe(self, pattern: str | None = None) -> dict[str, Any]:

@@ -205,3 +205,20 @@ def test_describe_says_which_tolerances_applied(built: Path) -> None:
     assert described["bfloat16_outputs"] == {"rtol": 2 ** -6, "cases": ["test_cast_FLOAT_to_BFLOAT16"]}
     assert described["own_tolerance_cases"] == ["test_cast_FLOAT_to_BFLOAT16"]
     json.dumps(described, allow_nan=False)
+
+
+def test_a_case_removed_from_the_cache_is_named(built: Path) -> None:
+    folder, _ = materialise(built)
+    (folder / "test_abs" / "model.onnx").unlink()
+    with pytest.raises(GoldenError, match=r"lacks 1 case\(s\) its index lists \(first: test_abs\)") as info:
+        NodeSuite(built).cases()
+    assert f"delete {folder}" in info.value.one_line()
+
+
+def test_an_unwritable_cache_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(suite, "load_node_tests", fake_tests)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(GoldenError, match="cannot write the onnx node suite there") as info:
+        NodeSuite(blocker).cases()
+    assert "HARNESS_CACHE_DIR" in info.value.one_line()
