@@ -6,8 +6,9 @@ them (bfloat16: "No corresponding Numpy type"; float8e4m3fn comes back as raw ui
 built with their ONNX element type, and come out of ``run_with_ort_values`` as bits that are reinterpreted with
 ml_dtypes (imported lazily, through the protocol's dtype table).
 
-Sub-byte types: ml_dtypes keeps one element per byte; onnxruntime packs two per byte, low nibble first (the
-ONNX layout). ``pack_4bit`` / ``unpack_4bit`` convert at the session's edge.
+Sub-byte types: ml_dtypes keeps one element per byte; onnxruntime packs them (two 4-bit or four 2-bit elements
+per byte, the first in the lowest bits: the ONNX layout). ``pack_bits`` / ``unpack_bits`` convert at the
+session's edge.
 
 Worker-side: imports only numpy, onnxruntime (lazily), the standard library and sibling worker modules.
 """
@@ -22,7 +23,9 @@ import numpy as np
 from harness.worker import protocol
 
 # Element types sess.run cannot carry as numpy arrays (ONNX TensorProto.DataType numbers).
-_PACKED_4BIT = {21, 22, 23}  # uint4, int4, float4e2m1: two elements per byte in onnxruntime
+# Packed sub-byte types -> bits per element: uint4, int4, float4e2m1 (two per byte), uint2, int2 (four per byte).
+_PACKED_BITS = {21: 4, 22: 4, 23: 4, 25: 2, 26: 2}
+_SIGNED = {22, 26}  # int4, int2: two's complement, sign-extended to a byte by ml_dtypes
 _BITS_VIEW = {1: np.uint8, 2: np.uint16}  # itemsize -> the unsigned type with the same bits
 # onnxruntime's type strings for element types numpy has (everything else needs OrtValues).
 _NUMPY_NATIVE = {"float", "float16", "double", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
@@ -36,33 +39,35 @@ def elem_type(array: np.ndarray) -> int | None:
     return protocol.elem_type_of(array.dtype)
 
 
-def pack_4bit(array: np.ndarray) -> np.ndarray:
-    """One 4-bit element per byte (ml_dtypes) -> two per byte, low nibble first (ONNX, onnxruntime)."""
-    nibbles = array.reshape(-1).view(np.uint8) & 0x0F
-    if nibbles.size % 2:
-        nibbles = np.append(nibbles, np.uint8(0))
-    return (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8)
+def pack_bits(array: np.ndarray, bits: int) -> np.ndarray:
+    """One sub-byte element per byte (ml_dtypes) -> 8/bits per byte, the first in the lowest bits (ONNX)."""
+    per_byte = 8 // bits
+    codes = array.reshape(-1).view(np.uint8) & ((1 << bits) - 1)
+    codes = np.append(codes, np.zeros((-codes.size) % per_byte, np.uint8)).reshape(-1, per_byte)
+    shifts = np.arange(per_byte, dtype=np.uint8) * bits
+    return np.bitwise_or.reduce(codes << shifts, axis=1).astype(np.uint8)
 
 
-def unpack_4bit(packed: np.ndarray, count: int, elem: int) -> np.ndarray:
-    """Two elements per byte -> one per byte in ml_dtypes' layout (int4 sign-extended)."""
-    nibbles = np.empty(packed.size * 2, dtype=np.uint8)
-    nibbles[0::2] = packed & 0x0F
-    nibbles[1::2] = packed >> 4
-    nibbles = nibbles[:count]
-    if elem == 22:  # int4: two's complement in the low nibble -> a sign-extended byte
-        nibbles = np.where(nibbles >= 8, nibbles | 0xF0, nibbles).astype(np.uint8)
-    return nibbles
+def unpack_bits(packed: np.ndarray, count: int, elem: int) -> np.ndarray:
+    """8/bits elements per byte -> one per byte in ml_dtypes' layout (int4/int2 sign-extended)."""
+    bits = _PACKED_BITS[elem]
+    per_byte = 8 // bits
+    shifts = np.arange(per_byte, dtype=np.uint8) * bits
+    codes = ((packed.reshape(-1, 1) >> shifts) & ((1 << bits) - 1)).astype(np.uint8).reshape(-1)[:count]
+    if elem in _SIGNED:  # two's complement in the low bits -> a sign-extended byte
+        sign = np.uint8(1 << (bits - 1))
+        codes = np.where(codes & sign, codes | np.uint8(0xFF << bits & 0xFF), codes).astype(np.uint8)
+    return codes
 
 
 def to_ort_value(array: np.ndarray, elem: int) -> Any:
-    """An OrtValue of ONNX element type ``elem`` holding ``array``'s values (a copy for 4-bit types, else a
+    """An OrtValue of ONNX element type ``elem`` holding ``array``'s values (a copy for packed types, else a
     view that keeps ``array`` alive)."""
     import onnxruntime as ort
     array = np.ascontiguousarray(array) if array.ndim else array.copy()
-    if elem in _PACKED_4BIT:
+    if elem in _PACKED_BITS:
         value = ort.OrtValue.ortvalue_from_shape_and_type(list(array.shape), elem)
-        packed = pack_4bit(array)
+        packed = pack_bits(array, _PACKED_BITS[elem])
         if packed.size:
             if value.tensor_size_in_bytes() != packed.nbytes:
                 raise ValueError(f"onnxruntime expects {value.tensor_size_in_bytes()} bytes for a "
@@ -86,8 +91,8 @@ def from_ort_value(value: Any) -> np.ndarray:
     nbytes = value.tensor_size_in_bytes()
     raw = np.frombuffer(ctypes.string_at(value.data_ptr(), nbytes), dtype=np.uint8) if nbytes else np.empty(0, np.uint8)
     dtype = protocol.dtype_from_name(name)
-    if elem in _PACKED_4BIT:
-        return unpack_4bit(raw, count, elem).view(dtype).reshape(shape)
+    if elem in _PACKED_BITS:
+        return unpack_bits(raw, count, elem).view(dtype).reshape(shape)
     return raw.view(dtype).reshape(shape)
 
 

@@ -50,9 +50,9 @@ def test_exotic_inputs_go_in_as_ort_values(elem: int) -> None:
 
 def test_odd_sized_int4_tensors_pack_and_unpack_exactly() -> None:
     x = np.array([-8, 7, -1, 0, 3], dtype=ml_dtypes.int4)
-    packed = values.pack_4bit(x)
+    packed = values.pack_bits(x, 4)
     assert packed.tolist() == [0x78, 0x0F, 0x03]  # low nibble first, as ONNX packs
-    back = values.unpack_4bit(packed, 5, T.INT4).view(ml_dtypes.int4)
+    back = values.unpack_bits(packed, 5, T.INT4).view(ml_dtypes.int4)
     assert back.astype(int).tolist() == [-8, 7, -1, 0, 3]
     to_float = _session([helper.make_node("Cast", ["x"], ["y"], to=T.FLOAT)],
                         [helper.make_tensor_value_info("x", T.INT4, [5])], [helper.make_tensor_value_info("y", T.FLOAT, [5])])
@@ -87,3 +87,24 @@ def test_plain_arrays_pass_through_untouched() -> None:
     feed = values.session_feed({"x": x, "n": None, "s": [x]})
     assert feed["x"] is x and feed["n"] is None and feed["s"][0] is x
     assert values.elem_type(np.zeros(1, ml_dtypes.bfloat16)) == onnx.TensorProto.BFLOAT16
+
+
+@pytest.mark.parametrize("elem, dtype, vals", [(T.INT2, ml_dtypes.int2, [-2, 1, -1, 0, 1, -2, 0]),
+                                               (T.UINT2, ml_dtypes.uint2, [3, 0, 1, 2, 3, 3, 0])])
+def test_two_bit_types_pack_four_per_byte_and_cross_onnxruntime(elem: int, dtype, vals) -> None:
+    x = np.array(vals, dtype=dtype)
+    packed = values.pack_bits(x, 2)
+    assert packed.size == 2
+    assert values.unpack_bits(packed, 7, elem).view(dtype).astype(int).tolist() == vals
+    if elem == T.UINT2:
+        assert packed.tolist() == [3 | 0 << 2 | 1 << 4 | 2 << 6, 3 | 3 << 2 | 0 << 4]
+    to_float = _session([helper.make_node("Cast", ["x"], ["y"], to=T.FLOAT)],
+                        [helper.make_tensor_value_info("x", elem, [7])], [helper.make_tensor_value_info("y", T.FLOAT, [7])],
+                        opset=25)
+    [got] = values.run(to_float, {"x": x})
+    assert got.tolist() == vals
+    back = _session([helper.make_node("Cast", ["x"], ["y"], to=elem)],
+                    [helper.make_tensor_value_info("x", T.FLOAT, [7])], [helper.make_tensor_value_info("y", elem, [7])],
+                    opset=25)
+    [got] = values.run(back, {"x": got})
+    assert got.dtype == dtype and got.astype(int).tolist() == vals
