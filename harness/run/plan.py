@@ -142,7 +142,8 @@ def plan_case(case: Case, *, dims: dict[str, int], seed: int) -> CasePlan:
                 warnings.append(f"case {case.name!r} test_data_set_{ds.index} golden {name!r} holds "
                                 f"{nans} NaN(s): allowed, matched only by NaN")
     case.validate_tolerances()  # a typo is bad input before the run, not an error in every cell
-    datasets = [ds for ds in datasets if ds.inputs]
+    # A set without inputs has nothing to run, unless the model takes none (Constant, RandomNormal...).
+    datasets = [ds for ds in datasets if ds.inputs or (ds.outputs and not info.input_names)]
     if not datasets:
         bound = {**case.manifest.dims, **dims}
         if case.model_file is not None:  # a user's bare model: unbound dims default to 1, said once

@@ -167,3 +167,16 @@ def test_kind_mismatch_is_one_line(tmp_path: Path) -> None:
         check_inputs("c", bad, plan.info)
     with pytest.raises(GoldenError, match="input 't': the model expects a tensor but the file holds a sequence"):
         check_inputs("c", DataSet(0, None, {**inputs, "t": [np.array([1])]}, {}), plan.info)
+
+
+def test_a_model_without_inputs_keeps_its_goldens(tmp_path: Path) -> None:
+    """The node suite's test_constant: no graph inputs, one output golden per set."""
+    case_dir = tmp_path / "const"
+    case_dir.mkdir()
+    value = np.arange(4, dtype=np.float32)
+    node = helper.make_node("Constant", [], ["y"], value=onnx.numpy_helper.from_array(value))
+    graph = helper.make_graph([node], "g", [], [helper.make_tensor_value_info("y", T.FLOAT, [4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(case_dir / "model.onnx"))
+    write_dataset(case_dir, 0, {}, {"y": value}, [], ["y"])
+    plan = _plan(case_dir)
+    assert plan.has_goldens and [ds.index for ds in plan.datasets] == [0] and plan.feed() == {}
