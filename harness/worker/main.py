@@ -116,6 +116,18 @@ def split_feeds(tensors: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(sorted(feeds.items(), key=lambda item: int(item[0]) if item[0].isdigit() else -1))
 
 
+def inputless_feeds(header: dict[str, Any], session: Any) -> dict[str, dict[str, Any]]:
+    """A model without inputs (Constant, RandomNormal) still runs once per data set: the sets named by
+    ``dataset_ids`` when the parent sends them, else 0..datasets-1."""
+    if session.get_inputs():
+        return {}
+    ids = header.get("dataset_ids")
+    if not isinstance(ids, list):
+        count = header.get("datasets")
+        ids = list(range(count)) if isinstance(count, int) and count > 0 else []
+    return {str(k): {} for k in ids}
+
+
 def release_freed_memory() -> None:
     """Hand memory freed by the previous cell back to the OS, so this cell's peak is its own and not
     hidden inside pages glibc kept from the last session. (No gc.collect: sessions are freed by refcount,
@@ -188,7 +200,7 @@ class Worker:
         outputs: dict[str, Any] = {}
         output_names = [o.name for o in self.session.get_outputs()]
         first_ms = None
-        feeds = split_feeds(tensors)
+        feeds = split_feeds(tensors) or inputless_feeds(header, self.session)
         for k, feed in feeds.items():
             start = time.perf_counter_ns()
             result = values.run(self.session, feed)

@@ -188,3 +188,18 @@ def test_exotic_inputs_and_outputs_cross_the_worker(tmp_path: Path) -> None:
     assert result["type"] == "result", result
     assert tensors["0/e"].dtype == ml_dtypes.float8_e4m3fn and tensors["0/e"].astype(float).tolist() == [1.5, -3.0, 2.25]
     assert tensors["0/i"].dtype == ml_dtypes.int4 and tensors["0/i"].astype(int).tolist() == [2, -3, 2]
+
+
+def test_a_model_without_inputs_runs_once_per_data_set(tmp_path: Path) -> None:
+    from onnx import TensorProto as T
+    from onnx import helper
+    node = helper.make_node("Constant", [], ["y"], value=onnx.numpy_helper.from_array(np.arange(3, dtype=np.float32)))
+    graph = helper.make_graph([node], "g", [], [helper.make_tensor_value_info("y", T.FLOAT, [3])])
+    path = tmp_path / "const.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    _, replies = _converse([({"type": "load", "case": "c", "model_path": str(path)}, None),
+                            ({"type": "infer", "datasets": 2, "measure": None}, None),
+                            ({"type": "load", "case": "c", "model_path": str(path)}, None),
+                            ({"type": "infer", "datasets": 1, "dataset_ids": [4], "measure": None}, None)])
+    assert sorted(replies[2][1]) == ["0/y", "1/y"] and replies[2][1]["1/y"].tolist() == [0.0, 1.0, 2.0]
+    assert sorted(replies[4][1]) == ["4/y"]
