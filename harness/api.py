@@ -21,6 +21,7 @@ from typing import Any
 from harness.errors import UsageError
 from harness.golden.cases import Case, discover
 from harness.golden.layout import dataset_dirs, read_dataset
+from harness.model.inputs import symbolic_dims, unused_dims
 from harness.profiles import registry
 from harness.profiles.schema import Profile
 from harness.run import record as R
@@ -194,6 +195,18 @@ def _refuse_named_but_uninstalled(named: Sequence[str], availability: dict[str, 
             raise UsageError(f"profile {name!r} cannot run: {state.reason}")
 
 
+def _refuse_unused_dims(plans: list[CasePlan], dims: dict[str, int]) -> None:
+    """A --dim that no case of the run uses would be silently ignored: a typo, or inputs that are stored."""
+    generated = [plan.info.inputs for plan in plans if all(ds.path is None for ds in plan.datasets)]
+    unused = unused_dims(dims, generated)
+    if unused:
+        offered = sorted(set().union(*(symbolic_dims(inputs) for inputs in generated))) if generated else []
+        why = (f"the generated inputs' dimensions are {', '.join(offered)}" if offered else
+               "no case in this run generates its inputs (stored inputs fix every dimension)")
+        raise UsageError(f"--dim {unused[0]}: no case in this run has an input dimension named {unused[0]!r}; {why}",
+                         hint="drop it, or check the name against the model's inputs")
+
+
 def _calibration_feeds(folder: Path | None) -> tuple[Path, list[Path]] | None:
     if folder is None:
         return None
@@ -261,6 +274,7 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
     recovered = recover_for([str(c) for c in cases if not isinstance(c, Case)], options.root)
     case_list = _cases(cases, options)
     plans = [plan_case(c, dims=options.dims, seed=options.seed) for c in case_list]
+    _refuse_unused_dims(plans, options.dims)
     _attach_calibration(plans, options.calibration_data)
     reference = _reference_profile(plans, profile_list, options)
     measure = None if options.numerics_only else measure_spec(profile_list, case_list, options.time_cap_s)

@@ -54,6 +54,11 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _printable(text: str) -> str:
+    from harness.report.console import printable  # rich is imported only when a message needs escaping
+    return text if text.isprintable() else printable(text).replace("\n", "\\n")
+
+
 def _shorten(text: str, limit: int = 300) -> str:
     """A path of 4,000 characters does not make a readable line: keep its ends."""
     return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
@@ -63,7 +68,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit 2, like every other bad input."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"harness: error: {message}. Note: see '{self.prog} --help'", file=sys.stderr)
+        print(f"harness: error: {_printable(message)}. Note: see '{self.prog} --help'", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
 
 
@@ -122,7 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant_streams() -> None:
+    """An ASCII-only (or otherwise narrow) stdout gets '?' for what it cannot show, never a UnicodeEncodeError
+    halfway through the matrix."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):  # not a TextIOWrapper (a test's capture), or closed
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _tolerant_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:  # like any other usage error: usage on stderr, exit 2 (--help is stdout, exit 0)
@@ -133,11 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         from harness import commands
         return getattr(commands, f"cmd_{args.command}")(args)
     except HarnessError as exc:
-        print(f"harness: error: {exc.one_line()}", file=sys.stderr)
+        print(f"harness: error: {_printable(exc.one_line())}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # a path too long, a folder where a file should be, a full disk: the OS's words
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"harness: error: {_shorten(where)}{exc.strerror or exc}. Note: check the path and the free space",
+        print(f"harness: error: {_printable(_shorten(where))}{exc.strerror or exc}. Note: check the path and the free space",
               file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

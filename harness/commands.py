@@ -16,7 +16,7 @@ from harness.api import (
 )
 from harness.golden.cases import discover
 from harness.golden.layout import dataset_dirs
-from harness.report.console import make_console, print_report
+from harness.report.console import make_console, print_report, printable
 from harness.run import record as R
 
 
@@ -44,13 +44,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     print_report(console, record, _noise_notes(record, args.repeat))
     if record.write_errors:  # the matrix above stands; what is not on disk is said, and the run is not green
         more = f" (and {len(record.write_errors) - 1} more write failure(s))" if len(record.write_errors) > 1 else ""
-        print(f"harness: error: {record.write_errors[0]}{more}. Note: free space or pass another --out, then "
+        print(f"harness: error: {printable(record.write_errors[0])}{more}. Note: free space or pass another --out, then "
               f"run again (with --resume for the journalled cells)", file=sys.stderr)
         return 2
     idle = idle_named_profiles(record)
     if idle:  # the run happened (matrix above) but tested nothing on a profile the user asked for
         said = "; ".join(f"profile {name!r}: {reason}" for name, reason in idle.items())
-        print(f"harness: error: {len(idle)} profile(s) named with --profile ran no cell (all SKIPPED): {said}. "
+        print(f"harness: error: {len(idle)} profile(s) named with --profile ran no cell (all SKIPPED): {printable(said)}. "
               f"Note: make the profile runnable here, or drop --profile to skip it", file=sys.stderr)
         return 1
     return 1 if failing(record) else 0
@@ -63,11 +63,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     for case in cases:
         sets = len(dataset_dirs(case.path))
         task = case.manifest.task if case.has_manifest else "no case.json"
-        console.print(f"  {case.name:<28} {sets} data set(s)  {task}", markup=False)
+        console.print(printable(f"  {case.name:<28} {sets} data set(s)  {task}"), markup=False)
     profiles = load_profiles(None, _options(args))
     console.print(f"{len(profiles)} profile(s):", markup=False)
     for profile in profiles:
-        console.print(f"  {profile.name:<20} {profile.ep:<28} {profile.description}", markup=False)
+        console.print(printable(f"  {profile.name:<20} {profile.ep:<28} {profile.description}"), markup=False)
     return 0
 
 
@@ -77,7 +77,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     for profile in profiles:
         state = availability[profile.name]
         status = "available" if state.available else f"skipped: {state.reason}"
-        print(f"{profile.name:<18} {profile.ep:<28} {status}  [from {profile_origin(profile)}]")
+        print(printable(f"{profile.name:<18} {profile.ep:<28} {status}  [from {profile_origin(profile)}]"))
     return 0
 
 
@@ -85,11 +85,11 @@ def cmd_bless(args: argparse.Namespace) -> int:
     from harness.run.bless import bless, recover_for
     [profile] = load_profiles([args.profile], _options(args))
     for line in recover_for([args.case], args.root):
-        print(f"note: {line}", file=sys.stderr)
+        print(printable(f"note: {line}"), file=sys.stderr)
     cases = discover([args.case], args.root)
     for case in cases:
         written = bless(case, profile, dims=dict(args.dim), seed=args.seed, force=args.force)
-        print(f"blessed {case.name} from profile {profile.name}: {written}")
+        print(printable(f"blessed {case.name} from profile {profile.name}: {written}"))
     return 0
 
 

@@ -14,6 +14,9 @@ from harness.model.loader import TensorSig
 # rarely tolerate negatives), bools half and half.
 _FLOAT_RANGE = (-1.0, 1.0)
 _INT_RANGE = (0, 10)
+# Generated inputs are a test's, not a benchmark's: a data set over this is a typo in --dim or case.json dims
+# (batch=100000000 asked for 23.8 GiB), refused with its size rather than left to exhaust the host's memory.
+MAX_GENERATED_BYTES = 2 << 30
 
 
 def bind_shape(sig: TensorSig, dims: Mapping[str, int], case: str) -> tuple[int, ...]:
@@ -33,15 +36,37 @@ def bind_shape(sig: TensorSig, dims: Mapping[str, int], case: str) -> tuple[int,
 
 def generate_inputs(inputs: list[TensorSig], *, case: str, seed: int, dims: Mapping[str, int],
                     ranges: Mapping[str, Mapping[str, float]]) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    result: dict[str, np.ndarray] = {}
     for sig in inputs:
         if sig.dtype is None:
             raise UsageError(f"case {case!r}: input {sig.name!r} is not a tensor; inputs cannot be generated for it",
                              hint="store inputs in test_data_set_0/ instead")
-        where = f"case {case!r}: input {sig.name!r}"
-        result[sig.name] = _values(rng, sig.dtype, bind_shape(sig, dims, case), ranges.get(sig.name), where)
-    return result
+    shapes = {sig.name: bind_shape(sig, dims, case) for sig in inputs}
+    _check_size(inputs, shapes, case)
+    rng = np.random.default_rng(seed)
+    return {sig.name: _values(rng, sig.dtype, shapes[sig.name], ranges.get(sig.name), f"case {case!r}: input {sig.name!r}")
+            for sig in inputs}
+
+
+def _check_size(inputs: list[TensorSig], shapes: Mapping[str, tuple[int, ...]], case: str) -> None:
+    sizes = {sig.name: math.prod(shapes[sig.name]) * np.dtype(sig.dtype).itemsize for sig in inputs}
+    total = sum(sizes.values())
+    if total > MAX_GENERATED_BYTES:
+        largest = max(sizes, key=sizes.get)
+        raise UsageError(f"case {case!r}: generated inputs would take {total / 2**30:.1f} GiB (input {largest!r} "
+                         f"shape {list(shapes[largest])}), over the {MAX_GENERATED_BYTES >> 30} GiB cap per data set",
+                         hint="pass smaller --dim values, or store the inputs in test_data_set_0/")
+
+
+def symbolic_dims(inputs: list[TensorSig]) -> set[str]:
+    """The named symbolic dimensions of a model's inputs: what --dim can bind."""
+    return {d for sig in inputs for d in sig.shape if isinstance(d, str) and d}
+
+
+def unused_dims(dims: Mapping[str, int], generated: list[list[TensorSig]]) -> list[str]:
+    """The --dim names that no generated input uses (``generated``: the inputs of each case whose inputs are
+    generated; a case with stored inputs binds no dim). Such a --dim changes nothing, silently."""
+    used = set().union(*(symbolic_dims(inputs) for inputs in generated)) if generated else set()
+    return sorted(set(dims) - used)
 
 
 def _values(rng: np.random.Generator, dtype: np.dtype, shape: tuple[int, ...],

@@ -17,7 +17,16 @@ from harness.run.verdict import failure_messages
 _STYLE = {R.PASS: "green", R.PASS_FELL_BACK: "yellow", R.XFAIL: "cyan", R.XPASS: "magenta", R.SKIPPED: "dim",
           R.FAIL: "bold red", R.CRASH: "bold red", R.TIMEOUT: "bold red", R.OOM: "bold red", R.ERROR: "bold red",
           R.OVER_BUDGET: "bold yellow", R.NO_GOLDEN: "yellow", R.TRANSFORM_FAILED: "magenta",
-          R.NOT_APPLICABLE: "dim"}
+          R.NOT_APPLICABLE: "dim", R.UNSUPPORTED: "magenta"}
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on (ESC, BEL, C1 controls, bidi overrides) written as
+    its escape, so a case or profile name can never recolour, retitle or rewrite the user's terminal. Line
+    breaks and tabs stay: report blocks are multi-line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c in "\n\t" or c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def make_console(file=None) -> Console:
@@ -60,11 +69,11 @@ def matrix(cells: list[R.CellResult], profiles: Iterable[str]) -> Table:
     rows, columns = (cases, profiles) if rows_are_cases else (profiles, cases)
     corner = "case \\ profile" if rows_are_cases else "profile \\ case"
     table = Table(title="Conformance matrix", show_lines=True)
-    table.add_column(Text(corner), no_wrap=True, min_width=max(len(corner), *(len(r) for r in rows)))
+    table.add_column(Text(corner), no_wrap=True, min_width=max(len(corner), *(len(printable(r)) for r in rows)))
     for name in columns:
-        table.add_column(Text(name), overflow="fold")
+        table.add_column(Text(printable(name)), overflow="fold")
     for row_name in rows:
-        row = [Text(row_name)]
+        row = [Text(printable(row_name))]
         for column in columns:
             case, profile = (row_name, column) if rows_are_cases else (column, row_name)
             cell = by_key.get(R.cell_key(case, profile))
@@ -123,17 +132,17 @@ def print_report(console: Console, record: R.RunRecord, notes: list[str] | None 
     console.print(matrix(cells, record.profiles or dict.fromkeys(c.profile for c in cells)))
     note = comparison_note(record)
     if note:
-        console.print(note, markup=False)
+        console.print(printable(note), markup=False)
     for line in record.warnings:
-        console.print(f"warning: {line}", style="yellow", markup=False)
+        console.print(printable(f"warning: {line}"), style="yellow", markup=False)
     for line in notes or []:
-        console.print(line, markup=False)
+        console.print(printable(line), markup=False)
     for line in skipped_profiles(cells):
-        console.print(line, style="dim", markup=False)
+        console.print(printable(line), style="dim", markup=False)
     for block in details(cells):
         console.print()
-        console.print(block, markup=False)
+        console.print(printable(block), markup=False)
     console.print()
     log = f"; library output in {record.location.parent / record.log}" if record.log and record.location else ""
     where = record.location or "not written"
-    console.print(f"{len(cells)} cells: {summary(cells)}. Run record: {where}{log}", markup=False)
+    console.print(printable(f"{len(cells)} cells: {summary(cells)}. Run record: {where}{log}"), markup=False)

@@ -51,6 +51,20 @@ class RunOptions:
 
 FIXABLE_BY_INSTALL = ("not_installed", "not_in_build")
 
+# What ONNX Runtime 1.32 says when it cannot create a session because it does not implement something the model
+# uses: a status of NOT_IMPLEMENTED ("Could not find an implementation for Relu(14) node with name ''" for a
+# type with no kernel), an opset newer than its release ("Opset 30 is under development and support for this is
+# limited"), or an op it does not know ("com.x:Foo(-1) is not a registered function/op").
+UNSUPPORTED_STATUS = ("NOT_IMPLEMENTED",)
+UNSUPPORTED_WORDS = ("Could not find an implementation for", "is under development and support for this is limited",
+                     "is not a registered function/op")
+
+
+def is_unsupported(header: dict[str, Any]) -> bool:
+    """A worker's error reply to a load that says ORT does not implement what the model needs."""
+    message = str(header.get("message", ""))
+    return header.get("status") in UNSUPPORTED_STATUS or any(w in message for w in UNSUPPORTED_WORDS)
+
 
 @dataclass
 class Availability:
@@ -181,7 +195,7 @@ class Executor:
         start = time.perf_counter()
         result = R.CellResult(plan.case.name, profile.name, R.SKIPPED,
                               model={"sha256": plan.info.sha256, "transform": profile.transform,
-                                     "nodes": plan.info.node_count})
+                                     "nodes": plan.info.node_count, "op": getattr(plan.case, "op", "")})
         if not availability.available:
             result.detail = availability.reason
             return result
@@ -270,7 +284,7 @@ class Executor:
         if pipelined:
             worker.send(infer, feed, "running inference")
         loaded = worker.receive(remaining(), "creating the session")
-        if self._worker_error(loaded.header, result, profile):
+        if self._worker_error(loaded.header, result, profile, loading=True):
             if pipelined and result.verdict != R.OOM:
                 worker.receive(remaining(), "running inference")  # the worker's answer to the early infer
             self._give_back(profile, worker, result)
@@ -289,16 +303,24 @@ class Executor:
         else:
             self.pool.release(profile, worker)
 
-    def _worker_error(self, header: dict[str, Any], result: R.CellResult, profile: Profile) -> bool:
+    def _worker_error(self, header: dict[str, Any], result: R.CellResult, profile: Profile,
+                      loading: bool = False) -> bool:
+        """The worker's error reply as the cell's verdict: OOM on the worker's own word, UNSUPPORTED when the
+        session could not be created because ORT lacks what the model needs, else ERROR."""
         if header.get("type") != "error":
             return False
-        kind = header.get("kind", "error")
-        result.verdict = R.OOM if kind == "oom" else R.ERROR
-        message = header.get("message", "")
+        kind = str(header.get("kind", "error"))
+        message = str(header.get("message", ""))
         first = message.splitlines()[0][:300] if message else ""
         limit = f" under the {profile.memory_limit_mb} MB limit" if profile.memory_limit_mb else ""
-        result.detail = f"out of memory{limit}: {first}" if kind == "oom" else f"{kind}: {first}"
-        result.error = {"kind": kind, "message": message}
+        if kind == "oom":
+            result.verdict, result.detail = R.OOM, f"out of memory{limit}: {first}"
+        elif loading and is_unsupported(header):
+            result.verdict = R.UNSUPPORTED
+            result.detail = f"onnxruntime does not support this model on {profile.ep}: {first}"
+        else:
+            result.verdict, result.detail = R.ERROR, f"{kind}: {first}"
+        result.error = {"kind": kind, "message": message, "status": header.get("status")}
         return True
 
     def _judge(self, plan: CasePlan, profile: Profile, result: R.CellResult, header: dict[str, Any],

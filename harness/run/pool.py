@@ -9,6 +9,7 @@ one cell, and the next request gets a fresh worker.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import functools
 import json
 import os
@@ -29,6 +30,12 @@ from harness.worker import protocol
 
 HELLO_TIMEOUT_S = 120.0
 WORKER_MODULE = ("-m", "harness.worker")
+# A worker is out of memory only on its own word: these in its stderr (a MemoryError or bad_alloc that killed it),
+# or its oom error reply. A worker killed by a signal from outside is a CRASH naming the signal, even under a
+# memory limit (the limit is RLIMIT_DATA, which fails allocations; it never sends a signal).
+MEMORY_WORDS = ("MemoryError", "bad_alloc", "Failed to allocate", "Cannot allocate memory")
+_KILLED = tuple(-s for s in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+_PR_SET_PDEATHSIG = 1
 
 
 class WorkerFailure(Exception):
@@ -103,6 +110,63 @@ class Launch:
         return {**os.environ, "PYTHONPATH": path, **self.env, **(spec.get("env") or {}), **(extra or {})}
 
 
+def _pdeathsig_preexec() -> Callable[[], None] | None:
+    """Linux: a worker is SIGKILLed when the thread that spawned it exits (the harness killed, even with -9),
+    also while it is stopped (SIGSTOP), when its own watch on its parent cannot run. None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:  # runs in the child between fork and exec: no imports, no allocation worth a lock
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the harness died before the call above took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+    return preexec
+
+
+class _Spawner:
+    """One long-lived thread that starts every worker. PR_SET_PDEATHSIG fires when the spawning *thread* exits,
+    so workers started from the executor's short-lived cell threads would be killed when those threads end;
+    started here, they die with the process and only with it."""
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._thread_pid = 0
+        self._lock = threading.Lock()
+        self._preexec = _pdeathsig_preexec()
+
+    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen:
+        if self._preexec is None:
+            return subprocess.Popen(argv, **kwargs)
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._thread_pid != os.getpid():
+                self._thread_pid = os.getpid()  # a forked child needs its own spawner thread
+                self._thread = threading.Thread(target=self._serve, name="harness-worker-spawner", daemon=True)
+                self._thread.start()
+        answer: queue.Queue = queue.Queue(maxsize=1)
+        self._requests.put((argv, kwargs, answer))
+        ok, value = answer.get()
+        if ok:
+            return value
+        raise value
+
+    def _serve(self) -> None:
+        while True:
+            argv, kwargs, answer = self._requests.get()
+            try:
+                answer.put((True, subprocess.Popen(argv, preexec_fn=self._preexec, **kwargs)))
+            except BaseException as exc:  # handed to the caller, who raises it
+                answer.put((False, exc))
+
+
+_SPAWNER = _Spawner()
+
+
 class WorkerHandle:
     """One worker process, started as ``launch`` says; ``env`` is added last (tests inject faults with it)."""
 
@@ -112,9 +176,9 @@ class WorkerHandle:
         self.launch = launch or Launch()
         self._stderr = tempfile.TemporaryFile()
         try:
-            self.proc = subprocess.Popen(self.launch.argv(spec), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=self._stderr, env=self.launch.environment(spec, env),
-                                         start_new_session=True)
+            self.proc = _SPAWNER.popen(self.launch.argv(spec), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=self._stderr, env=self.launch.environment(spec, env),
+                                       start_new_session=True)
         except OSError as exc:  # the launcher's command is missing or not executable
             self._stderr.close()
             raise WorkerFailure("CRASH", f"worker launcher {list(self.launch.command or [sys.executable])} "
@@ -152,8 +216,7 @@ class WorkerHandle:
             code = self.proc.returncode
         tail = self.stderr_tail()
         limited = bool(self.spec.get("memory_limit_mb"))
-        memory_words = ("MemoryError", "bad_alloc", "Failed to allocate", "Cannot allocate memory")
-        if limited and (code == -signal.SIGKILL or any(w in tail for w in memory_words)):
+        if limited and code not in _KILLED and any(w in tail for w in MEMORY_WORDS):
             return WorkerFailure("OOM", f"worker ran out of memory {what} (limit {self.spec['memory_limit_mb']} MB, "
                                         f"{signal_name(code)})", signal_name=signal_name(code), stderr_tail=tail)
         return WorkerFailure("CRASH", f"worker died {what}: {signal_name(code)}", signal_name=signal_name(code),

@@ -32,7 +32,11 @@ OVER_BUDGET, NO_GOLDEN = "OVER_BUDGET", "NO_GOLDEN"
 # device's fault, counted apart from ERROR. NOT_APPLICABLE: the transform does not apply (e.g. int8 on an
 # already quantised model); like SKIPPED, it is not a failure.
 TRANSFORM_FAILED, NOT_APPLICABLE = "TRANSFORM_FAILED", "NOT_APPLICABLE"
-FAILING = frozenset({FAIL, CRASH, TIMEOUT, OOM, ERROR, OVER_BUDGET, NO_GOLDEN, TRANSFORM_FAILED})
+# ONNX Runtime could not create the session because it does not implement something the model uses (no
+# kernel for an op and type, an opset newer than it supports, an op it does not know): a model that cannot run
+# fails the run, but it is counted apart from ERROR, and a profile's known_failures can expect it (XFAIL).
+UNSUPPORTED = "UNSUPPORTED"
+FAILING = frozenset({FAIL, CRASH, TIMEOUT, OOM, ERROR, OVER_BUDGET, NO_GOLDEN, TRANSFORM_FAILED, UNSUPPORTED})
 
 
 @dataclass

@@ -328,3 +328,162 @@ def test_a_run_cleans_a_killed_bless_before_finding_cases(stale_case: Path, tmp_
     record = api.run_matrix([], ["cpu"], _opts(tmp_path, root=stale_case.parent, profile_dirs=[profiles_dir]))
     assert [c.case for c in record.cells] == ["big"]
     assert any("bless" in w for w in record.warnings)
+
+
+# ---- 7: wrong or silent outcomes -------------------------------------------------------------------------------------
+
+SPEC = {"name": "edge", "ep": "CPUExecutionProvider", "plugin": None, "ep_options": {}, "device_type": None,
+        "device_metadata": {}, "precision_hint": None, "session": {}, "env": {}, "cpu_cores": None,
+        "memory_limit_mb": 512}
+
+
+def test_a_worker_killed_from_outside_under_a_memory_limit_is_a_crash_not_oom(tmp_path: Path, make_model) -> None:
+    import onnx
+    from harness.run.pool import WorkerFailure, WorkerHandle
+    onnx.save(make_model(), str(tmp_path / "model.onnx"))
+    worker = WorkerHandle(SPEC, env={"HARNESS_TEST_FAULT": "hang:victim"})
+    worker.send({"type": "load", "case": "victim", "model_path": str(tmp_path / "model.onnx")}, None, "loading")
+    time.sleep(0.5)
+    os.kill(worker.proc.pid, signal.SIGKILL)
+    with pytest.raises(WorkerFailure) as caught:
+        worker.receive(30, "creating the session")
+    worker.close()
+    assert caught.value.outcome == "CRASH" and "SIGKILL" in str(caught.value), str(caught.value)
+    assert "512" not in str(caught.value)
+
+
+_HARNESS_WITH_A_WORKER = """
+import sys, threading
+from harness.run.pool import WorkerPool
+from harness.profiles.schema import Profile
+from harness.profiles import registry
+[profile] = registry.select(registry.load_all([]), ["cpu"])
+holder = {}
+thread = threading.Thread(target=lambda: holder.update(w=WorkerPool().acquire(profile)))
+thread.start(); thread.join()  # started from a thread that has ended, as the executor's cell threads do
+print(holder["w"].proc.pid, flush=True)
+threading.Event().wait()
+"""
+
+
+def test_a_stopped_worker_dies_with_a_killed_harness(cache_dir: Path) -> None:
+    import psutil
+    env = {**os.environ, "HARNESS_CACHE_DIR": str(cache_dir)}
+    harness = subprocess.Popen([sys.executable, "-c", _HARNESS_WITH_A_WORKER], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(harness.stdout.readline())
+        assert psutil.pid_exists(pid), "the worker did not outlive its spawning thread"
+        os.kill(pid, signal.SIGSTOP)
+        harness.kill()
+        harness.wait(10)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("a SIGSTOPped worker outlived the harness that was SIGKILLed")
+    finally:
+        harness.kill()
+
+
+def _model(path: Path, op: str, dtype: int, opset: int, domain: str = "") -> Path:
+    import onnx
+    from onnx import helper
+    graph = helper.make_graph([helper.make_node(op, ["x"], ["y"], domain=domain)], "g",
+                              [helper.make_tensor_value_info("x", dtype, [2])],
+                              [helper.make_tensor_value_info("y", dtype, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(domain, opset)])
+    model.ir_version = 10
+    path.mkdir(parents=True)
+    onnx.save(model, str(path / "model.onnx"))
+    return path
+
+
+def test_a_model_onnxruntime_cannot_run_is_unsupported(tmp_path: Path) -> None:
+    from onnx import TensorProto
+    cases = [_model(tmp_path / "cases" / "relu_bf16", "Relu", TensorProto.BFLOAT16, 17),
+             _model(tmp_path / "cases" / "opset_30", "Relu", TensorProto.FLOAT, 30)]
+    record = api.run_matrix(cases, ["cpu", "cpu-fp16"], _opts(tmp_path, reference="cpu"))
+    cells = {(c.case, c.profile): c for c in record.cells}
+    for case in ("relu_bf16", "opset_30"):
+        cell = cells[(case, "cpu")]
+        assert cell.verdict == R.UNSUPPORTED, (cell.verdict, cell.detail)
+        assert cell.detail.startswith("onnxruntime does not support this model on CPUExecutionProvider")
+    assert "under development" in cells[("opset_30", "cpu")].detail
+    assert api.failing(record) and R.UNSUPPORTED in R.FAILING
+
+
+def test_an_expected_unsupported_cell_is_xfail(tmp_path: Path, make_profile) -> None:
+    from onnx import TensorProto
+    case = _model(tmp_path / "cases" / "relu_bf16", "Relu", TensorProto.BFLOAT16, 17)
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "cpu.toml").write_text(
+        'name = "cpu"\nknown_failures = [{ case = "relu_bf16", reason = "no bf16 Relu kernel" }]\n'
+        '[ep]\nname = "CPUExecutionProvider"\n')
+    record = api.run_matrix([case], ["cpu"], _opts(tmp_path, profile_dirs=[tmp_path / "profiles"],
+                                                   builtin_profiles=False))
+    assert [c.verdict for c in record.cells] == [R.XFAIL]
+
+
+def test_a_dim_no_case_uses_is_refused(tmp_path: Path, make_model, run_cli, assert_bad_input, tiny_case: Path,
+                                       profiles_dir: Path) -> None:
+    import onnx
+    bare = tmp_path / "m.onnx"
+    onnx.save(make_model(), str(bare))
+    common = ["--profile", "cpu", "--numerics-only", "--profiles-dir", profiles_dir, "--out", tmp_path / "r"]
+    line = assert_bad_input(run_cli("run", bare, "--dim", "batchh=2", *common))
+    assert "--dim batchh" in line and "dimensions are N" in line, line
+    line = assert_bad_input(run_cli("run", tiny_case, "--dim", "N=2", *common))
+    assert "stored inputs" in line, line
+    proc = run_cli("run", bare, "--dim", "N=2", *common)  # used: the run goes on (cpu alone: no golden, exit 1)
+    assert proc.returncode == 1 and "NO_GOLDEN" in proc.stdout and not proc.stderr, proc.stderr
+
+
+def test_generated_inputs_over_the_cap_are_refused_with_their_size() -> None:
+    import numpy as np
+    from harness.errors import UsageError
+    from harness.model.inputs import generate_inputs
+    from harness.model.loader import TensorSig
+    sig = TensorSig("x", np.dtype(np.float32), ["batch", 3, 224, 224])
+    with pytest.raises(UsageError, match=r"would take 56.1 GiB .*input 'x' shape \[100000, 3, 224, 224\].*2 GiB cap"):
+        generate_inputs([sig], case="c", seed=0, dims={"batch": 100_000}, ranges={})
+    assert generate_inputs([sig], case="c", seed=0, dims={"batch": 1}, ranges={})["x"].shape == (1, 3, 224, 224)
+
+
+def test_control_characters_in_names_are_printed_escaped(tmp_path: Path, make_case, run_cli) -> None:
+    evil = "ev\x1b[31mil\x07"
+    make_case(tmp_path / "cases" / evil)
+    broken = make_case(tmp_path / "cases" / f"{evil}2")
+    (broken / "test_data_set_0" / "output_0.pb").write_bytes(b"garbage")
+    proc = run_cli("run", "--root", tmp_path / "cases", "--profile", "cpu", "--numerics-only", "--out", tmp_path / "r")
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr and proc.returncode == 2, proc.stderr
+    assert "ev\\x1b[31mil\\x072" in proc.stderr
+    broken.joinpath("test_data_set_0", "output_0.pb").unlink()
+    broken.joinpath("test_data_set_0", "input_0.pb").unlink()
+    proc = run_cli("run", "--root", tmp_path / "cases", "--profile", "cpu", "--numerics-only", "--out", tmp_path / "r",
+                   "--dim", "N=2")
+    out = proc.stdout + proc.stderr
+    assert "\x1b" not in out and "\x07" not in out, out
+    assert "ev\\x1b[31mil\\x07" in proc.stdout
+
+
+def test_an_ascii_only_stdout_degrades_instead_of_crashing(tiny_case: Path, profiles_dir: Path, tmp_path: Path,
+                                                           cli) -> None:
+    proc = cli("run", tiny_case, "--profile", "cpu", "--profiles-dir", profiles_dir, "--out", tmp_path / "r",
+               "--time-cap", "0.2", env={"PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "1 cells: 1 PASS" in proc.stdout
+
+
+def test_the_cell_records_the_case_op(tmp_path: Path, make_case) -> None:
+    from harness.golden.cases import load_case
+    case = load_case(make_case(tmp_path / "relu_case"), "relu_case")
+    case.tested_op = "Relu"  # what the suite source sets for a node test
+    record = api.run_matrix([case], ["cpu"], _opts(tmp_path))
+    assert record.cells[0].model["op"] == "Relu"
