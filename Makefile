@@ -2,7 +2,7 @@
 # `make bench` runs all four regardless and prints every number.
 PYTHON ?= python
 
-.PHONY: test bench bench-isolation bench-latency bench-memory bench-comparator
+.PHONY: test bench bench-isolation bench-latency bench-memory bench-comparator bench-fuzz fuzz
 
 test:
 	$(PYTHON) -m pytest -q
@@ -34,3 +34,14 @@ real-models:
 
 bench-real-models: real-models
 	$(PYTHON) bench/real_models.py
+
+# Fuzzed loaders (issue 8): every loader of user files and both ends of the worker protocol, FUZZ_INPUTS inputs per
+# target (atheris, coverage-guided, where the [fuzz] extra installs; else a seed-mutation loop). Exits 1 when any
+# target found an escape. `make fuzz` is the short CI budget of the same targets (tests/fuzz).
+FUZZ_INPUTS ?= 1000000
+
+bench-fuzz:
+	$(PYTHON) bench/fuzz.py --inputs $(FUZZ_INPUTS)
+
+fuzz:
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/fuzz
