@@ -70,6 +70,7 @@ MAX_HEADER_BYTES = 1 << 20  # 1 MiB
 DEFAULT_MAX_PAYLOAD = 16 << 30  # 16 GiB
 TENSOR_ALIGNMENT = 64  # writers pad tensor offsets to this; readers accept any offset
 MAX_NESTING = 16  # sequences/optionals/maps inside each other, at most this deep
+_MAX_DIM = 1 << 62  # numpy refuses larger dimensions (even of an empty array)
 
 # Message vocabulary (header["type"]). See docs/worker-protocol.md for the fields of each.
 MSG_HELLO = "hello"  # worker -> parent, first frame: runtime, pid, versions
@@ -372,6 +373,8 @@ def _is_int(x: Any) -> bool:
 def _entry_dtype(entry: dict[str, Any], what: str) -> tuple[str, np.dtype]:
     """dtype name and elem_type must agree; either alone is enough (a version-1 writer sends dtype only)."""
     name, elem = entry.get("dtype"), entry.get("elem_type")
+    if name is not None and not isinstance(name, str):
+        raise ProtocolError(f"{what}: dtype must be a string, got {name!r}"[:300])
     if elem is not None:
         if not _is_int(elem) or elem not in DTYPE_OF_ELEM:
             raise ProtocolError(f"{what}: unknown ONNX elem_type {elem!r}")
@@ -437,8 +440,8 @@ class _Reader:
     def tensor(self, entry: dict[str, Any], what: str) -> np.ndarray:
         wire, dt = _entry_dtype(entry, what)
         shape = entry.get("shape")
-        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-            raise ProtocolError(f"{what}: shape must be a list of non-negative ints, got {shape!r}")
+        if not isinstance(shape, list) or not all(_is_int(d) and 0 <= d < _MAX_DIM for d in shape) or len(shape) > 64:
+            raise ProtocolError(f"{what}: shape must be a list of at most 64 ints in [0, 2**62), got {shape!r}"[:300])
         offset, nbytes = entry.get("offset"), entry.get("nbytes")
         if not (_is_int(offset) and _is_int(nbytes)) or offset < 0 or nbytes < 0:
             raise ProtocolError(f"{what}: offset/nbytes must be non-negative ints")

@@ -539,3 +539,59 @@ def test_elem_type_of_matches_onnx():
              "float6_e3m2fn": "float6e3m2"}.get(name, name.replace("_", "")))
         if name != "string":
             assert np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem)) == P.dtype_from_name(name)
+
+
+def test_huge_dims_of_an_empty_tensor_are_a_protocol_error():
+    for shape in ([0, 10**30], [0] * 65):
+        entry = {"name": "x", "dtype": "float32", "shape": shape, "offset": 0, "nbytes": 0}
+        with pytest.raises(ProtocolError, match="shape must be"):
+            decode_message(_frame(json.dumps({"type": "infer", "tensors": [entry]}).encode()))
+
+
+def test_mutated_frames_raise_protocol_errors_only():
+    """Random byte flips anywhere in a frame with strings, sequences, optionals and maps: a ProtocolError or a
+    frame, never another exception."""
+    frame = encode_message({"type": "result", "n": 1}, {
+        "s": np.array(["ab", "é"], dtype=object), "q": [np.arange(3, dtype=np.int64), None],
+        "m": {"k": np.array(1.5, np.float32)}, "b": np.array([1.5], ml_dtypes.bfloat16)})
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        data = bytearray(frame)
+        for pos in rng.integers(0, len(data), rng.integers(1, 4)):
+            data[pos] = int(rng.integers(0, 256))
+        try:
+            decode_message(bytes(data))
+        except ProtocolError:
+            pass
+
+
+def test_mutated_headers_raise_protocol_errors_only():
+    """Every field of every (nested) entry replaced by values of the wrong type or range."""
+    frame = encode_message({"type": "result"}, {
+        "s": np.array(["ab", "é"], dtype=object), "q": [np.arange(3, dtype=np.int64), None],
+        "m": {"k": np.array(1.5, np.float32)}, "b": np.array([1.5], ml_dtypes.int4)})
+    hlen = int.from_bytes(frame[4:8], "little")
+    header, payload = json.loads(frame[16:16 + hlen]), frame[16 + hlen:]
+    wrong = [None, -1, 0, 2**70, 1e300, True, "x", "string", "map", [], [-1], [2**63], {}, {"kind": "map"}]
+
+    def paths(node, at=()):
+        if isinstance(node, dict):
+            for key, child in node.items():
+                yield at + (key,)
+                yield from paths(child, at + (key,))
+        elif isinstance(node, list):
+            for i, child in enumerate(node):
+                yield at + (i,)
+                yield from paths(child, at + (i,))
+
+    for path in list(paths(header["tensors"], ("tensors",))):
+        for value in wrong:
+            mutated = json.loads(json.dumps(header))
+            node = mutated
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+            try:
+                decode_message(_frame(json.dumps(mutated).encode(), payload))
+            except ProtocolError:
+                pass
