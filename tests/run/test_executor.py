@@ -28,6 +28,17 @@ FAULTS = {"crashy": ("segfault:b_bad", ""), "hangy": ("hang:b_bad", ""),
           "hungry": ("oom:b_bad", "[constraints]\nmemory_limit_mb = 512\n")}
 
 
+def fault_profile(folder: Path, name: str, fault: str, make_profile, extra: str = "") -> Path:
+    """A profile whose workers start through a launcher script that sets the test fault: a profile may not set
+    HARNESS_* variables itself (harness/profiles/trust.py), but its [worker] command may be any wrapper."""
+    import sys
+    folder.mkdir(parents=True, exist_ok=True)
+    wrapper = folder / f"{name}-launcher.sh"
+    wrapper.write_text(f'#!/bin/sh\n{FAULT_ENV}="{fault}" exec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    return make_profile(folder, name, extra=f'{extra}\n[worker]\ncommand = ["{wrapper}"]\n')
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, case_builder, make_profile) -> Path:
     """Cases a_ok, b_bad, c_ok and three profiles, each injecting one kind of fault into b_bad only."""
@@ -35,7 +46,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, case_builder, make_profile) ->
     for name in CASES:
         case_builder(base / "cases" / name)
     for name, (fault, extra) in FAULTS.items():
-        make_profile(base / "profiles", name, env={FAULT_ENV: fault}, extra=extra)
+        fault_profile(base / "profiles", name, fault, make_profile, extra)
     return base
 
 

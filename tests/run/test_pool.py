@@ -111,7 +111,10 @@ def test_parallel_cells_give_the_serial_verdicts(make_case, break_golden, make_p
         make_case(root / name)
     break_golden(make_case(root / "c_red"))
     make_profile(tmp_path / "profiles", "cpu")
-    make_profile(tmp_path / "profiles", "crashy", env={FAULT_ENV: "segfault:b"})
+    wrapper = tmp_path / "crashy-launcher.sh"  # a profile may not set HARNESS_* itself; its launcher may
+    wrapper.write_text(f'#!/bin/sh\n{FAULT_ENV}="segfault:b" exec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    make_profile(tmp_path / "profiles", "crashy", extra=f'[worker]\ncommand = ["{wrapper}"]\n')
     make_profile(tmp_path / "profiles", "edge", extra="[session]\nintra_op_threads = 1\n[constraints]\ncpu_cores = 1\n")
     verdicts = []
     for jobs in ("1", "2"):
@@ -161,9 +164,9 @@ def test_a_profile_runs_through_a_wrapper_launcher(tmp_path: Path, make_profile,
     from harness.run.plan import plan_case
     marker = tmp_path / "wrapped.txt"
     wrapper = tmp_path / "wrap.sh"
-    wrapper.write_text(f'#!/bin/sh\necho "$$ $HARNESS_WRAPPED" > "{marker}"\nexec "{sys.executable}" "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\necho "$$ $WRAPPED_BY" > "{marker}"\nexec "{sys.executable}" "$@"\n')
     wrapper.chmod(0o755)
-    extra = f'[worker]\ncommand = ["{wrapper}"]\nenv = {{ HARNESS_WRAPPED = "by-profile" }}\n'
+    extra = f'[worker]\ncommand = ["{wrapper}"]\nenv = {{ WRAPPED_BY = "by-profile" }}\n'
     profile = load_profile(make_profile(tmp_path / "profiles", "wrapped", extra=extra))
     assert profile.launch_command == (str(wrapper),)
     case = make_case(tmp_path / "cases" / "tiny")
