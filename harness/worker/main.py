@@ -218,7 +218,8 @@ class Worker:
         measure = header.get("measure")
         if measure and feeds:
             device_id = int((self.spec.get("ep_options") or {}).get("device_id", 0))
-            samples, info = measure_latency(self.session, next(iter(feeds.values())), measure, device_id)
+            session, feed = values.for_timing(self.session, next(iter(feeds.values())))
+            samples, info = measure_latency(session, feed, measure, device_id)
             outputs["__latency_ns"] = samples
             reply["latency"] = info
         self.session = None

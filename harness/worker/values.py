@@ -117,21 +117,31 @@ def _exotic(type_string: str) -> bool:
     return type_string.startswith("tensor(") and type_string[7:-1] not in _NUMPY_NATIVE
 
 
-def run(session: Any, feed: dict[str, Any]) -> list[Any]:
-    """One inference; outputs in the session's order, each a value of the protocol's value model. Models with
-    an exotic tensor output go through run_with_ort_values (every output must then be a tensor)."""
-    inputs = session_feed(feed)
-    outputs = session.get_outputs()
-    if not any(_exotic(o.type) for o in outputs):
-        return session.run(None, inputs)
+def needs_ort_values(session: Any) -> bool:
+    """True when an output is of a type only run_with_ort_values returns (bfloat16, float8, 4-bit...)."""
+    return any(_exotic(o.type) for o in session.get_outputs())
+
+
+def ort_inputs(feed: dict[str, Any]) -> dict[str, Any]:
+    """Every input as an OrtValue, for run_with_ort_values (which takes tensors only)."""
     import onnxruntime as ort
-    ort_inputs = {}
+    inputs = session_feed(feed)
+    out = {}
     for n, v in inputs.items():
         if not isinstance(v, (np.ndarray, ort.OrtValue)):
             raise NotImplementedError(f"input {n!r} is a {type(v).__name__} value, and an output is of a type only "
                                       f"run_with_ort_values returns (which takes tensors only)")
-        ort_inputs[n] = v if isinstance(v, ort.OrtValue) else ort.OrtValue.ortvalue_from_numpy(v)
-    results = session.run_with_ort_values(None, ort_inputs)
+        out[n] = v if isinstance(v, ort.OrtValue) else ort.OrtValue.ortvalue_from_numpy(v)
+    return out
+
+
+def run(session: Any, feed: dict[str, Any]) -> list[Any]:
+    """One inference; outputs in the session's order, each a value of the protocol's value model. Models with
+    an exotic tensor output go through run_with_ort_values (every output must then be a tensor)."""
+    if not needs_ort_values(session):
+        return session.run(None, session_feed(feed))
+    outputs = session.get_outputs()
+    results = session.run_with_ort_values(None, ort_inputs(feed))
     values = []
     for meta, value in zip(outputs, results):
         if not value.is_tensor():
@@ -139,3 +149,27 @@ def run(session: Any, feed: dict[str, Any]) -> list[Any]:
                                       f"of a type only run_with_ort_values returns")
         values.append(from_ort_value(value))
     return values
+
+
+class _OrtValueSession:
+    """A session whose ``run`` is run_with_ort_values: what latency sampling times for a model with an exotic
+    output, so that the timed call is the inference alone, outputs left as OrtValues (never converted)."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def run(self, output_names: Any, feed: dict[str, Any]) -> Any:
+        return self._session.run_with_ort_values(output_names, feed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def for_timing(session: Any, feed: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """(session, feed) for harness.worker.timing, prepared once before the timed loop: unchanged for a model of
+    numpy types; exotic inputs as OrtValues; a model with an exotic output behind run_with_ort_values."""
+    if needs_ort_values(session):
+        return _OrtValueSession(session), ort_inputs(feed)
+    if any(isinstance(v, np.ndarray) and elem_type(v) is not None for v in feed.values()):
+        return session, session_feed(feed)
+    return session, feed

@@ -108,3 +108,16 @@ def test_two_bit_types_pack_four_per_byte_and_cross_onnxruntime(elem: int, dtype
                     opset=25)
     [got] = values.run(back, {"x": got})
     assert got.dtype == dtype and got.astype(int).tolist() == vals
+
+
+def test_latency_sampling_gets_a_session_and_feed_it_can_time() -> None:
+    from harness.worker.timing import measure_latency
+    measure = {"warmup": {"count": 1}, "stopping": {"min_iters": 3, "max_iters": 3, "targets": ["p50"]}}
+    plain = _cast(T.FLOAT, T.FLOAT16)
+    feed = {"x": X}
+    assert values.for_timing(plain, feed) == (plain, feed)  # untouched when numpy can carry everything
+    for sess, x in ((_cast(T.FLOAT, T.BFLOAT16), X), (_cast(T.BFLOAT16, T.FLOAT), X.astype(ml_dtypes.bfloat16))):
+        session, prepared = values.for_timing(sess, {"x": x})
+        assert isinstance(prepared["x"], ort.OrtValue)
+        samples, info = measure_latency(session, prepared, measure)
+        assert info["iters"] == 3 and samples.dtype == np.int64 and (samples > 0).all()
