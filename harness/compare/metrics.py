@@ -382,6 +382,11 @@ class _Accumulator:
         notes = {} if measured else {name: self._no_finite_reason() for name in _SIGNAL_FIELDS}
         if self.numeric and measured and self.gg == 0 and self.ee != 0:
             notes["snr_db"] = "the expected output is all zero"
+        # A NaN or Inf the other side lacks fails under any rtol/atol: no "minimum tolerance" figure then.
+        passable = not (self.nan_mismatch or self.inf_mismatch)
+        if not passable:
+            notes["required_atol"] = notes["required_rtol"] = (
+                f"no tolerance passes: {self.nan_mismatch + self.inf_mismatch} non-finite mismatch(es)")
         return Metrics(
             total=total,
             mismatched=self.mismatched,
@@ -390,8 +395,8 @@ class _Accumulator:
             max_abs_index=index(self.max_abs_at),
             max_rel_diff=self.max_rel if measured else None,
             max_rel_index=index(self.max_rel_at),
-            required_atol=max_abs if measured else None,
-            required_rtol=self.req_rtol if measured else None,
+            required_atol=max_abs if measured and passable else None,
+            required_rtol=self.req_rtol if measured and passable else None,
             cosine=self._cosine() if self.numeric and measured else None,
             snr_db=self._snr() if self.numeric and measured else None,
             max_ulp=self.max_ulp if self.ulp_view is not None and measured else None,

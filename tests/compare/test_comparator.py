@@ -482,3 +482,9 @@ def test_float8_ulp_counts_steps_of_the_format():
     g = np.array([1.0, -2.0], ml_dtypes.float8_e4m3fn)
     a = np.array([1.125, -2.0], ml_dtypes.float8_e4m3fn)  # the next e4m3 value above 1.0
     assert compare_output("y", g, a, Tolerance(0.2, 0.0)).metrics.max_ulp == 1
+
+
+def test_the_record_holds_no_passing_tolerance_for_a_non_finite_mismatch():
+    m = cmp([np.inf, 1.0], [-np.inf, 1.0]).metrics
+    assert m.required_atol is None and m.required_rtol is None
+    assert m.notes["required_atol"] == "no tolerance passes: 1 non-finite mismatch(es)"

@@ -268,7 +268,13 @@ def test_chunked_equals_unchunked(seed):
     for name in ("total", "mismatched", "nan_mismatch", "inf_mismatch", "golden_nan_count", "max_ulp",
                  "max_abs_index", "max_rel_index", "topk_agreement", "max_abs_diff", "max_rel_diff"):
         assert getattr(small, name) == getattr(whole, name), name
-    for name in ("cosine", "snr_db", "required_rtol", "required_atol"):
+    for name in ("cosine", "snr_db"):
+        assert getattr(small, name) == pytest.approx(getattr(whole, name), rel=1e-12), name
+    assert small.required_atol is whole.required_atol is None  # the NaN and Inf: no tolerance would pass
+    g2, a2 = np.nan_to_num(g, posinf=0.0), np.nan_to_num(a, nan=0.0, posinf=0.0)
+    small = compute_metrics(g2, a2, 1e-4, 1e-5, chunk_elems=7, topk=3)
+    whole = compute_metrics(g2, a2, 1e-4, 1e-5, chunk_elems=1 << 20, topk=3)
+    for name in ("required_rtol", "required_atol"):
         assert getattr(small, name) == pytest.approx(getattr(whole, name), rel=1e-12), name
 
 
@@ -375,8 +381,10 @@ def test_all_nan_actual_is_not_a_perfect_match():
     assert (r.max_abs_diff, r.max_rel_diff, r.required_atol, r.required_rtol) == (None, None, None, None)
     assert r.cosine is None and r.snr_db is None and r.max_ulp is None
     assert (r.actual_nan_count, r.golden_nan_count, r.finite_pairs, r.nan_mismatch) == (3, 0, 0, 3)
-    assert r.notes == {name: "no element finite on both sides: 3 NaN in actual"
-                       for name in ("max_abs_diff", "max_rel_diff", "cosine", "snr_db")}
+    assert r.notes == {**{name: "no element finite on both sides: 3 NaN in actual"
+                          for name in ("max_abs_diff", "max_rel_diff", "cosine", "snr_db")},
+                       "required_atol": "no tolerance passes: 3 non-finite mismatch(es)",
+                       "required_rtol": "no tolerance passes: 3 non-finite mismatch(es)"}
 
 
 def test_all_nan_json_is_valid_and_round_trips():
@@ -389,7 +397,9 @@ def test_all_nan_json_is_valid_and_round_trips():
 def test_signal_over_finite_pairs_only():
     r = m([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, NAN])
     assert r.finite_pairs == 3 and r.actual_nan_count == 1
-    assert r.cosine == 1.0 and r.snr_db == INF and r.max_abs_diff == 0.0 and r.notes == {}
+    assert r.cosine == 1.0 and r.snr_db == INF and r.max_abs_diff == 0.0
+    assert r.notes == {"required_atol": "no tolerance passes: 1 non-finite mismatch(es)",
+                       "required_rtol": "no tolerance passes: 1 non-finite mismatch(es)"}
 
 
 def test_inf_counts_per_side():
