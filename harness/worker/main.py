@@ -34,7 +34,9 @@ def apply_constraints(spec: dict[str, Any]) -> dict[str, Any]:
     if cores is not None and hasattr(os, "sched_setaffinity"):
         available = sorted(os.sched_getaffinity(0))
         chosen = available[:cores] if isinstance(cores, int) else [c for c in cores if c in available]
-        if not isinstance(cores, int) and len(chosen) < len(cores):
+        if isinstance(cores, int) and cores > len(available):
+            applied["missing_cores"], applied["offered_cores"] = cores - len(available), available
+        elif not isinstance(cores, int) and len(chosen) < len(cores):
             applied["missing_cores"] = sorted(set(cores) - set(available))
             applied["offered_cores"] = available
         elif chosen:
@@ -94,6 +96,17 @@ def _cap_data_if_unlimited() -> None:
     if soft == resource.RLIM_INFINITY:
         cap = _data_in_use() + OOM_FAULT_HEADROOM
         resource.setrlimit(resource.RLIMIT_DATA, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+
+
+def _core_shortfall(spec: dict[str, Any], applied: dict[str, Any]) -> str | None:
+    """Why the cores the profile asks for are not here, in one line; None when they are."""
+    missing = applied.get("missing_cores")
+    if not missing:
+        return None
+    offered = _ranges(applied.get("offered_cores", []))
+    if isinstance(missing, int):  # a count: more cores than this host offers
+        return f"cpu_cores {spec.get('cpu_cores')} asks for more cores than this host offers ({offered})"
+    return f"cpu_cores {missing} do not exist here (this host offers {offered})"
 
 
 def _ranges(cores: list[int]) -> str:
@@ -252,11 +265,9 @@ def hello_for(spec: dict[str, Any], applied: dict[str, Any]) -> dict[str, Any]:
     a one-node session was created and run on the EP (harness.worker.probe)."""
     hello: dict[str, Any] = {"type": protocol.MSG_HELLO, "runtime": "python", "pid": os.getpid(),
                              "executable": sys.executable, **applied, "protocol": protocol.PROTOCOL_VERSION}
-    missing = applied.get("missing_cores")
-    if missing:
-        hello.update(available=False, unavailable="no_device",
-                     reason=f"cpu_cores {missing} do not exist here (this host offers "
-                            f"{_ranges(applied.get('offered_cores', []))})")
+    shortfall = _core_shortfall(spec, applied)
+    if shortfall:
+        hello.update(available=False, unavailable="no_device", reason=shortfall)
         return hello
     try:
         from harness.worker.session import Unavailable, check_available

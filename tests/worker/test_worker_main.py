@@ -167,6 +167,10 @@ def test_cores_that_do_not_exist_make_the_worker_unavailable_in_words() -> None:
     assert hello["missing_cores"] == ghost
     assert hello["reason"].startswith(f"cpu_cores {ghost} do not exist here (this host offers ")
     assert W._ranges([0, 1, 2, 5, 7, 8]) == "0-2, 5, 7-8"
+    _, [(hello, _)] = _converse([], {**CPU_SPEC, "cpu_cores": len(offered) + 3})
+    assert hello["available"] is False and hello["missing_cores"] == 3
+    assert hello["reason"] == (f"cpu_cores {len(offered) + 3} asks for more cores than this host offers "
+                               f"({W._ranges(offered)})")
 
 
 def test_exotic_inputs_and_outputs_cross_the_worker(tmp_path: Path) -> None:
