@@ -90,12 +90,20 @@ def graph_types(model_path: Path) -> dict[str, onnx.TypeProto]:
         return {}
 
 
+def _one_line(exc: BaseException) -> str:
+    """onnx's and protobuf's error text can span lines (an overload listing, a file name holding a newline):
+    the first line, repr-escaped and cut, so that a GoldenError stays one line."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first.encode("unicode_escape").decode("ascii")[:200]
+
+
 def _parse(path: Path, data: bytes, kind: str) -> Any:
     proto = _PROTOS[kind]()
     try:
         proto.ParseFromString(data)
     except DecodeError as exc:
-        raise GoldenError(f"{path}: not an onnx.{type(proto).__name__} ({exc})", hint=_HINT) from None
+        raise GoldenError(f"{path}: not an onnx.{type(proto).__name__} ({_one_line(exc)})", hint=_HINT) from None
     return proto
 
 
@@ -110,7 +118,7 @@ def _decode(path: Path, proto: Any, kind: str) -> Value:
             return _strings_in(numpy_helper.to_optional(proto))
         return _strings_in(numpy_helper.to_dict(proto))
     except Exception as exc:
-        raise GoldenError(f"{path}: {type(proto).__name__} does not decode ({exc})", hint=_HINT) from None
+        raise GoldenError(f"{path}: {type(proto).__name__} does not decode ({_one_line(exc)})", hint=_HINT) from None
 
 
 def _string_fix(array: np.ndarray) -> np.ndarray:
@@ -210,7 +218,7 @@ def value_bytes(name: str, value: Value, type_proto: onnx.TypeProto | None = Non
     try:
         return value_proto(name, value, type_proto).SerializeToString()
     except (TypeError, ValueError, NotImplementedError, KeyError) as exc:
-        raise GoldenError(f"value {name!r} ({type(value).__name__}) cannot be stored as a .pb: {exc}") from None
+        raise GoldenError(f"value {name!r} ({type(value).__name__}) cannot be stored as a .pb: {_one_line(exc)}") from None
 
 
 def tensor_bytes(name: str, array: Value) -> bytes:

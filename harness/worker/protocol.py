@@ -71,6 +71,7 @@ DEFAULT_MAX_PAYLOAD = 16 << 30  # 16 GiB
 TENSOR_ALIGNMENT = 64  # writers pad tensor offsets to this; readers accept any offset
 MAX_NESTING = 16  # sequences/optionals/maps inside each other, at most this deep
 _MAX_DIM = 1 << 62  # numpy refuses larger dimensions (even of an empty array)
+_FIRST_PAYLOAD_CHUNK = 1 << 20  # the payload buffer starts here and grows x4 as bytes arrive
 
 # Message vocabulary (header["type"]). See docs/worker-protocol.md for the fields of each.
 MSG_HELLO = "hello"  # worker -> parent, first frame: runtime, pid, versions
@@ -327,7 +328,7 @@ def _write_all(stream: BinaryIO, data: Any) -> None:
         done += n
 
 
-def _read_into(stream: BinaryIO, buf: bytearray) -> int:
+def _read_into(stream: BinaryIO, buf: bytearray | memoryview) -> int:
     """Fill ``buf`` from the stream, tolerating short reads. Returns bytes read (< len on EOF)."""
     view = memoryview(buf)
     total = len(buf)
@@ -348,6 +349,24 @@ def _read_into(stream: BinaryIO, buf: bytearray) -> int:
             break
         got += n
     return got
+
+
+def _read_payload(stream: BinaryIO, plen: int) -> bytearray:
+    """The payload, in memory that grows (x4) only as its bytes arrive: a 43-byte frame announcing 16 GiB ends in
+    TruncatedFrame after a 1 MiB read, not in a 16 GiB allocation."""
+    buf = bytearray(min(plen, _FIRST_PAYLOAD_CHUNK))
+    filled = 0
+    while True:
+        with memoryview(buf) as view:
+            filled += _read_into(stream, view[filled:])
+        if filled < len(buf):
+            raise _truncated("payload", plen, filled)
+        if filled == plen:
+            return buf
+        try:
+            buf += bytes(min(3 * len(buf), plen - len(buf)))
+        except MemoryError:
+            raise OversizeHeader(f"frame payload of {plen} bytes does not fit in memory") from None
 
 
 def _truncated(what: str, expected: int, got: int) -> TruncatedFrame:
@@ -504,11 +523,7 @@ def read_message(
     if got < hlen:
         raise _truncated("header", hlen, got)
     header = _parse_header(hbuf)
-    payload = bytearray(plen)
-    got = _read_into(stream, payload)
-    if got < plen:
-        raise _truncated("payload", plen, got)
-    return header, _tensors(header, payload)
+    return header, _tensors(header, _read_payload(stream, plen))
 
 
 def encode_message(header: Mapping[str, Any], tensors: Mapping[str, Any] | None = None) -> bytes:

@@ -313,3 +313,16 @@ def test_value_digest_keeps_the_old_tensor_digest_and_covers_every_kind() -> Non
     assert value_digest(a) == value_digest(b)  # strings by text, not by object pointer
     assert value_digest({**a, "s": np.array(["a", "bc"], dtype=object)}) != value_digest(a)
     assert value_digest({**a, "q": [x]}) != value_digest(a)
+
+
+@pytest.mark.parametrize("data", [
+    # external data whose location holds a newline / is not UTF-8 (found by tests/fuzz): onnx's error text spans lines
+    bytes.fromhex("080210014201786a170a086c6f636174696f6e120b0a066f66667365741201306a0b0a066c656e6774681201387001"),
+    bytes.fromhex("080210014201786a170a086c6f636174696f6e120b77656967c574732e62696e6a0b0a066f66667365741201306a0b0a"
+                  "066c656e6774681201387001")])
+def test_onnx_multi_line_errors_become_one_line_golden_errors(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "input_0.pb"
+    path.write_bytes(data)
+    with pytest.raises(GoldenError) as info:
+        read_tensor(path)
+    assert "\n" not in info.value.one_line() and "input_0.pb" in info.value.one_line()

@@ -595,3 +595,17 @@ def test_mutated_headers_raise_protocol_errors_only():
                 decode_message(_frame(json.dumps(mutated).encode(), payload))
             except ProtocolError:
                 pass
+
+
+def test_payload_memory_grows_with_the_bytes_that_arrive():
+    """A frame announcing gigabytes but carrying a few bytes is truncated, without allocating the gigabytes;
+    a payload larger than the first chunk still reads whole."""
+    header = b'{"type":"bye","tensors":[]}'
+    frame = P.PREFIX.pack(P.MAGIC, len(header), 8 << 30) + header + b"abc"
+    with pytest.raises(TruncatedFrame, match="expected 8589934592 bytes, got 3"):
+        read_message(io.BytesIO(frame), max_payload=16 << 30)
+    big = np.arange((5 << 20) // 8 + 5, dtype=np.int64)  # a little over 5 MiB: grows 1 -> 4 -> 16 MiB
+    for stream in (io.BytesIO(encode_message({"type": "result"}, {"x": big})),
+                   TrickleReadinto(encode_message({"type": "result"}, {"x": big}))):
+        _, t = read_message(stream)
+        assert _equal(t["x"], big)
