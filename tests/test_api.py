@@ -85,7 +85,7 @@ def test_an_unknown_reference_is_bad_input(bare_model: Path, tmp_path: Path) -> 
 def test_calibration_data_must_match_the_model(bare_model: Path, tmp_path: Path, save_tensor) -> None:
     calib = tmp_path / "calib"
     save_tensor(calib / "test_data_set_0" / "input_0.pb", "wrong_name", np.ones((2, 4), np.float32))
-    with pytest.raises(HarnessError, match="tensor is named 'wrong_name' but the model's input 0 is 'x'"):
+    with pytest.raises(HarnessError, match="(tensor|value) is named 'wrong_name' but the model's input 0 is 'x'"):
         api.run_matrix([bare_model], ["cpu", "cpu-int8-static"], _options(tmp_path, calibration_data=calib))
     with pytest.raises(UsageError, match="no test_data_set_<k>/ folders"):
         api.run_matrix([bare_model], ["cpu"], _options(tmp_path, calibration_data=tmp_path / "models"))

@@ -5,7 +5,7 @@ from pathlib import Path
 PLUGIN_PROFILE = '''name = "plugin-missing"
 [ep]
 name = "OpenVINOExecutionProvider"
-plugin = "onnxruntime_ep_no_such_plugin"
+plugin = "onnxruntime_ep_openvino"
 [requires]
 packages = ["onnxruntime_ep_no_such_plugin"]
 install = 'pip install -e ".[openvino]"'
