@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).parent))
 import targets as fuzz_targets  # noqa: E402
 
-# Whole fuzz dir well under a minute on 2 cores; HARNESS_FUZZ_EXAMPLES raises it for a longer local hunt.
-settings.register_profile("ci", max_examples=300, deadline=None, derandomize=True, database=None,
+# The whole fuzz dir in about 30 s of CPU; bench/fuzz.py (make bench-fuzz) is the long hunt.
+settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                                  HealthCheck.data_too_large])
 settings.load_profile("ci")
@@ -22,10 +22,10 @@ settings.load_profile("ci")
 # Escapes found by these targets in files this suite's author does not own: signature -> the owner's file and
 # what escapes. Each has a strict-xfail regression test with its example; remove the entry once it is fixed.
 KNOWN_ESCAPES: dict[str, str] = {
-    "GoldenError (not one line) in harness/golden/layout.py:read_tensor":
-        "harness/golden/layout.py (H9d): onnx's multi-line error text copied into the GoldenError",
-    "MemoryError in harness/worker/protocol.py:read_message":
-        "harness/worker/protocol.py (H9d): the announced payload length is allocated before it is read",
+    "TypeError in harness/run/record.py:from_dict":
+        "harness/run/record.py (H8a): a record.json cell without a verdict",
+    "IllTyped result of harness/run/record.py:load_record (CellResult.duration_s)":
+        "harness/run/record.py (H8a): cell fields are not type-checked when loaded",
 }
 
 

@@ -68,6 +68,8 @@ def _one_line(exc: BaseException) -> str:
 def signature(exc: BaseException, what: str = "") -> str:
     """Where an escape comes from: the exception type (and what is wrong with it, for a typed error that is not
     one line) and the innermost harness frame (file:function)."""
+    if isinstance(exc, IllTyped):
+        return f"IllTyped result of harness/run/record.py:load_record ({exc.field})"
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/harness/" in f.filename]
     last = frames[-1] if frames else None
     where = f"{last.filename[last.filename.rindex('/harness/') + 1:]}:{last.name}" if last else "outside harness"
@@ -299,19 +301,24 @@ def _journal(folder: Path) -> tuple[list[bytes], Callable[[bytes], None]]:
 class IllTyped(Exception):
     """A loader returned a record whose fields are not of their declared types: its consumers would fail later."""
 
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
 
 def check_record_types(record: Any) -> None:
     """The loaded record's fields (and each cell's) have their declared base types."""
     from harness.run.record import CellResult, RunRecord
     for obj, cls in ((record, RunRecord), *((cell, CellResult) for cell in record.cells)):
         if not isinstance(obj, cls):
-            raise IllTyped(f"a {cls.__name__} entry is a {type(obj).__name__}")
+            raise IllTyped(cls.__name__, f"a {cls.__name__} entry is a {type(obj).__name__}")
         hints = get_type_hints(cls)
         for f in fields(cls):
             expected = _base_type(hints[f.name])
             value = getattr(obj, f.name)
             if expected is not None and not isinstance(value, expected):
-                raise IllTyped(f"{cls.__name__}.{f.name} is a {type(value).__name__}, not {expected}")
+                raise IllTyped(f"{cls.__name__}.{f.name}", f"{cls.__name__}.{f.name} is a {type(value).__name__}, "
+                                                          f"not {expected}")
 
 
 def _base_type(hint: Any) -> tuple[type, ...] | None:

@@ -4,7 +4,7 @@ HarnessError subclasses, in one line."""
 from __future__ import annotations
 
 from conftest import assert_held, fuzz_targets, mutated
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import JSON, json_bytes, keyed
 
@@ -21,6 +21,7 @@ def test_mutated_case_json(targets, data: bytes) -> None:
     assert_held(targets["case_json"], data)
 
 
+@settings(max_examples=100)  # structured JSON is slow to generate; the mutated seeds run the full budget
 @given(data=json_bytes(MANIFESTS))
 def test_structured_case_json(targets, data: bytes) -> None:
     assert_held(targets["case_json"], data)

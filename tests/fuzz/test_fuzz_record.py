@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from conftest import assert_held, fuzz_targets, mutated
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import JSON, json_bytes, keyed
 
@@ -36,6 +36,7 @@ def test_mutated_records(targets, data: bytes) -> None:
     assert_held(targets["record_json"], data)
 
 
+@settings(max_examples=100)  # structured JSON is slow to generate; the mutated seeds run the full budget
 @given(data=json_bytes(RECORDS))
 def test_structured_records(targets, data: bytes) -> None:
     assert_held(targets["record_json"], data)
