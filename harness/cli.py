@@ -1,5 +1,6 @@
 """Command line: run, list, profiles, bless, export. Bad usage or input -> one line on stderr, exit 2;
-any conformance failure -> exit 1; all passed -> exit 0."""
+any conformance failure, or a profile named with --profile that ran no cell -> the matrix, then exit 1;
+results that could not be written (a full disk) -> the matrix, one line, exit 2; all passed -> exit 0."""
 
 from __future__ import annotations
 
