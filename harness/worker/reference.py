@@ -196,7 +196,7 @@ def _widen_nodes(nodes: Any, kept: list[str]) -> None:
     rewritten = []
     for node in nodes:
         if node.op_type in NATIVE_ONLY_OPS and node.domain in ("", "ai.onnx"):
-            raise _NotWidened(f"the model uses {node.op_type}, whose reference kernel is not float64-safe")
+            raise _NotWidened(f"the model uses {node.op_type}, whose result depends on the declared precision")
         if node.op_type == "Constant":
             _constant_as_double(node)
         if node.op_type == "ConstantOfShape" and not any(a.name == "value" for a in node.attribute):
