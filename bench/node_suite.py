@@ -2,7 +2,7 @@
 start-up cost of a whole `harness run` over a few real models vs a script doing the same.
 
     python bench/node_suite.py [--filter REGEX] [--jobs 2] [--rounds 1] [--startup-rounds 3]
-                               [--real-models a,b,c] [--skip-suite] [--skip-startup]
+                               [--real-models a,b,c] [--skip-build] [--skip-suite] [--skip-startup]
 
 Every measurement is a fresh Python process timed from outside, so imports count:
   build   the suite's cache, cold (a fresh HARNESS_CACHE_DIR) and warm (the cache reused);
@@ -197,6 +197,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--startup-rounds", type=int, default=3)
     parser.add_argument("--real-models", default=DEFAULT_REAL)
+    parser.add_argument("--skip-build", action="store_true", help="no cold/warm build timing (~20-30 s)")
     parser.add_argument("--skip-suite", action="store_true")
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--child", choices=["build", "bare", "harness", "script"], help=argparse.SUPPRESS)
@@ -210,7 +211,8 @@ def main() -> int:
         print(json.dumps(result))
         return 0
     sys.path.insert(0, str(REPO))
-    bench_build()
+    if not args.skip_build:
+        bench_build()
     if not args.skip_suite:
         bench_suite(args.filter, args.jobs, args.rounds)
     if not args.skip_startup:
