@@ -70,6 +70,25 @@ class CellResult:
         return cls(**known)
 
 
+_FIELD_TYPES = {"case": str, "profile": str, "verdict": str, "detail": str, "outputs": list, "placement": dict,
+                "timing": dict, "memory": dict, "latency": dict, "budget": list, "error": dict, "known_failure": str,
+                "artifacts": dict, "model": dict, "duration_s": (int, float)}
+
+
+def cell_problem(data: Any) -> str:
+    """Why ``data`` is not a cell this harness wrote ("" when it is): an object with case, profile and verdict,
+    and every known field of its declared type (a record is data; a wrong type would fail later, in the report)."""
+    if not isinstance(data, dict):
+        return f"is a {type(data).__name__}, not an object"
+    missing = [name for name in ("case", "profile", "verdict") if name not in data]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    for name, kind in _FIELD_TYPES.items():
+        if name in data and (not isinstance(data[name], kind) or isinstance(data[name], bool)):
+            return f"field {name!r} is {type(data[name]).__name__}, not {getattr(kind, '__name__', 'a number')}"
+    return ""
+
+
 def cell_key(case: str, profile: str) -> str:
     return f"{case}|{profile}"
 
@@ -162,8 +181,10 @@ def _check_shape(data: dict[str, Any], where: str) -> None:
     if not isinstance(cells, list):
         raise BaselineError(f"{where}: 'cells' must be a list, not {type(cells).__name__}")
     for index, cell in enumerate(cells):
-        if not isinstance(cell, dict) or not isinstance(cell.get("case"), str) or not isinstance(cell.get("profile"), str):
-            raise BaselineError(f"{where}: cells[{index}] must be an object with 'case' and 'profile' strings")
+        problem = cell_problem(cell)
+        if problem:
+            raise BaselineError(f"{where}: cells[{index}] {problem}; a cell must be an object with 'case', "
+                                f"'profile' and 'verdict' strings")
     for name in ("machine", "versions", "commit", "profiles", "options", "noise"):
         if not isinstance(data.get(name, {}), dict):
             raise BaselineError(f"{where}: {name!r} must be an object")
@@ -271,8 +292,7 @@ def read_journal(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
         if kind == "header" and not header:
             entry.pop("schema_version", None)
             header = _header_fields(entry)
-        elif kind == "cell" and isinstance(entry.get("case"), str) and isinstance(entry.get("profile"), str) \
-                and isinstance(entry.get("verdict"), str):
+        elif kind == "cell" and not cell_problem(entry):  # an ill-typed line is skipped like a torn one: it reruns
             result = CellResult.from_dict(entry)
             cells[result.key] = result
     if not header:

@@ -79,7 +79,11 @@ def test_cases_whose_names_differ_only_in_punctuation_get_their_own_folders(tmp_
 @pytest.mark.parametrize("content, fragment", [
     ("[]", "JSON object"),
     ('{"schema": "onnx-harness/run-record", "schema_version": 1, "cells": {}}', "'cells' must be a list"),
-    ('{"schema": "onnx-harness/run-record", "schema_version": 1, "cells": [1, "x"]}', "cells[0] must be an object"),
+    ('{"schema": "onnx-harness/run-record", "schema_version": 1, "cells": [1, "x"]}', "cells[0] is a int, not an object"),
+    ('{"schema": "onnx-harness/run-record", "schema_version": 1, "cells": [{"case": "a", "profile": "p"}]}',
+     "cells[0] lacks verdict"),
+    ('{"schema": "onnx-harness/run-record", "schema_version": 1, "cells": [{"case": "a", "profile": "p", '
+     '"verdict": "PASS", "duration_s": "slow"}]}', "field 'duration_s' is str, not a number"),
 ])
 def test_a_malformed_record_is_one_line(tmp_path: Path, content: str, fragment: str) -> None:
     path = tmp_path / "record.json"
@@ -93,6 +97,17 @@ def test_a_journal_of_odd_lines_is_one_line(tmp_path: Path, content: str) -> Non
     (tmp_path / R.JOURNAL_NAME).write_text(content)
     with pytest.raises(HarnessError):
         R.load_record(tmp_path)
+
+
+def test_an_ill_typed_journal_cell_is_skipped_and_reruns(tmp_path: Path) -> None:
+    journal = R.Journal(tmp_path)
+    journal.header(R.RunRecord("r", "now", {}, {}, {}, []))
+    journal.close()
+    with (tmp_path / R.JOURNAL_NAME).open("a") as handle:
+        handle.write(json.dumps({"kind": "cell", "case": "a", "profile": "p", "verdict": "PASS", "duration_s": "x"}))
+        handle.write("\n" + json.dumps({"kind": "cell", "case": "b", "profile": "p", "verdict": "PASS"}) + "\n")
+    record, _ = R.load_record(tmp_path)
+    assert [c.case for c in record.cells] == ["b"]
 
 
 @pytest.mark.parametrize("flag, value, fragment", [
