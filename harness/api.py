@@ -312,7 +312,7 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
         record.warnings.append(evaluate.baseline_warning)
     record.log = R.LOG_NAME if log.written else ""
     record.write_errors = executor.write_errors + ([log.failed] if log.failed else [])
-    _write_record(record, out_dir)
+    _write_record(record, out_dir, executor.journal_errors)
     return record
 
 
@@ -338,15 +338,17 @@ def _write_header(journal: R.Journal, record: R.RunRecord, out_dir: Path, option
         raise _unwritable(out_dir, options, exc) from None
 
 
-def _write_record(record: R.RunRecord, out_dir: Path) -> None:
+def _write_record(record: R.RunRecord, out_dir: Path, journal_errors: list[str]) -> None:
     """record.json; when it cannot be written (a full disk), the record is still returned and printed, with
-    ``location`` None and the reason in ``write_errors``: the cells that were journalled stay resumable."""
+    ``location`` None and the reasons in ``write_errors``: the cells that were journalled stay resumable. Journal
+    lines that failed matter only then: a written record holds every cell."""
     try:
         record.location = record.write(out_dir)
     except OSError as exc:
         record.location = None
-        record.write_errors.append(f"could not write the run record {out_dir / R.RECORD_NAME}: {exc.strerror or exc}; "
-                                   f"the cells that were journalled are in {out_dir / R.JOURNAL_NAME}")
+        lost = (f"could not write the run record {out_dir / R.RECORD_NAME}: {exc.strerror or exc}; "
+                f"the cells that were journalled are in {out_dir / R.JOURNAL_NAME}")
+        record.write_errors[:0] = [lost, *journal_errors]  # the record first: it is what the user looks for
 
 
 def _reference_profile(plans: list[CasePlan], profiles: list[Profile], options: MatrixOptions) -> Profile | None:

@@ -144,7 +144,8 @@ class Executor:
         self.pool = WorkerPool(InProcessRunner if options.in_process else None)
         self._journal_lock = threading.Lock()
         self.noise: dict[str, Any] = {}
-        self.write_errors: list[str] = []  # journal lines or artifacts that could not be written, one line each
+        self.write_errors: list[str] = []  # artifacts that could not be written, one line each
+        self.journal_errors: list[str] = []  # journal lines that could not be written (moot once the record is)
         self.captured: dict[str, dict[str, np.ndarray]] = {}
 
     def run(self, cells: list[tuple[CasePlan, Profile]], availability: dict[str, Availability],
@@ -179,7 +180,7 @@ class Executor:
                     except Exception as exc:  # a full disk must not silently drop the cells still queued
                         result.error.setdefault("journal", f"{type(exc).__name__}: {exc}")
                         self._write_failed(f"journal line for case {result.case!r} on profile {result.profile!r}",
-                                           exc)
+                                           exc, self.journal_errors)
 
         threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, self.options.jobs))]
         for thread in threads:
@@ -351,9 +352,9 @@ class Executor:
         if self.options.evaluate:
             self.options.evaluate(result, plan, profile, samples)
 
-    def _write_failed(self, what: str, exc: BaseException) -> None:
+    def _write_failed(self, what: str, exc: BaseException, into: list[str] | None = None) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
-        self.write_errors.append(f"could not write the {what}: {reason}")
+        (self.write_errors if into is None else into).append(f"could not write the {what}: {reason}")
 
     def _cell_dir(self, result: R.CellResult) -> Path:
         return self.options.out_dir / "cells" / cell_dir_name(result.case, result.profile)
