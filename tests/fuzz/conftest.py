@@ -20,12 +20,11 @@ settings.register_profile("ci", max_examples=200, deadline=None, derandomize=Tru
 settings.load_profile("ci")
 
 # Escapes found by these targets in files this suite's author does not own: signature -> the owner's file and
-# what escapes. Each has a strict-xfail regression test with its example; remove the entry once it is fixed.
+# what escapes (an escape is known when its signature starts with a key). Each has a strict-xfail regression test
+# with its example in test_known_escapes.py; remove the entry once it is fixed.
 KNOWN_ESCAPES: dict[str, str] = {
-    "TypeError in harness/run/record.py:from_dict":
-        "harness/run/record.py (H8a): a record.json cell without a verdict",
-    "IllTyped result of harness/run/record.py:load_record (CellResult.duration_s)":
-        "harness/run/record.py (H8a): cell fields are not type-checked when loaded",
+    "IllTyped result of harness/run/record.py:load_record":
+        "harness/run/record.py (H8a): header strings (run_id, created, finished, log) and warnings unchecked",
 }
 
 
@@ -43,5 +42,5 @@ def mutated(seeds: list[bytes]) -> st.SearchStrategy[bytes]:
 def assert_held(target: fuzz_targets.Target, data: bytes) -> None:
     """The target raised nothing but its typed one-line errors (escapes already reported are let through)."""
     found = target.check(data)
-    if found is not None and found not in KNOWN_ESCAPES:
+    if found is not None and not found.startswith(tuple(KNOWN_ESCAPES)):
         pytest.fail(f"{target.name}: {found} (input {data[:300]!r})")

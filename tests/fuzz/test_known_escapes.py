@@ -17,8 +17,7 @@ EXTERNAL_NEWLINE = bytes.fromhex("080210014201786a170a086c6f636174696f6e120b0a06
 # The same with a location that is not UTF-8: onnx's binding answered with its multi-line overload listing.
 EXTERNAL_NOT_UTF8 = bytes.fromhex("080210014201786a170a086c6f636174696f6e120b77656967c574732e62696e6a0b0a066f66667365741201306a0b0a066c656e6774681201387001")
 
-RECORD_VERDICT = "TypeError in harness/run/record.py:from_dict"
-RECORD_TYPED = "IllTyped result of harness/run/record.py:load_record (CellResult.duration_s)"
+RECORD_TYPED = "IllTyped result of harness/run/record.py:load_record"
 
 
 def _frame_announcing(payload_bytes: int) -> bytes:
@@ -60,17 +59,10 @@ def test_a_cell_without_case_or_profile_is_one_line(targets, missing: str, kind:
     assert targets[kind].check(data) is None
 
 
-# ---- open -------------------------------------------------------------------------------------------------------
-
-@pytest.mark.xfail(strict=True, reason="harness/run/record.py: a record.json cell without a verdict reaches "
-                                       "CellResult.from_dict: TypeError instead of a BaselineError")
 def test_a_record_cell_without_a_verdict_is_one_line(targets) -> None:
     assert targets["record_json"].check(_record_with_cell({"case": "a", "profile": "cpu"})) is None
 
 
-@pytest.mark.xfail(strict=True, reason="harness/run/record.py: load_record returns cells whose fields have other "
-                                       "types than declared (duration_s a string); the report or baseline using "
-                                       "them fails later with a traceback")
 @pytest.mark.parametrize("kind", ["record_json", "journal"])
 def test_a_cell_field_of_the_wrong_type_is_one_line(targets, kind: str) -> None:
     cell = {"case": "a", "profile": "cpu", "verdict": "PASS", "duration_s": "slow"}
@@ -78,5 +70,36 @@ def test_a_cell_field_of_the_wrong_type_is_one_line(targets, kind: str) -> None:
     assert targets[kind].check(data) is None
 
 
+def _record_with(field: str, value) -> bytes:
+    body = json.loads(fuzz_targets.record_seeds()[0])
+    body[field] = value
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize("field, value", [("argv", "run"), ("machine", [])])
+def test_a_header_field_of_the_wrong_type_is_one_line(targets, field: str, value) -> None:
+    assert targets["record_json"].check(_record_with(field, value)) is None
+
+
+# ---- open -------------------------------------------------------------------------------------------------------
+
+def _journal_with(field: str, value) -> bytes:
+    lines = fuzz_targets.journal_seeds()[0].splitlines()
+    header = json.loads(lines[0])
+    header[field] = value
+    return b"\n".join([json.dumps(header).encode(), *lines[1:]]) + b"\n"
+
+
+@pytest.mark.xfail(strict=True, reason="harness/run/record.py: load_record (record.json and journal header) "
+                                       "type-checks argv, the objects and the cells but not the strings run_id, "
+                                       "created, finished, log nor the list warnings: they come back as they are")
+@pytest.mark.parametrize("field, value", [("run_id", 1), ("created", None), ("finished", 5), ("log", ["x"]),
+                                          ("warnings", "x")])
+@pytest.mark.parametrize("kind", ["record_json", "journal"])
+def test_header_strings_of_the_wrong_type_are_one_line(targets, kind: str, field: str, value) -> None:
+    data = _record_with(field, value) if kind == "record_json" else _journal_with(field, value)
+    assert targets[kind].check(data) is None
+
+
 def test_every_open_escape_has_a_test_here() -> None:
-    assert set(KNOWN_ESCAPES) == {RECORD_VERDICT, RECORD_TYPED}
+    assert set(KNOWN_ESCAPES) == {RECORD_TYPED}
