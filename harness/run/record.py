@@ -188,8 +188,12 @@ def _check_shape(data: dict[str, Any], where: str) -> None:
     for name in ("machine", "versions", "commit", "profiles", "options", "noise"):
         if not isinstance(data.get(name, {}), dict):
             raise BaselineError(f"{where}: {name!r} must be an object")
-    if not isinstance(data.get("argv", []), list):
-        raise BaselineError(f"{where}: 'argv' must be a list")
+    for name in ("argv", "warnings", "write_errors"):
+        if not isinstance(data.get(name, []), list):
+            raise BaselineError(f"{where}: {name!r} must be a list")
+    for name in ("run_id", "created", "finished", "log"):
+        if not isinstance(data.get(name, ""), str):
+            raise BaselineError(f"{where}: {name!r} must be a string, not {type(data[name]).__name__}")
 
 
 def load_record(path: Path) -> tuple[RunRecord, Path]:

@@ -510,3 +510,13 @@ def test_a_lost_journal_line_is_moot_once_the_record_is_written(tmp_path: Path, 
     record = api.run_matrix([case], ["cpu"], _opts(tmp_path))
     assert record.location is not None and record.write_errors == []
     assert [c.verdict for c in R.load_record(record.location)[0].cells] == [R.PASS]
+
+
+@pytest.mark.parametrize("field, value", [("run_id", 1), ("created", None), ("finished", 5), ("log", ["x"]),
+                                          ("warnings", "x"), ("write_errors", {})])
+def test_a_record_header_field_of_the_wrong_type_is_one_line(tmp_path: Path, field: str, value) -> None:
+    body = json.loads(R.RunRecord("r", "now", {}, {}, {}, []).to_json())
+    body[field] = value
+    (tmp_path / R.RECORD_NAME).write_text(json.dumps(body))
+    with pytest.raises(HarnessError, match=repr(field)):
+        R.load_record(tmp_path)
