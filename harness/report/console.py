@@ -127,9 +127,54 @@ def comparison_note(record: R.RunRecord) -> str:
     return f"cases without goldens were compared with profile {', '.join(against)}" if against else ""
 
 
-def print_report(console: Console, record: R.RunRecord, notes: list[str] | None = None) -> None:
+COMPACT_CASES = 40  # more cases than this: per-profile counts instead of the full matrix (the record has it all)
+MAX_DETAILS = 25  # in a compact report, the first failing cells in full; the rest are counted
+
+
+def counts_table(cells: list[R.CellResult], profiles: Iterable[str]) -> Table:
+    """Per profile: how many cells ended in each verdict (the compact view of a large run, e.g. a suite)."""
+    profiles = list(profiles)
+    order = list(dict.fromkeys(c.verdict for c in sorted(cells, key=lambda c: c.verdict not in R.FAILING)))
+    table = Table(title="Verdicts per profile", title_justify="left")
+    table.add_column("profile")
+    table.add_column("cells", justify="right")
+    for verdict in order:
+        table.add_column(Text(verdict, style=_STYLE.get(verdict, "")), justify="right")
+    for profile in profiles:
+        mine = [c for c in cells if c.profile == profile]
+        tally = {v: sum(1 for c in mine if c.verdict == v) for v in order}
+        table.add_row(Text(printable(profile)), str(len(mine)), *(str(tally[v] or "") for v in order))
+    return table
+
+
+def _print_by_op(console: Console, cells: list[R.CellResult], profiles: list[str]) -> None:
+    """--by-op: each profile's per-operator rows, then which operators pass on the first profile and not on
+    another (and the other way round)."""
+    from harness.report.ops import diff_ops, diff_table, op_summary, ops_table
+    summary = op_summary(cells)
+    for profile in profiles:
+        if summary.get(profile):
+            console.print(ops_table(summary[profile], printable(profile)))
+    first = profiles[0] if profiles else None
+    for other in profiles[1:]:
+        diffs = diff_ops(cells, first, other)
+        if diffs:
+            console.print(diff_table(diffs, printable(first), printable(other)))
+        else:
+            console.print(printable(f"every operator passes on {first} exactly where it passes on {other}"),
+                          markup=False)
+
+
+def print_report(console: Console, record: R.RunRecord, notes: list[str] | None = None, *,
+                 by_op: bool = False) -> None:
+    """The matrix (or, past COMPACT_CASES cases, per-profile verdict counts), notes, skip reasons, the failing
+    cells' details, and with ``by_op`` the per-operator tables and the profile diff."""
     cells = record.cells
-    console.print(matrix(cells, record.profiles or dict.fromkeys(c.profile for c in cells)))
+    profiles = list(record.profiles or dict.fromkeys(c.profile for c in cells))
+    compact = len({c.case for c in cells}) > COMPACT_CASES
+    console.print(counts_table(cells, profiles) if compact else matrix(cells, profiles))
+    if by_op:
+        _print_by_op(console, cells, profiles)
     note = comparison_note(record)
     if note:
         console.print(printable(note), markup=False)
@@ -139,9 +184,15 @@ def print_report(console: Console, record: R.RunRecord, notes: list[str] | None 
         console.print(printable(line), markup=False)
     for line in skipped_profiles(cells):
         console.print(printable(line), style="dim", markup=False)
-    for block in details(cells):
+    blocks = details(cells)
+    shown = blocks[:MAX_DETAILS] if compact else blocks
+    for block in shown:
         console.print()
         console.print(printable(block), markup=False)
+    if len(shown) < len(blocks):
+        console.print()
+        console.print(f"... and {len(blocks) - len(shown)} more cell(s) that need attention: the run record has "
+                      f"each one's detail ('harness ops RECORD' shows them per operator)", markup=False)
     console.print()
     log = f"; library output in {record.location.parent / record.log}" if record.log and record.location else ""
     where = record.location or "not written"

@@ -120,3 +120,44 @@ def test_details_skip_quiet_verdicts_and_show_the_rest() -> None:
 def test_summary_counts_most_first() -> None:
     cells = [R.CellResult("a", "p", R.FAIL), R.CellResult("b", "p", R.PASS), R.CellResult("c", "p", R.PASS)]
     assert summary(cells) == "2 PASS, 1 FAIL"
+
+
+def _report(record: R.RunRecord, **kwargs) -> str:
+    buffer = io.StringIO()
+    print_report(Console(file=buffer, width=200, color_system=None, highlight=False), record, **kwargs)
+    return buffer.getvalue()
+
+
+def _record(cells: list[R.CellResult]) -> R.RunRecord:
+    return R.RunRecord("run", "", {}, {}, {}, [], cells=cells)
+
+
+def test_a_large_run_shows_counts_per_profile_and_the_first_failures_only() -> None:
+    from harness.report.console import COMPACT_CASES, MAX_DETAILS
+    names = [f"test_{i}" for i in range(COMPACT_CASES + 20)]
+    cells = [R.CellResult(n, "cpu", R.PASS if i % 2 else R.ERROR, detail=f"boom {i}") for i, n in enumerate(names)]
+    cells += [R.CellResult(n, "ref", R.PASS) for n in names]
+    text = _report(_record(cells))
+    assert "Conformance matrix" not in text and "Verdicts per profile" in text
+    row = next(line for line in text.splitlines() if line.startswith("│ cpu"))
+    assert [p.strip() for p in row.strip("│ ").split("│")] == ["cpu", str(len(names)), "30", "30"]
+    errors = len(names) // 2
+    assert text.count("[ERROR]") == MAX_DETAILS
+    assert f"and {errors - MAX_DETAILS} more cell(s) that need attention" in text
+
+
+def test_a_small_run_keeps_the_matrix_and_every_detail() -> None:
+    cells = [R.CellResult(f"c{i}", "cpu", R.ERROR, detail="x") for i in range(3)]
+    text = _report(_record(cells))
+    assert "Conformance matrix" in text and text.count("[ERROR]") == 3
+
+
+def test_by_op_prints_each_profile_and_the_ops_that_pass_on_one_only() -> None:
+    def cell(case: str, profile: str, verdict: str, op: str) -> R.CellResult:
+        return R.CellResult(case, profile, verdict, model={"op": op})
+    cells = [cell("test_abs", "cpu", R.PASS, "Abs"), cell("test_abs", "bf16", R.FAIL, "Abs"),
+             cell("test_relu", "cpu", R.PASS, "Relu"), cell("test_relu", "bf16", R.PASS, "Relu")]
+    text = _report(_record(cells), by_op=True)
+    assert "cpu: per operator" in text and "bf16: per operator" in text
+    diff = text[text.index("pass on one of cpu / bf16"):]
+    assert "Abs" in diff and "test_abs" in diff and "Relu" not in diff.split("\n\n")[0]
