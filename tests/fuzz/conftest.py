@@ -22,10 +22,7 @@ settings.load_profile("ci")
 # Escapes found by these targets in files this suite's author does not own: signature -> the owner's file and
 # what escapes (an escape is known when its signature starts with a key). Each has a strict-xfail regression test
 # with its example in test_known_escapes.py; remove the entry once it is fixed.
-KNOWN_ESCAPES: dict[str, str] = {
-    "IllTyped result of harness/run/record.py:load_record":
-        "harness/run/record.py (H8a): header strings (run_id, created, finished, log) and warnings unchecked",
-}
+KNOWN_ESCAPES: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
