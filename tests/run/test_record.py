@@ -120,3 +120,62 @@ def test_a_resumed_run_prefers_its_journal_over_an_older_record(tmp_path) -> Non
     journal.close()
     loaded, _ = R.load_record(tmp_path)
     assert {c.key: c.verdict for c in loaded.cells} == {"a|cpu": "PASS", "b|cpu": "FAIL"}
+
+
+def test_the_json_holds_every_field_as_dataclasses_asdict_would(tmp_path: Path) -> None:
+    """The shallow writer (one field and one cell per line, json's C encoder) writes what asdict did."""
+    from dataclasses import asdict, dataclass
+
+    @dataclass
+    class Inner:
+        x: int
+
+    cells = [_cell(), R.CellResult("c", "cpu", R.FAIL, model={"op": "Add", "inner": Inner(3)}, error={"p": Path("a")})]
+    record = _record(cells=cells, ops={"cpu": [{"op": "Add", "cases": 1}]}, warnings=["w"])
+    data = _strict_json(record.to_json())
+    expected = {"schema": R.SCHEMA, "schema_version": R.SCHEMA_VERSION, **asdict(record)}
+    expected.pop("location")
+    expected["cells"][1]["error"]["p"] = "a"
+    assert data == expected
+    assert _strict_json(_record().to_json())["cells"] == []
+    record.write(tmp_path)
+    assert R.load_record(tmp_path)[0].ops == record.ops
+
+
+def test_a_cell_dict_is_shallow_and_complete() -> None:
+    cell = _cell()
+    data = cell.to_dict()
+    assert set(data) == set(R.CellResult.__dataclass_fields__) and data["outputs"] is cell.outputs
+
+
+def test_the_journal_writes_every_line_at_once_and_syncs_at_most_every_interval(tmp_path: Path, monkeypatch) -> None:
+    """A killed harness loses no cell (each line is written at once); fsync runs on the first line, then at most
+    once per SYNC_EVERY_S, and on close."""
+    monkeypatch.setattr(R.Journal, "SYNC_EVERY_S", 3600.0)
+    journal = R.Journal(tmp_path)
+    journal.header(_record())
+    for name in "abcdefghij":
+        journal.cell(_cell(name))
+    assert journal.syncs == 1  # the header's line; the ten cells wait for the interval
+    _, cells = R.read_journal(journal.path)  # read before close, as after a kill
+    assert [c.case for c in cells] == list("abcdefghij")
+    journal.close()
+    assert journal.syncs == 2
+
+
+def test_the_journal_syncs_each_line_when_the_interval_is_zero(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(R.Journal, "SYNC_EVERY_S", 0.0)
+    journal = R.Journal(tmp_path)
+    journal.header(_record())
+    journal.cell(_cell("a"))
+    journal.cell(_cell("b"))
+    assert journal.syncs == 3
+    journal.close()
+
+
+def test_a_record_whose_ops_is_not_an_object_is_refused(tmp_path: Path) -> None:
+    data = json.loads(_record().to_json())
+    data["ops"] = [1]
+    (tmp_path / R.RECORD_NAME).write_text(json.dumps(data))
+    with pytest.raises(BaselineError, match="'ops' must be an object"):
+        R.load_record(tmp_path)
