@@ -13,24 +13,22 @@ call this; so will the pytest plugin and the Ray lab.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UsageError
-from harness.golden.cases import Case, discover
-from harness.golden.layout import dataset_dirs, read_dataset
-from harness.model.inputs import symbolic_dims, unused_dims
 from harness.profiles import registry
 from harness.profiles.schema import Profile
 from harness.run import record as R
-from harness.run.bless import recover_for
-from harness.run.evaluation import Evaluator, measure_spec, run_repeats
-from harness.run.executor import FIXABLE_BY_INSTALL, Availability, Executor, RunOptions, probe
-from harness.run.plan import CasePlan, check_inputs, plan_case
-from harness.run.pool import WorkerPool
-from harness.run.quiet import RunLog
+from harness.run.pool import FIXABLE_BY_INSTALL, WorkerPool, missing_requirements
+
+if TYPE_CHECKING:  # imported where used: they bring onnx (~1 s), and workers start while it loads
+    from harness.golden.cases import Case
+    from harness.run.executor import Availability, Executor
+    from harness.run.plan import CasePlan
 
 
 @dataclass
@@ -38,7 +36,7 @@ class MatrixOptions:
     """How to run the matrix. Defaults match ``harness run`` with no flags."""
 
     out: Path = Path("results")  # run records go to out/<run id>/
-    jobs: int = 1
+    jobs: int = 1  # cells at a time; 0: every core with numerics_only (no latency to disturb), else 1
     timeout_s: float | None = None  # per cell; default: the profile's timeout_s
     dims: dict[str, int] = field(default_factory=dict)  # symbolic dims for generated inputs
     seed: int = 0
@@ -57,6 +55,7 @@ class MatrixOptions:
     profile_dirs: Sequence[Path] = ()  # user profile folders layered over the built-ins
     builtin_profiles: bool = True
     console: Any = None  # a rich Console for a transient progress bar (the CLI passes one); None: no progress
+    source: dict[str, Any] | None = None  # what the cases came from (a case source's describe()), kept in the record
 
 
 def load_profiles(names: Sequence[str] | None, options: MatrixOptions) -> list[Profile]:
@@ -65,10 +64,16 @@ def load_profiles(names: Sequence[str] | None, options: MatrixOptions) -> list[P
     return registry.select(found, list(names) if names else None)
 
 
+def _is_case(item: Any) -> bool:
+    from harness.golden.cases import Case
+    return isinstance(item, Case)
+
+
 def _cases(cases: Sequence[Case | str | Path], options: MatrixOptions) -> list[Case]:
     """Case objects as given, then the cases the selectors name (no selector and no Case: all of root)."""
-    given = [c for c in cases if isinstance(c, Case)]
-    selectors = [str(c) for c in cases if not isinstance(c, Case)]
+    from harness.golden.cases import discover
+    given = [c for c in cases if _is_case(c)]
+    selectors = [str(c) for c in cases if not _is_case(c)]
     return given + (discover(selectors, options.root) if selectors or not given else [])
 
 
@@ -145,7 +150,7 @@ def _resumed(record: R.RunRecord, cases: Sequence[Case | str | Path], profiles: 
 
 
 def _resumed_targets(saved: Any, cases: Sequence[Case | str | Path], where: str) -> Sequence[Case | str | Path]:
-    given = [str(c) for c in cases if not isinstance(c, Case)]
+    given = [str(c) for c in cases if not _is_case(c)]
     if saved is None:  # the run was given Case objects: they cannot be saved, so the caller passes them again
         if not cases:
             raise UsageError(f"{where}: the run's cases were passed as objects, not names",
@@ -171,6 +176,8 @@ def _open_record(options: MatrixOptions, resumed: tuple[R.RunRecord, Path] | Non
 
 def _probe_all(profiles: list[Profile], pool: WorkerPool) -> dict[str, Availability]:
     from concurrent.futures import ThreadPoolExecutor
+
+    from harness.run.executor import probe
     with ThreadPoolExecutor(max_workers=4) as threads:
         found = list(threads.map(lambda p: probe(p, pool), profiles))
     return {p.name: a for p, a in zip(profiles, found)}
@@ -197,6 +204,7 @@ def _refuse_named_but_uninstalled(named: Sequence[str], availability: dict[str, 
 
 def _refuse_unused_dims(plans: list[CasePlan], dims: dict[str, int]) -> None:
     """A --dim that no case of the run uses would be silently ignored: a typo, or inputs that are stored."""
+    from harness.model.inputs import symbolic_dims, unused_dims
     generated = [plan.info.inputs for plan in plans if all(ds.path is None for ds in plan.datasets)]
     unused = unused_dims(dims, generated)
     if unused:
@@ -208,6 +216,7 @@ def _refuse_unused_dims(plans: list[CasePlan], dims: dict[str, int]) -> None:
 
 
 def _calibration_feeds(folder: Path | None) -> tuple[Path, list[Path]] | None:
+    from harness.golden.layout import dataset_dirs
     if folder is None:
         return None
     if not folder.is_dir():
@@ -222,6 +231,8 @@ def _calibration_feeds(folder: Path | None) -> tuple[Path, list[Path]] | None:
 
 def _attach_calibration(plans: list[CasePlan], folder: Path | None) -> None:
     """--calibration-data: inputs read from the folder calibrate int8-static instead of the case's own."""
+    from harness.golden.layout import read_dataset
+    from harness.run.plan import check_inputs
     found = _calibration_feeds(folder)
     if found is None:
         return
@@ -270,8 +281,56 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
     if options.numerics_only and (options.baseline or options.max_regression):
         raise UsageError("--baseline and --max-regression compare latency, which --numerics-only skips",
                          hint="drop --numerics-only, or drop the baseline options")
+    options = replace(options, jobs=effective_jobs(options))
     profile_list = _profiles(profiles, options)
-    recovered = recover_for([str(c) for c in cases if not isinstance(c, Case)], options.root)
+    pool = _pool(options)
+    try:
+        _prestart(pool, profile_list, options)  # workers start while this process imports onnx and plans
+        return _plan_and_run(cases, profile_list, options, resumed, pool)
+    finally:
+        pool.close()
+
+
+def effective_jobs(options: MatrixOptions) -> int:
+    """``jobs``, with 0 meaning every core this process may use when only numerics are checked (cells then
+    share nothing that matters) and 1 when latency is measured (a parallel cell would disturb it)."""
+    if options.jobs < 0:
+        raise UsageError(f"--jobs {options.jobs}: must be 0 (automatic) or a positive count")
+    if options.jobs:
+        return options.jobs
+    if not options.numerics_only:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _pool(options: MatrixOptions) -> WorkerPool:
+    if options.in_process:
+        from harness.run.runner import InProcessRunner
+        return WorkerPool(InProcessRunner)
+    return WorkerPool()
+
+
+def _prestart(pool: WorkerPool, profiles: list[Profile], options: MatrixOptions) -> None:
+    """One worker per profile that has what it needs installed (its probe takes it), and as many more for the
+    first such profile as the run has jobs (its cells run first). Not in-process: that runner is this process."""
+    if options.in_process:
+        return
+    runnable = [p for p in profiles if not missing_requirements(p)]
+    for index, profile in enumerate(runnable):
+        pool.prestart(profile, options.jobs if index == 0 else 1)
+
+
+def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile], options: MatrixOptions,
+                  resumed: tuple[R.RunRecord, Path] | None, pool: WorkerPool) -> R.RunRecord:
+    from harness.run.bless import recover_for
+    from harness.run.evaluation import Evaluator, measure_spec, run_repeats
+    from harness.run.executor import Executor, RunOptions
+    from harness.run.plan import plan_case
+    from harness.run.quiet import RunLog
+    recovered = recover_for([str(c) for c in cases if not _is_case(c)], options.root)
     case_list = _cases(cases, options)
     plans = [plan_case(c, dims=options.dims, seed=options.seed) for c in case_list]
     _refuse_unused_dims(plans, options.dims)
@@ -279,12 +338,13 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
     reference = _reference_profile(plans, profile_list, options)
     measure = None if options.numerics_only else measure_spec(profile_list, case_list, options.time_cap_s)
     record, out_dir, prior = _open_record(options, resumed)
-    targets = None if any(isinstance(c, Case) for c in cases) else [str(c) for c in cases]
-    record.options = {"jobs": options.jobs, **saved_options(options, targets, [p.name for p in profile_list])}
+    targets = None if any(_is_case(c) for c in cases) else [str(c) for c in cases]
+    record.options = {"jobs": options.jobs, **saved_options(options, targets, [p.name for p in profile_list]),
+                      **_source_option(options, record)}
     evaluate = Evaluator(options.baseline, list(options.max_regression)) if measure else None
     log = RunLog(out_dir / R.LOG_NAME)
     executor = Executor(RunOptions(out_dir, options.jobs, options.timeout_s, measure, evaluate,
-                                   in_process=options.in_process, log=log.write), _journal(out_dir, options))
+                                   in_process=options.in_process, log=log.write), _journal(out_dir, options), pool)
     with log:
         try:
             if not options.resume:
@@ -306,6 +366,7 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
     kept_refs = [c for k, c in ref_cells.items() if k not in prior]
     record.cells = _in_matrix_order(list(prior.values()) + kept_refs + fresh, plans, profile_list)
     record.noise = executor.noise
+    record.ops = _ops_summary(record.cells)
     record.finished = R.now_iso()
     record.warnings = recovered + [w for plan in plans for w in plan.warnings]
     if evaluate and evaluate.baseline_warning:
@@ -314,6 +375,21 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
     record.write_errors = executor.write_errors + ([log.failed] if log.failed else [])
     _write_record(record, out_dir, executor.journal_errors)
     return record
+
+
+def _source_option(options: MatrixOptions, record: R.RunRecord) -> dict[str, Any]:
+    """record.options["source"]: the case source as given, else (a resume) as the run recorded it; absent for
+    a run of plain case selectors."""
+    source = options.source if options.source is not None else record.options.get("source")
+    return {"source": _as_json(source)} if source is not None else {}
+
+
+def _ops_summary(cells: list[R.CellResult]) -> dict[str, Any]:
+    """The per-operator summary (harness.report.ops) when any cell tests a single operator, else {}."""
+    if not any(c.model.get("op") for c in cells):
+        return {}
+    from harness.report.ops import op_summary, summary_dict
+    return summary_dict(op_summary(cells))
 
 
 def _unwritable(out_dir: Path, options: MatrixOptions, exc: OSError) -> UsageError:
@@ -396,5 +472,13 @@ def idle_named_profiles(record: R.RunRecord) -> dict[str, str]:
     return idle
 
 
-__all__ = ["MatrixOptions", "run_matrix", "load_profiles", "probe_profiles", "profile_origin", "failing",
-           "idle_named_profiles"]
+__all__ = [
+    "MatrixOptions",
+    "effective_jobs",
+    "failing",
+    "idle_named_profiles",
+    "load_profiles",
+    "probe_profiles",
+    "profile_origin",
+    "run_matrix",
+]

@@ -7,14 +7,12 @@ Every finished cell is journalled at once, so a killed run loses nothing that ha
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
-import os
 import queue
 import re
 import threading
-import traceback
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +22,25 @@ import numpy as np
 
 from harness.atomic import atomic_write_bytes
 from harness.golden.layout import tensor_bytes
-from harness.model.transform_spec import TransformFailed, TransformNotApplicable, TransformSpec
+from harness.model.transform_spec import (
+    TransformFailed,
+    TransformNotApplicable,
+    TransformSpec,
+)
 from harness.model.transforms import transform_model
 from harness.profiles.schema import Profile
 from harness.run import record as R
 from harness.run.plan import CasePlan
+from harness.run.pool import (
+    FIXABLE_BY_INSTALL,
+    WorkerFailure,
+    WorkerPool,
+    importable,
+    missing_requirements,
+)
 from harness.run.runner import InProcessRunner, Runner
-from harness.run.pool import WorkerFailure, WorkerPool
 from harness.run.verdict import apply_known_failure, compare_datasets, numeric_verdict
-
+from harness.worker.protocol import value_nbytes
 
 PIPE_HEADROOM = 32 * 1024  # room for the frame prefix and JSON header
 
@@ -48,8 +56,6 @@ class RunOptions:
     in_process: bool = False  # debugging: run cells in this process (no isolation, timeouts or limits)
     log: Callable[[str, str], None] | None = None  # (source, text): library output kept off the terminal
 
-
-FIXABLE_BY_INSTALL = ("not_installed", "not_in_build")
 
 # What ONNX Runtime 1.32 says when it cannot create a session because it does not implement something the model
 # uses: a status of NOT_IMPLEMENTED ("Could not find an implementation for Relu(14) node with name ''" for a
@@ -76,30 +82,12 @@ class Availability:
     kind: str = ""
 
 
-def _importable(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):  # "pkg.sub" with pkg missing raises instead of returning None
-        return False
-
-
-def missing_requirements(profile: Profile) -> str:
-    fix = f"; fix: {profile.install_hint}" if profile.install_hint else ""
-    missing = [p for p in profile.requires_packages if not _importable(p)]
-    if missing:
-        return f"missing package(s) {', '.join(missing)}{fix}"
-    unset = [v for v in profile.requires_env if v not in os.environ]
-    if unset:
-        return f"environment variable(s) {', '.join(unset)} not set"
-    return ""
-
-
 def probe(profile: Profile, pool: WorkerPool) -> Availability:
     """Is the profile runnable here? Missing packages are found without a process; the EP/device check
     runs in a worker (a plugin that crashes on load must not take the harness down)."""
     reason = missing_requirements(profile)
     if reason:
-        uninstalled = any(not _importable(p) for p in profile.requires_packages)
+        uninstalled = any(not importable(p) for p in profile.requires_packages)
         return Availability(False, reason, kind="not_installed" if uninstalled else "env_unset")
     try:
         worker = pool.acquire(profile)
@@ -138,10 +126,10 @@ def cell_dir_name(case: str, profile: str) -> str:
 
 
 class Executor:
-    def __init__(self, options: RunOptions, journal: R.Journal | None) -> None:
+    def __init__(self, options: RunOptions, journal: R.Journal | None, pool: WorkerPool | None = None) -> None:
         self.options = options
         self.journal = journal
-        self.pool = WorkerPool(InProcessRunner if options.in_process else None)
+        self.pool = pool or WorkerPool(InProcessRunner if options.in_process else None)
         self._journal_lock = threading.Lock()
         self.noise: dict[str, Any] = {}
         self.write_errors: list[str] = []  # artifacts that could not be written, one line each
@@ -279,7 +267,7 @@ class Executor:
 
         feed = plan.feed()
         infer = {"type": "infer", "datasets": len(plan.datasets), "measure": measure}
-        pipelined = sum(a.nbytes for a in feed.values()) <= worker.pipe_bytes - PIPE_HEADROOM
+        pipelined = sum(value_nbytes(v) for v in feed.values()) <= worker.pipe_bytes - PIPE_HEADROOM
         worker.send({"type": "load", "case": plan.case.name, "model_path": str(model_path)}, None,
                     "creating the session")
         if pipelined:
@@ -293,6 +281,8 @@ class Executor:
         result.placement = loaded.header.get("placement", {})
         result.timing["session_ms"] = loaded.header.get("session_ms")
         result.timing["threads"] = loaded.header.get("threads", {})
+        if "numerics" in loaded.header:  # what the worker computed in (the reference profile: float64)
+            result.model["numerics"] = loaded.header["numerics"]
         if not pipelined:
             worker.send(infer, feed, "running inference")
         return worker.receive(remaining(), "running inference")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import functools
+import importlib.util
 import json
 import os
 import queue
@@ -288,35 +289,99 @@ class WorkerHandle:
         self._stderr.close()
 
 
+FIXABLE_BY_INSTALL = ("not_installed", "not_in_build")  # unavailable kinds that a pip install (or build) fixes
+
+
+def importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # "pkg.sub" with pkg missing raises instead of returning None
+        return False
+
+
+def missing_requirements(profile: Profile) -> str:
+    """Why the profile cannot run here without even starting a worker ("" when nothing is missing)."""
+    fix = f"; fix: {profile.install_hint}" if profile.install_hint else ""
+    missing = [p for p in profile.requires_packages if not importable(p)]
+    if missing:
+        return f"missing package(s) {', '.join(missing)}{fix}"
+    unset = [v for v in profile.requires_env if v not in os.environ]
+    if unset:
+        return f"environment variable(s) {', '.join(unset)} not set"
+    return ""
+
+
 class WorkerPool:
     """Idle runners per profile; a runner that failed is discarded, never reused. ``factory`` builds a
-    runner from a profile's worker spec and launch: an isolated worker process unless told otherwise."""
+    runner from a profile's worker spec and launch: an isolated worker process unless told otherwise.
+
+    ``prestart`` starts workers in the background (a worker takes ~0.3-0.5 s to import onnxruntime and probe its
+    EP), so that they start while the parent plans the run; ``acquire`` then takes a started one, or waits for
+    one still starting rather than starting another. ``started`` counts every worker this pool started."""
 
     def __init__(self, factory: Callable[[dict[str, Any], Launch], Any] | None = None) -> None:
         self._idle: dict[str, list[WorkerHandle]] = {}
-        self._lock = threading.Lock()
+        self._starting: dict[str, int] = {}  # profile name -> workers being started in the background
+        self._changed = threading.Condition()
         self._factory = factory or WorkerHandle
+        self._closed = False
+        self.started = 0
 
-    def acquire(self, profile: Profile) -> WorkerHandle:
-        with self._lock:
-            idle = self._idle.get(profile.name, [])
-            while idle:
-                worker = idle.pop()
-                if worker.alive:
-                    return worker
-                worker.close()
+    def _start(self, profile: Profile) -> WorkerHandle:
+        with self._changed:
+            self.started += 1
         return self._factory(profile.worker_spec(), Launch.for_profile(profile))
 
+    def prestart(self, profile: Profile, count: int = 1) -> None:
+        """Start ``count`` workers for ``profile`` in the background. One that fails to start is dropped: the
+        next ``acquire`` starts its own and meets the failure itself, as it would have without prestarting."""
+        with self._changed:
+            self._starting[profile.name] = self._starting.get(profile.name, 0) + count
+        for _ in range(count):
+            threading.Thread(target=self._start_in_background, args=(profile,), daemon=True,
+                             name=f"harness-prestart-{profile.name}").start()
+
+    def _start_in_background(self, profile: Profile) -> None:
+        try:
+            worker = self._start(profile)
+        except Exception:  # WorkerFailure, a launcher that cannot run: acquire() will say it
+            worker = None
+        with self._changed:
+            self._starting[profile.name] -= 1
+            if worker is not None and not self._closed:
+                self._idle.setdefault(profile.name, []).append(worker)
+                worker = None
+            self._changed.notify_all()
+        if worker is not None:  # the pool was closed while it started
+            worker.close()
+
+    def acquire(self, profile: Profile) -> WorkerHandle:
+        with self._changed:
+            while True:
+                idle = self._idle.get(profile.name, [])
+                while idle:
+                    worker = idle.pop()
+                    if worker.alive:
+                        return worker
+                    worker.close()
+                if not self._starting.get(profile.name):
+                    break
+                self._changed.wait()  # a background start ends (started or failed) and notifies
+        return self._start(profile)
+
     def release(self, profile: Profile, worker: WorkerHandle) -> None:
-        with self._lock:
+        with self._changed:
             self._idle.setdefault(profile.name, []).append(worker)
+            self._changed.notify_all()
 
     def discard(self, worker: WorkerHandle) -> None:
         worker.kill()
         worker.close()
 
     def close(self) -> None:
-        with self._lock:
+        """Close every idle worker; workers still starting in the background close themselves when they are up."""
+        with self._changed:
+            self._closed = True
             workers = [w for ws in self._idle.values() for w in ws]
             self._idle.clear()
         for worker in workers:

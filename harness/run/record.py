@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BaselineError
 from harness.atomic import atomic_write_bytes
+from harness.errors import BaselineError
 
 SCHEMA = "onnx-harness/run-record"
 SCHEMA_VERSION = 1
@@ -128,6 +128,7 @@ def versions() -> dict[str, str]:
     import numpy
     import onnx
     import onnxruntime
+
     from harness import __version__
     return {"harness": __version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
             "numpy": numpy.__version__}
