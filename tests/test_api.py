@@ -141,3 +141,60 @@ def test_case_objects_and_selectors_mix(make_case, tmp_path: Path) -> None:
     second = make_case(tmp_path / "two")
     record = api.run_matrix([first, second], ["cpu"], _options(tmp_path))
     assert sorted(c.case for c in record.cells) == ["one", "two"]
+
+
+def test_the_record_keeps_the_case_source_and_the_per_operator_summary(make_case, tmp_path: Path) -> None:
+    from harness.golden.cases import load_case
+    case = load_case(make_case(tmp_path / "c"), "c")
+    case.tested_op = "Gemm"
+    source = {"source": "onnx-node", "pattern": "c", "onnx": "1.23"}
+    record = api.run_matrix([case], ["cpu"], _options(tmp_path, source=source))
+    saved = json.loads(record.location.read_text())
+    assert saved["options"]["source"] == source
+    [row] = saved["ops"]["cpu"]
+    assert row["op"] == "Gemm" and row["cases"] == 1 and saved["ops"] == record.ops
+
+
+def test_a_run_of_cases_testing_no_single_operator_has_no_ops_summary_or_source(make_case, tmp_path: Path) -> None:
+    record = api.run_matrix([make_case(tmp_path / "c")], ["cpu"], _options(tmp_path))
+    saved = json.loads(record.location.read_text())
+    assert record.ops == {} and saved["ops"] == {} and "source" not in saved["options"]
+
+
+@pytest.mark.parametrize("jobs, numerics_only, expected", [(3, False, 3), (2, True, 2), (0, False, 1), (0, True, None)])
+def test_jobs_zero_means_every_core_for_numerics_and_one_for_latency(jobs: int, numerics_only: bool,
+                                                                     expected: int | None) -> None:
+    import os
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    options = api.MatrixOptions(jobs=jobs, numerics_only=numerics_only)
+    assert api.effective_jobs(options) == (expected or cores)
+
+
+def test_negative_jobs_are_bad_input() -> None:
+    with pytest.raises(UsageError, match="--jobs -1"):
+        api.effective_jobs(api.MatrixOptions(jobs=-1))
+
+
+def test_workers_are_prestarted_for_runnable_profiles_before_planning(make_case, make_profile, tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    """Before any case is planned, each runnable profile gets a worker starting, the first as many as there are
+    jobs; a profile whose package is missing gets none; the record stores the jobs actually used."""
+    from harness.run.pool import WorkerPool
+    started: list[tuple[str, int]] = []
+    real = WorkerPool.prestart
+
+    def spy(self, profile, count=1):
+        started.append((profile.name, count))
+        return real(self, profile, count)
+    monkeypatch.setattr(WorkerPool, "prestart", spy)
+    folder = tmp_path / "profiles"
+    make_profile(folder, "mine")
+    make_profile(folder, "absent", extra='[requires]\npackages = ["surely_not_installed_pkg"]\n')
+    record = api.run_matrix([make_case(tmp_path / "c")], ["mine", "cpu", "absent"],
+                            _options(tmp_path, jobs=0, profile_dirs=[folder]))
+    assert started == [("mine", api.effective_jobs(api.MatrixOptions(jobs=0, numerics_only=True))), ("cpu", 1)]
+    assert record.options["jobs"] == started[0][1]
+    assert {c.profile: c.verdict for c in record.cells} == {"mine": R.PASS, "cpu": R.PASS, "absent": R.SKIPPED}
+    started.clear()
+    api.run_matrix([make_case(tmp_path / "d")], ["cpu"], _options(tmp_path, in_process=True))
+    assert started == []  # in-process: the runner is this process, nothing to start

@@ -118,6 +118,7 @@ def test_after_a_crash_the_next_case_gets_a_fresh_worker(lab: Path, tmp_path: Pa
         worker = executor.pool.acquire(profile)
         assert worker.alive and worker.hello["pid"] != first_pid
         executor.pool.release(profile, worker)
+        assert executor.pool.started == 2  # the probe's worker, then one replacement for the crash: nothing more
     finally:
         executor.close()
         executor.journal.close()
@@ -261,3 +262,48 @@ def test_webgpu_without_a_vulkan_driver_is_skipped_with_the_reason_and_the_fix(m
     assert result.verdict == R.SKIPPED
     assert result.detail.startswith("no WebGPU adapter (no Vulkan driver): ORT says 'EP_FAIL: ")
     assert "Debian: apt-get install -t bookworm-backports mesa-vulkan-drivers" in result.detail
+
+
+class _ScriptedWorker:
+    """Answers load and infer as a worker would, and records what was sent before each receive."""
+
+    pipe_bytes = 1 << 20
+
+    def __init__(self, loaded: dict) -> None:
+        from harness.run.pool import Reply
+        self.sent: list[tuple[str, dict | None]] = []
+        self.sent_before_first_receive = 0
+        self._replies = [Reply(loaded, {}), Reply({"type": "result"}, {})]
+
+    def send(self, header: dict, tensors: dict | None, what: str) -> None:
+        self.sent.append((header["type"], tensors))
+
+    def receive(self, timeout: float, what: str):
+        if len(self._replies) == 2:
+            self.sent_before_first_receive = len(self.sent)
+        return self._replies.pop(0)
+
+
+def test_sequence_and_absent_optional_feeds_are_sized_and_sent_ahead(make_case, tmp_path: Path) -> None:
+    """A feed holding a sequence (list) and an absent optional (None) is sized by its payload, not .nbytes, so
+    it goes out with the load like any small feed; the worker's "numerics" is kept in the cell's model."""
+    import time as _time
+
+    import numpy as np
+
+    from harness.profiles.registry import load_all
+    plan = plan_case(load_case(make_case(tmp_path / "c"), "c"), dims={}, seed=0)
+    plan.datasets[0].inputs = {"seq": [np.zeros(3, np.float32), np.ones(2, np.float32)], "opt": None}
+    profile = load_all(Path(__file__).resolve().parents[2] / "device_profiles")["cpu"]
+    worker = _ScriptedWorker({"type": "loaded", "placement": {}, "session_ms": 1.0, "numerics": "float64"})
+    executor = Executor(RunOptions(tmp_path / "out"), None)
+    result = R.CellResult("c", "cpu", R.SKIPPED)
+    try:
+        reply = executor._load_and_infer(worker, plan, profile, plan.case.model_path, None, _time.monotonic() + 30,
+                                         result)
+    finally:
+        executor.close()
+    assert reply.header["type"] == "result"
+    assert worker.sent_before_first_receive == 2 and [kind for kind, _ in worker.sent] == ["load", "infer"]
+    assert worker.sent[1][1]["0/opt"] is None and len(worker.sent[1][1]["0/seq"]) == 2
+    assert result.model["numerics"] == "float64"

@@ -198,3 +198,83 @@ def test_a_launcher_that_is_not_a_worker_is_a_crash_on_start(tmp_path: Path) -> 
         WorkerHandle(SPEC, Launch(("sh", "-c", "echo not a worker >&2; exit 4", "sh")))
     assert info.value.outcome == "CRASH" and "exit code 4" in str(info.value)
     assert "not a worker" in info.value.stderr_tail
+
+
+# ---- prestarted workers --------------------------------------------------------------------------------------
+
+class _FakeRunner:
+    """A runner that starts when the test says so (no process): what the pool does while workers start."""
+
+    def __init__(self, gate, fail: bool) -> None:
+        gate.wait(10)
+        if fail:
+            raise WorkerFailure("CRASH", "worker launcher could not start")
+        self.alive = True
+        self.closed = False
+        self.hello = {"available": True}
+
+    def close(self) -> None:
+        self.closed = True
+
+    def kill(self) -> None:
+        self.alive = False
+
+
+def _fake_pool(fail: bool = False):
+    import threading
+    gate = threading.Event()
+    made: list[_FakeRunner] = []
+
+    def factory(spec, launch):
+        runner = _FakeRunner(gate, fail)
+        made.append(runner)
+        return runner
+    return WorkerPool(factory), gate, made
+
+
+def test_acquire_waits_for_a_prestarted_worker_instead_of_starting_another(tmp_path: Path, make_profile) -> None:
+    import threading
+
+    from harness.profiles.schema import load_profile
+    profile = load_profile(make_profile(tmp_path, "cpu"))
+    pool, gate, made = _fake_pool()
+    pool.prestart(profile, 2)
+    got: list = []
+    taker = threading.Thread(target=lambda: got.append(pool.acquire(profile)))
+    taker.start()
+    taker.join(0.2)
+    assert taker.is_alive() and not got  # still starting: acquire waits rather than start a third
+    gate.set()
+    taker.join(10)
+    assert got and got[0] in made
+    second = pool.acquire(profile)
+    assert second in made and second is not got[0] and pool.started == 2
+    pool.release(profile, second)
+    pool.close()
+    assert second.closed
+
+
+def test_a_prestart_that_fails_leaves_acquire_to_start_and_meet_the_failure(tmp_path: Path, make_profile) -> None:
+    from harness.profiles.schema import load_profile
+    profile = load_profile(make_profile(tmp_path, "cpu"))
+    pool, gate, _ = _fake_pool(fail=True)
+    pool.prestart(profile)
+    gate.set()
+    with pytest.raises(WorkerFailure, match="could not start"):
+        pool.acquire(profile)
+    assert pool.started == 2  # the background start, then acquire's own
+    pool.close()
+
+
+def test_a_worker_that_comes_up_after_close_is_closed(tmp_path: Path, make_profile) -> None:
+    from harness.profiles.schema import load_profile
+    profile = load_profile(make_profile(tmp_path, "cpu"))
+    pool, gate, made = _fake_pool()
+    pool.prestart(profile)
+    pool.close()
+    gate.set()
+    for _ in range(100):
+        if made and made[0].closed:
+            break
+        time.sleep(0.05)
+    assert made and made[0].closed
