@@ -88,8 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run cases on profiles and compare against goldens")
     run.add_argument("targets", nargs="*", metavar="PATH|CASE",
                      help="case names, case folders or .onnx files (default: every case under --root)")
+    run.add_argument("--suite", metavar="NAME",
+                     help="run a built-in case source instead of case folders: 'onnx-node' is onnx's 1884 node tests, "
+                          "built once and cached")
+    run.add_argument("--filter", metavar="REGEX", help="only the cases whose name matches (Python re.search)")
+    run.add_argument("--by-op", action="store_true",
+                     help="per-operator tables (cases, verdicts, worst error) and which ops pass on one profile only")
     run.add_argument("--profile", action="append", dest="profiles", metavar="NAME", help="repeatable; default: all")
-    run.add_argument("--jobs", type=_positive_int, default=1, help="cells run in parallel (default: 1)")
+    run.add_argument("--jobs", type=_positive_int, default=0,
+                     help="cells run in parallel (default: every core with --numerics-only, else 1 so latency "
+                          "samples do not compete)")
     run.add_argument("--timeout", type=_positive_float, help="per-cell timeout in seconds (default: the profile's)")
     run.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=N", help="bind a symbolic dim")
     run.add_argument("--seed", type=_seed, default=0, help="seed for generated inputs (default: 0)")
@@ -112,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(lst)
     prof = sub.add_parser("profiles", help="show each profile as available or skipped, with the reason")
     _common(prof)
+    ops = sub.add_parser("ops", help="per-operator view of a run record; with two profiles, which ops pass on one only")
+    ops.add_argument("record", type=Path, metavar="RECORD", help="a results/<run>/ folder or its record.json")
+    ops.add_argument("--profile", action="append", dest="profiles", metavar="NAME",
+                     help="profiles to show (default: all in the record); the first is diffed against the others")
+    ops.add_argument("--against", type=Path, metavar="RECORD",
+                     help="diff against this other record (e.g. from another machine): same profile names on both")
     bless = sub.add_parser("bless", help="write goldens from a profile's run (atomic; --force to overwrite)")
     bless.add_argument("case", help="case name or directory")
     bless.add_argument("--profile", default="cpu", help="profile whose outputs become goldens (default: cpu)")

@@ -17,6 +17,7 @@ from harness.api import (
 from harness.golden.cases import discover
 from harness.golden.layout import dataset_dirs
 from harness.report.console import make_console, print_report, printable
+from harness.errors import UsageError
 from harness.run import record as R
 
 
@@ -32,16 +33,48 @@ def _noise_notes(record: R.RunRecord, repeat: int) -> list[str]:
             for name, n in record.noise.items()]
 
 
+def _source_cases(args: argparse.Namespace, console) -> tuple[list, dict | None]:
+    """The run's targets: case selectors as given, or the cases of ``--suite`` / ``--filter`` (a case source),
+    or, resuming a run that used a source, that source's cases again. Returns (targets, source description)."""
+    from harness.golden.sources import DirectorySource, get_source
+    name, pattern = args.suite, args.filter
+    if name and args.targets:
+        raise UsageError("--suite and case paths both pick the cases; give one of them",
+                         hint="harness run --suite onnx-node --filter REGEX, or harness run path/to/cases")
+    if not name and pattern is None and args.resume and not args.targets:
+        saved = _saved_source(args.resume)
+        if saved:
+            name, pattern = saved.get("source"), saved.get("filter")
+            args.targets = list(saved.get("selectors") or [])
+    if not name and pattern is None:
+        return list(args.targets), None
+    if name and name != DirectorySource.name:
+        source = get_source(name)
+        if hasattr(source, "notify"):
+            source.notify = lambda line: console.print(printable(line), style="dim", markup=False)
+    else:
+        source = DirectorySource(args.root, tuple(args.targets))
+    return source.cases(pattern), source.describe(pattern)
+
+
+def _saved_source(resume) -> dict | None:
+    """The case source a run being resumed recorded (None for a run of plain case selectors)."""
+    loaded, _ = R.load_record(resume)
+    source = loaded.options.get("source")
+    return source if isinstance(source, dict) and isinstance(source.get("source"), str) else None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     console = make_console()
-    options = _options(args, out=args.out, jobs=args.jobs, timeout_s=args.timeout, dims=dict(args.dim),
+    targets, source = _source_cases(args, console)
+    options = _options(args, source=source, out=args.out, jobs=args.jobs, timeout_s=args.timeout, dims=dict(args.dim),
                        seed=args.seed, numerics_only=args.numerics_only, time_cap_s=args.time_cap,
                        baseline=args.baseline, max_regression=args.max_regression, repeat=args.repeat,
                        in_process=args.in_process, resume=args.resume, reference=args.reference,
                        calibration_data=args.calibration_data, named_profiles=args.profiles or [],
                        argv=sys.argv[1:] if sys.argv else [], console=console)
-    record = run_matrix(args.targets, args.profiles, options)
-    print_report(console, record, _noise_notes(record, args.repeat))
+    record = run_matrix(targets, args.profiles, options)
+    print_report(console, record, _noise_notes(record, args.repeat), by_op=args.by_op)
     if record.write_errors:  # the matrix above stands; what is not on disk is said, and the run is not green
         more = f" (and {len(record.write_errors) - 1} more write failure(s))" if len(record.write_errors) > 1 else ""
         print(f"harness: error: {printable(record.write_errors[0])}{more}. Note: free space or pass another --out, then "
@@ -78,6 +111,34 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         state = availability[profile.name]
         status = "available" if state.available else f"skipped: {state.reason}"
         print(printable(f"{profile.name:<18} {profile.ep:<28} {status}  [from {profile_origin(profile)}]"))
+    return 0
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    """The per-operator view of a saved record; the first profile diffed against the others (or against the same
+    profiles in --against's record)."""
+    from harness.report.ops import diff_ops, diff_table, op_summary, ops_table
+    record, _ = R.load_record(args.record)
+    other = R.load_record(args.against)[0] if args.against else None
+    present = list(dict.fromkeys(c.profile for c in record.cells))
+    profiles = args.profiles or present
+    for name in profiles:
+        if name not in present:
+            raise UsageError(f"{args.record}: profile {name!r} has no cells in this record",
+                             hint=f"profiles in it: {', '.join(present) or 'none'}")
+    console = make_console()
+    summary = op_summary(record.cells)
+    for name in profiles:
+        console.print(ops_table(summary[name], printable(name)))
+    pairs = [(name, name) for name in profiles] if other else [(profiles[0], b) for b in profiles[1:]]
+    for a, b in pairs:
+        diffs = diff_ops(record.cells, a, b, other.cells if other else None)
+        label_b = f"{b} ({args.against})" if other else b
+        if diffs:
+            console.print(diff_table(diffs, printable(a), printable(label_b)))
+        else:
+            console.print(printable(f"every operator passes on {a} exactly where it passes on {label_b}"),
+                          markup=False)
     return 0
 
 

@@ -376,3 +376,91 @@ def test_bless_refuses_a_loose_model(run_cli, make_model, tmp_path: Path, assert
     line = assert_bad_input(run_cli("bless", tmp_path / "mine.onnx", "--dim", "N=2"))
     assert "not beside a loose model" in line and "cp " in line
     assert not list(tmp_path.glob("test_data_set_*"))
+
+
+# ---- case sources: --suite, --filter, --by-op, and 'harness ops' ---------------------------------------------
+
+def _suite_cli(*args: str | Path, cwd: Path = REPO) -> "subprocess.CompletedProcess":
+    """The CLI with the user's own cache (the onnx-node suite takes ~25 s to build cold, then is reused)."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "HARNESS_CACHE_DIR"}
+    env.update(COLUMNS="200", NO_COLOR="1")
+    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_the_onnx_node_suite_runs_filtered_with_its_tolerances_and_ops(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    proc = _suite_cli("run", "--suite", "onnx-node", "--filter", r"^test_(abs|cast_FLOAT_to_BFLOAT16|string_concat)$",
+                      "--profile", "cpu", "--numerics-only", "--by-op", "--out", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = _record(out)
+    cells = {c["case"]: c for c in record["cells"]}
+    assert set(cells) == {"test_abs", "test_cast_FLOAT_to_BFLOAT16", "test_string_concat"}
+    assert {c["verdict"] for c in cells.values()} == {"PASS"}
+    assert cells["test_abs"]["model"]["op"] == "Abs"
+    source = record["options"]["source"]
+    assert source["source"] == "onnx-node" and source["cases"] == 3
+    assert "Abs: per operator" not in proc.stdout and "cpu: per operator" in proc.stdout
+    assert "StringConcat" in proc.stdout
+
+
+def test_resuming_a_suite_run_takes_its_cases_from_the_record(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    first = _suite_cli("run", "--suite", "onnx-node", "--filter", r"^test_abs$", "--profile", "cpu",
+                       "--numerics-only", "--out", out)
+    assert first.returncode == 0, first.stderr
+    [run] = out.iterdir()
+    again = _suite_cli("run", "--resume", run)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "1 cells: 1 PASS" in again.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--suite", "onnx-nod"], "no case source named 'onnx-nod'"),
+    (["--suite", "onnx-node", "some/case"], "--suite and case paths both pick the cases"),
+])
+def test_bad_source_arguments_are_one_line(run_case, assert_bad_input, args: list[str], words: str) -> None:
+    line = assert_bad_input(run_case(*args))
+    assert words in line
+
+
+def test_filter_picks_directory_cases_by_name(run_cli, make_case, profiles_dir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for name in ("alpha", "beta", "alphabet"):
+        make_case(root / name)
+    out = tmp_path / "results"
+    proc = run_cli("run", "--filter", "^alpha", "--root", root, "--profile", "cpu", "--numerics-only",
+                   "--profiles-dir", profiles_dir, "--out", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(c["case"] for c in _record(out)["cells"]) == ["alpha", "alphabet"]
+    assert _record(out)["options"]["source"] == {"source": "directory", "root": str(root), "selectors": [],
+                                                "filter": "^alpha"}
+    for pattern, words in (("(", "is not a valid regular expression"), ("^gamma", "matches none of the 3")):
+        bad = run_cli("run", "--filter", pattern, "--root", root, "--profile", "cpu", "--profiles-dir", profiles_dir,
+                      "--out", out)
+        assert bad.returncode == 2 and words in bad.stderr and len(bad.stderr.splitlines()) == 1, bad.stderr
+
+
+def test_ops_shows_a_record_per_operator_and_diffs_two_profiles(run_cli, make_case, save_tensor, profiles_dir: Path,
+                                                              tmp_path: Path) -> None:
+    case = make_case(tmp_path / "cases" / "relu_case")
+    strict = profiles_dir / "strict.toml"
+    strict.write_text('name = "strict"\n[ep]\nname = "CPUExecutionProvider"\n[tolerance]\nwhy = "test"\n'
+                      '[tolerance.dtype.float32]\nrtol = 0.0\natol = 0.0\n')
+    perturb = case / "test_data_set_0" / "output_0.pb"
+    golden = _read(perturb)
+    save_tensor(perturb, "y", golden + np.float32(1e-6))
+    out = tmp_path / "results"
+    run = run_cli("run", case, "--profile", "cpu", "--profile", "strict", "--numerics-only",
+                  "--profiles-dir", profiles_dir, "--out", out)
+    assert run.returncode == 1, run.stdout + run.stderr
+    [folder] = out.iterdir()
+    proc = run_cli("ops", folder)
+    assert proc.returncode == 0, proc.stderr
+    assert "cpu: per operator" in proc.stdout and "strict: per operator" in proc.stdout
+    assert "pass on one of cpu / strict" in proc.stdout and "relu_case" in proc.stdout
+    bad = run_cli("ops", folder, "--profile", "gpu")
+    assert bad.returncode == 2 and "profile 'gpu' has no cells in this record" in bad.stderr
