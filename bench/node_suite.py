@@ -134,13 +134,18 @@ def _timed_child(args: list[str], env: dict[str, str] | None = None) -> tuple[fl
 
 
 def _harness_run(dirs: list[str], out: str) -> tuple[float, dict]:
+    """One timed `harness run`; it counts only if it wrote a record with every cell (exit 1 is also what a
+    traceback gives, so the exit code alone would time a crash)."""
+    before = set(Path(out).glob("*/record.json"))
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "harness", "run", *dirs, "--profile", "cpu", "--numerics-only",
                            "--out", out], cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    if proc.returncode not in (0, 1):
+    written = set(Path(out).glob("*/record.json")) - before
+    cells = len(json.loads(written.pop().read_text())["cells"]) if len(written) == 1 else 0
+    if proc.returncode not in (0, 1) or cells != len(dirs):
         sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit(f"harness run failed with exit {proc.returncode}")
+        raise SystemExit(f"harness run failed with exit {proc.returncode}, {cells} of {len(dirs)} cells recorded")
     return wall, {"exit": proc.returncode}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -162,7 +163,7 @@ def _resumed_targets(saved: Any, cases: Sequence[Case | str | Path], where: str)
     return cases or list(saved)
 
 
-def _open_record(options: MatrixOptions, resumed: tuple[R.RunRecord, Path] | None
+def _open_record(options: MatrixOptions, resumed: tuple[R.RunRecord, Path] | None, commit: Future
                  ) -> tuple[R.RunRecord, Path, dict[str, R.CellResult]]:
     """A new record, or the one being resumed together with the cells it already finished."""
     if resumed:
@@ -170,13 +171,11 @@ def _open_record(options: MatrixOptions, resumed: tuple[R.RunRecord, Path] | Non
         return record, out_dir, {c.key: c for c in record.cells}
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     record = R.RunRecord(run_id=stamp, created=R.now_iso(), machine=R.machine_info(), versions=R.versions(),
-                         commit=R.commit_info(Path.cwd()), argv=list(options.argv))
+                         commit=commit.result(), argv=list(options.argv))
     return record, options.out / record.run_id, {}
 
 
 def _probe_all(profiles: list[Profile], pool: WorkerPool) -> dict[str, Availability]:
-    from concurrent.futures import ThreadPoolExecutor
-
     from harness.run.executor import probe
     with ThreadPoolExecutor(max_workers=4) as threads:
         found = list(threads.map(lambda p: probe(p, pool), profiles))
@@ -286,9 +285,17 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
     pool = _pool(options)
     try:
         _prestart(pool, profile_list, options)  # workers start while this process imports onnx and plans
-        return _plan_and_run(cases, profile_list, options, resumed, pool)
+        with ThreadPoolExecutor(max_workers=1) as background:  # git and /proc reads, also while planning
+            commit = background.submit(_host_facts)
+            return _plan_and_run(cases, profile_list, options, resumed, pool, commit)
     finally:
         pool.close()
+
+
+def _host_facts() -> dict[str, Any]:
+    """The record's commit (two git calls), with the cached machine facts read on the way."""
+    R.machine_info()
+    return R.commit_info(Path.cwd())
 
 
 def effective_jobs(options: MatrixOptions) -> int:
@@ -324,7 +331,7 @@ def _prestart(pool: WorkerPool, profiles: list[Profile], options: MatrixOptions)
 
 
 def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile], options: MatrixOptions,
-                  resumed: tuple[R.RunRecord, Path] | None, pool: WorkerPool) -> R.RunRecord:
+                  resumed: tuple[R.RunRecord, Path] | None, pool: WorkerPool, commit: Future) -> R.RunRecord:
     from harness.run.bless import recover_for
     from harness.run.evaluation import Evaluator, measure_spec, run_repeats
     from harness.run.executor import Executor, RunOptions
@@ -337,7 +344,7 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
     _attach_calibration(plans, options.calibration_data)
     reference = _reference_profile(plans, profile_list, options)
     measure = None if options.numerics_only else measure_spec(profile_list, case_list, options.time_cap_s)
-    record, out_dir, prior = _open_record(options, resumed)
+    record, out_dir, prior = _open_record(options, resumed, commit)
     targets = None if any(_is_case(c) for c in cases) else [str(c) for c in cases]
     record.options = {"jobs": options.jobs, **saved_options(options, targets, [p.name for p in profile_list]),
                       **_source_option(options, record)}

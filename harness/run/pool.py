@@ -273,13 +273,22 @@ class WorkerHandle:
                 self.proc.kill()
             self.proc.wait()
 
-    def close(self) -> None:
-        if self.proc.poll() is None:
+    def say_bye(self) -> None:
+        """Ask the worker to exit (it then tears down onnxruntime, ~0.1 s): ``close`` waits for it. A pool says
+        bye to all its workers first, so that they exit side by side."""
+        if self.proc.poll() is None and not self.proc.stdin.closed:
             try:
                 protocol.write_message(self.proc.stdin, {"type": protocol.MSG_BYE})
                 self.proc.stdin.close()
+            except (OSError, ValueError):
+                self.kill()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.say_bye()
+            try:
                 self.proc.wait(timeout=5)
-            except (OSError, ValueError, subprocess.TimeoutExpired):
+            except subprocess.TimeoutExpired:
                 self.kill()
         for pipe in (self.proc.stdin, self.proc.stdout):  # also when the worker was killed or died first
             try:
@@ -384,5 +393,7 @@ class WorkerPool:
             self._closed = True
             workers = [w for ws in self._idle.values() for w in ws]
             self._idle.clear()
+        for worker in workers:
+            getattr(worker, "say_bye", lambda: None)()  # in-process runners have nothing to say it to
         for worker in workers:
             worker.close()
