@@ -178,8 +178,12 @@ def print_report(console: Console, record: R.RunRecord, notes: list[str] | None 
     note = comparison_note(record)
     if note:
         console.print(printable(note), markup=False)
-    for line in record.warnings:
+    warnings = record.warnings[:MAX_DETAILS] if compact else record.warnings
+    for line in warnings:
         console.print(printable(f"warning: {line}"), style="yellow", markup=False)
+    if len(warnings) < len(record.warnings):
+        console.print(f"... and {len(record.warnings) - len(warnings)} more warning(s) in the run record",
+                      style="yellow", markup=False)
     for line in notes or []:
         console.print(printable(line), markup=False)
     for line in skipped_profiles(cells):

@@ -143,6 +143,9 @@ def test_a_large_run_shows_counts_per_profile_and_the_first_failures_only() -> N
     assert [p.strip() for p in row.strip("│ ").split("│")] == ["cpu", str(len(names)), "30", "30"]
     errors = len(names) // 2
     assert text.count("[ERROR]") == MAX_DETAILS
+    noisy = _record(cells)
+    noisy.warnings = [f"golden {i} holds NaN" for i in range(MAX_DETAILS + 7)]
+    assert "and 7 more warning(s) in the run record" in _report(noisy)
     assert f"and {errors - MAX_DETAILS} more cell(s) that need attention" in text
 
 
