@@ -1,7 +1,7 @@
 """The speed bench of issue 9: the onnx node suite through the harness vs a bare in-process loop, and the
 start-up cost of a whole `harness run` over a few real models vs a script doing the same.
 
-    python bench/node_suite.py [--filter REGEX] [--jobs 2] [--rounds 1] [--startup-rounds 3]
+    python bench/node_suite.py [--filter REGEX] [--jobs 0] [--rounds 1] [--startup-rounds 3]
                                [--real-models a,b,c] [--skip-build] [--skip-suite] [--skip-startup]
 
 Every measurement is a fresh Python process timed from outside, so imports count:
@@ -10,7 +10,7 @@ Every measurement is a fresh Python process timed from outside, so imports count
           harness reads (golden.layout), numpy allclose with the case's rtol/atol (bfloat16 as float32 with
           rtol 2^-6, like onnx's runner); a case that does not load or run counts as an error, not a stop;
   harness import, read the cached suite, api.run_matrix(cases, ["cpu"], MatrixOptions(numerics_only=True,
-          jobs=N)) through isolated workers, record written;
+          jobs=N)) through isolated workers, record written (jobs 0: every core, as `harness run --numerics-only`);
   startup over real models (bench/fetch_real_models.py): `python -m harness run DIRS --profile cpu
           --numerics-only` vs a script doing import + load + run + compare on the same cases.
 Prints wall times, ratios (targets: suite <= 2x, start-up <= 1.2x) and cases per second. Exits 0 whatever
@@ -97,8 +97,11 @@ def child_harness(pattern: str | None, jobs: int, out: str) -> dict:
     cases = NodeSuite().cases(pattern)
     loaded = time.perf_counter() - started
     record = api.run_matrix(cases, ["cpu"], api.MatrixOptions(out=Path(out), numerics_only=True, jobs=jobs))
+    if len(record.cells) != len(cases) or record.location is None:
+        raise SystemExit(f"the harness recorded {len(record.cells)} of {len(cases)} cells ({record.write_errors})")
     return {"seconds_in_process": time.perf_counter() - started, "suite_read_s": loaded, "cases": len(cases),
-            "counts": dict(Counter(c.verdict for c in record.cells)), "record": str(record.location)}
+            "counts": dict(Counter(c.verdict for c in record.cells)), "record": str(record.location),
+            "jobs": record.options["jobs"]}
 
 
 def child_script(dirs: list[str]) -> dict:
@@ -172,7 +175,7 @@ def bench_suite(pattern: str | None, jobs: int, rounds: int) -> None:
     print(f"{n} node cases, {rounds} round(s), medians of process wall time (import and suite read included)")
     print(f"  bare in-process loop  : {b:7.2f} s  {n / b:7.1f} cases/s   suite read {bare[-1][1]['suite_read_s']:.2f} s"
           f"   {bare[-1][1]['counts']}")
-    print(f"  harness cpu, jobs={jobs}   : {h:7.2f} s  {n / h:7.1f} cases/s   suite read "
+    print(f"  harness cpu, jobs={harness[-1][1]['jobs']}   : {h:7.2f} s  {n / h:7.1f} cases/s   suite read "
           f"{harness[-1][1]['suite_read_s']:.2f} s   {harness[-1][1]['counts']}")
     print(f"  ratio harness/bare    : {h / b:7.2f}x  (target <= 2x)   overhead {1e3 * (h - b) / n:.1f} ms/case")
 
@@ -198,7 +201,7 @@ def bench_startup(names: list[str], rounds: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--filter", default=None, help="regex on node test names (default: all 1884)")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=0, help="harness jobs (default 0: every core)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--startup-rounds", type=int, default=3)
     parser.add_argument("--real-models", default=DEFAULT_REAL)

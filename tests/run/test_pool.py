@@ -278,3 +278,22 @@ def test_a_worker_that_comes_up_after_close_is_closed(tmp_path: Path, make_profi
             break
         time.sleep(0.05)
     assert made and made[0].closed
+
+
+def test_close_says_bye_to_every_worker_before_waiting_for_any(tmp_path: Path, make_profile) -> None:
+    """Workers exit side by side: each is told bye before the pool waits for the first to exit."""
+    from harness.profiles.schema import load_profile
+    profile = load_profile(make_profile(tmp_path, "cpu"))
+    pool = WorkerPool()
+    events: list[tuple[str, int]] = []
+    workers = [pool.acquire(profile), pool.acquire(profile)]
+    for worker in workers:
+        bye, close = worker.say_bye, worker.close
+        worker.say_bye = lambda w=worker, f=bye: (events.append(("bye", w.hello["pid"])), f())[1]
+        worker.close = lambda w=worker, f=close: (events.append(("close", w.hello["pid"])), f())[1]
+        pool.release(profile, worker)
+    pool.close()
+    kinds = [kind for kind, _ in events]
+    assert kinds[:3] == ["bye", "bye", "close"] and kinds.count("close") == 2  # (close says bye again: a no-op)
+    assert {pid for kind, pid in events[:2]} == {w.hello["pid"] for w in workers}
+    assert all(w.proc.returncode == 0 for w in workers)
