@@ -198,3 +198,28 @@ def test_workers_are_prestarted_for_runnable_profiles_before_planning(make_case,
     started.clear()
     api.run_matrix([make_case(tmp_path / "d")], ["cpu"], _options(tmp_path, in_process=True))
     assert started == []  # in-process: the runner is this process, nothing to start
+
+
+def test_parallel_numerics_cells_share_the_cores_as_intra_op_threads() -> None:
+    import os
+    from dataclasses import replace
+
+    from harness.profiles.schema import Profile
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    plain = Profile(name="p", source=None)
+    shared = api.shared_cores(plain, api.MatrixOptions(jobs=2, numerics_only=True))
+    assert shared.session["intra_op_threads"] == max(1, cores // 2) and plain.session == {}
+    assert shared.worker_spec()["session"]["intra_op_threads"] == max(1, cores // 2)
+    for kept, options in [(plain, api.MatrixOptions(jobs=2, numerics_only=False)),  # latency: ORT's default
+                          (plain, api.MatrixOptions(jobs=1, numerics_only=True)),  # one cell at a time
+                          (replace(plain, session={"intra_op_threads": 3}), api.MatrixOptions(jobs=2, numerics_only=True)),
+                          (replace(plain, cpu_cores=1), api.MatrixOptions(jobs=2, numerics_only=True))]:
+        assert api.shared_cores(kept, options) is kept
+
+
+def test_a_parallel_run_records_the_threads_each_cell_had(make_case, tmp_path: Path) -> None:
+    record = api.run_matrix([make_case(tmp_path / "a"), make_case(tmp_path / "b")], ["cpu"], _options(tmp_path, jobs=2))
+    assert [c.verdict for c in record.cells] == [R.PASS, R.PASS]
+    assert all(c.timing["threads"]["intra_op"] == api.shared_cores(
+        api.load_profiles(["cpu"], api.MatrixOptions())[0], api.MatrixOptions(jobs=2, numerics_only=True)
+    ).session["intra_op_threads"] for c in record.cells)
