@@ -336,12 +336,14 @@ def _pool(options: MatrixOptions) -> WorkerPool:
 
 def _prestart(pool: WorkerPool, profiles: list[Profile], options: MatrixOptions) -> None:
     """One worker per profile that has what it needs installed (its probe takes it), and as many more for the
-    first such profile as the run has jobs (its cells run first). Not in-process: that runner is this process."""
+    first such profile as the run has jobs (its cells run first), at most one per core: a start beyond that
+    would wait for a core anyway, and an absurd --jobs must not fork the host over. Not in-process: that runner
+    is this process."""
     if options.in_process:
         return
     runnable = [p for p in profiles if not missing_requirements(p)]
     for index, profile in enumerate(runnable):
-        pool.prestart(profile, options.jobs if index == 0 else 1)
+        pool.prestart(profile, min(options.jobs, _usable_cores()) if index == 0 else 1)
 
 
 def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile], options: MatrixOptions,

@@ -223,3 +223,20 @@ def test_a_parallel_run_records_the_threads_each_cell_had(make_case, tmp_path: P
     assert all(c.timing["threads"]["intra_op"] == api.shared_cores(
         api.load_profiles(["cpu"], api.MatrixOptions())[0], api.MatrixOptions(jobs=2, numerics_only=True)
     ).session["intra_op_threads"] for c in record.cells)
+
+
+def test_an_absurd_jobs_count_starts_no_more_workers_than_cores_nor_threads_than_cells(make_case, tmp_path: Path,
+                                                                                        monkeypatch) -> None:
+    import os
+    import threading
+
+    from harness.run.pool import WorkerPool
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    counts: list[int] = []
+    real_prestart, real_thread = WorkerPool.prestart, threading.Thread.start
+    threads: list[str] = []
+    monkeypatch.setattr(WorkerPool, "prestart", lambda self, p, n=1: (counts.append(n), real_prestart(self, p, n))[1])
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (threads.append(self.name), real_thread(self))[1])
+    record = api.run_matrix([make_case(tmp_path / "c")], ["cpu"], _options(tmp_path, jobs=10 ** 9))
+    assert [c.verdict for c in record.cells] == [R.PASS] and counts == [cores]
+    assert len(threads) < 4 * cores + 8  # prestarts, the spawner, readers, one cell thread: not a billion

@@ -170,7 +170,7 @@ class Executor:
                         self._write_failed(f"journal line for case {result.case!r} on profile {result.profile!r}",
                                            exc, self.journal_errors)
 
-        threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, self.options.jobs))]
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(self.options.jobs, len(cells))))]
         for thread in threads:
             thread.start()
         for thread in threads:
