@@ -6,7 +6,8 @@ start-up cost of a whole `harness run` over a few real models vs a script doing 
 
 Every measurement is a fresh Python process timed from outside, so imports count:
   build   the suite's cache, cold (a fresh HARNESS_CACHE_DIR) and warm (the cache reused);
-  bare    import, read the cached suite, then per case: onnxruntime CPU session, sess.run on the values the
+  bare    import, read the cached suite, then per case: onnxruntime CPU session (ORT's default threads, and
+          again with 1 intra-op thread, what each parallel harness cell gets), sess.run on the values the
           harness reads (golden.layout), numpy allclose with the case's rtol/atol (bfloat16 as float32 with
           rtol 2^-6, like onnx's runner); a case that does not load or run counts as an error, not a stop;
   harness import, read the cached suite, api.run_matrix(cases, ["cpu"], MatrixOptions(numerics_only=True,
@@ -62,8 +63,9 @@ def _close(actual, golden, rtol: float, atol: float) -> bool:
                             rtol=rtol, atol=atol, equal_nan=True))
 
 
-def child_bare(pattern: str | None) -> dict:
-    """What a hand-written script does with the cached suite, one case after another in this process."""
+def child_bare(pattern: str | None, threads: int = 0) -> dict:
+    """What a hand-written script does with the cached suite, one case after another in this process
+    (``threads``: intra-op threads per session, 0 being onnxruntime's default of one per core)."""
     import onnxruntime as ort
     from harness.golden.suite import NodeSuite
     started = time.perf_counter()
@@ -71,6 +73,7 @@ def child_bare(pattern: str | None) -> dict:
     loaded = time.perf_counter() - started
     options = ort.SessionOptions()
     options.log_severity_level = 4
+    options.intra_op_num_threads = threads
     counts: Counter[str] = Counter()
     for case in cases:
         counts[_bare_case(case, ort, options)] += 1
@@ -164,20 +167,26 @@ def bench_build() -> None:
 
 
 def bench_suite(pattern: str | None, jobs: int, rounds: int) -> None:
-    bare, harness = [], []
+    """The harness against two bare loops: onnxruntime's default threads (what a script gets) and one intra-op
+    thread per session (what the harness gives each of its parallel cells, so the fairer per-case baseline)."""
+    bare, bare1, harness = [], [], []
     filt = ["--filter", pattern] if pattern else []
     with tempfile.TemporaryDirectory() as out:
         for _ in range(rounds):
             bare.append(_timed_child(["--child", "bare", *filt]))
+            bare1.append(_timed_child(["--child", "bare", "--threads", "1", *filt]))
             harness.append(_timed_child(["--child", "harness", "--jobs", str(jobs), "--out", out, *filt]))
-    b, h = statistics.median(w for w, _ in bare), statistics.median(w for w, _ in harness)
+    b, b1 = statistics.median(w for w, _ in bare), statistics.median(w for w, _ in bare1)
+    h = statistics.median(w for w, _ in harness)
     n = bare[-1][1]["cases"]
     print(f"{n} node cases, {rounds} round(s), medians of process wall time (import and suite read included)")
-    print(f"  bare in-process loop  : {b:7.2f} s  {n / b:7.1f} cases/s   suite read {bare[-1][1]['suite_read_s']:.2f} s"
-          f"   {bare[-1][1]['counts']}")
+    for label, wall, runs in (("bare loop, ORT threads", b, bare), ("bare loop, 1 thread  ", b1, bare1)):
+        print(f"  {label}: {wall:7.2f} s  {n / wall:7.1f} cases/s   suite read {runs[-1][1]['suite_read_s']:.2f} s"
+              f"   {runs[-1][1]['counts']}")
     print(f"  harness cpu, jobs={harness[-1][1]['jobs']}   : {h:7.2f} s  {n / h:7.1f} cases/s   suite read "
           f"{harness[-1][1]['suite_read_s']:.2f} s   {harness[-1][1]['counts']}")
-    print(f"  ratio harness/bare    : {h / b:7.2f}x  (target <= 2x)   overhead {1e3 * (h - b) / n:.1f} ms/case")
+    print(f"  ratio harness/bare    : {h / b:7.2f}x (ORT threads), {h / b1:.2f}x (1 thread)  (target <= 2x)   "
+          f"overhead {1e3 * (h - min(b, b1)) / n:.1f} ms/case over the faster loop")
 
 
 def bench_startup(names: list[str], rounds: int) -> None:
@@ -210,10 +219,11 @@ def main() -> int:
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--child", choices=["build", "bare", "harness", "script"], help=argparse.SUPPRESS)
     parser.add_argument("--out", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("dirs", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = {"build": child_build, "bare": lambda: child_bare(args.filter),
+        result = {"build": child_build, "bare": lambda: child_bare(args.filter, args.threads),
                   "harness": lambda: child_harness(args.filter, args.jobs, args.out),
                   "script": lambda: child_script(args.dirs)}[args.child]()
         print(json.dumps(result))
