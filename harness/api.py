@@ -463,7 +463,7 @@ def _reference_profile(plans: list[CasePlan], profiles: list[Profile], options: 
     if options.reference in by_name:
         return by_name[options.reference]
     [reference] = load_profiles([options.reference], options)
-    return reference
+    return shared_cores(reference, options)
 
 
 def profile_origin(profile: Profile) -> str:
