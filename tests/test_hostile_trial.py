@@ -5,8 +5,8 @@ or exit 1 with the matrix (a cell that did not pass), or exit 0 only where the i
 honestly green. Never a traceback, never a hang, never a raw control character on the terminal, never a silent
 exit 0, and no result written earlier is lost.
 
-201 kinds (KINDS_TOTAL below counts them; test_the_trial_counts_its_kinds keeps the number honest): 48 models,
-46 goldens and data sets, 35 profiles, 41 command lines, 5 blesses, 16 library calls, 10
+205 kinds (KINDS_TOTAL below counts them; test_the_trial_counts_its_kinds keeps the number honest): 48 models,
+50 goldens and data sets, 35 profiles, 41 command lines, 5 blesses, 16 library calls, 10
 stateful scenarios and messages.
 - models (MODEL_KINDS): broken files, odd file types, malformed graphs, hostile names, external data that points
   outside or is short, exotic and absent inputs, recursion;
@@ -566,12 +566,24 @@ DATA_KINDS: dict[str, Callable[[Path], Path]] = {
 }
 # A 0-mode file that root reads is an ordinary golden; a set index past 2**32 is still just an index.
 DATA_GREEN_OK = {"golden-permissions-000", "data-set-99999999999"}
+DATA_KINDS.update({
+    "case-json-range-for-no-such-input": lambda t: _generated(t, '{"dims": {"N": 2}, "input_ranges": '
+                                                                 '{"nosuch": {"low": 0, "high": 1}}}'),
+    "case-json-dim-no-input-has": lambda t: _generated(t, '{"dims": {"N": 2, "Q": 3}}'),
+    "case-json-range-low-above-high": lambda t: _generated(t, '{"dims": {"N": 2}, "input_ranges": '
+                                                              '{"x": {"low": 5, "high": -5}}}'),
+    "case-json-dim-zero": lambda t: _generated(t, '{"dims": {"N": 0}}'),
+})
 DATA_XFAIL: dict[str, str] = {
     "golden-float16-dtype": "harness/run/verdict.py: a float16 golden for a float32 output passes with float16's "
                             "tolerance and no note that the golden is narrower than the output",
     "golden-missing-one-set": "harness/run/plan.py: a test_data_set_1 with inputs but no output_*.pb is silently "
                               "not compared while set 0 passes: exit 0",
     "data-set-is-a-file": "harness/golden/layout.py dataset_dirs: a file named test_data_set_1 is silently skipped",
+    "case-json-range-for-no-such-input": "harness/run/plan.py plan_case: case.json input_ranges naming no input of "
+                                         "the model is silently ignored (output_tolerance is checked): exit 0",
+    "case-json-dim-no-input-has": "harness/run/plan.py plan_case: case.json dims naming no input dimension is "
+                                  "silently ignored (the --dim flag is refused for that): exit 0",
     "data-json-infinite-atol": "harness/compare/tolerances.py _check_value: atol = 1e999 (inf) is accepted, so "
                                "nothing can fail: exit 0",
 }
@@ -582,10 +594,20 @@ def _params(kinds: dict, xfails: dict[str, str]) -> list:
             for k in kinds]
 
 
+def _generated(t: Path, case_json: str) -> Path:
+    """A case with no stored inputs (batch N): its case.json decides how inputs are generated; two profiles run it
+    (the reference makes the goldens), so a case.json the harness ignores ends green."""
+    case = _bare(t / "case", _tiny(batch="N"))
+    (case / "case.json").write_text(case_json)
+    return case
+
+
 @pytest.mark.parametrize("kind", _params(DATA_KINDS, DATA_XFAIL))
 def test_hostile_goldens_and_data_sets(kind: str, tmp_path: Path, harness) -> None:
     case = DATA_KINDS[kind](tmp_path)
-    o = harness("run", case, "--profile", "cpu", "--numerics-only", "--out", tmp_path / "out",
+    generated = kind.startswith("case-json-") and not (case / "test_data_set_0").exists()
+    second = ["--profile", "cpu-noopt"] if generated else []
+    o = harness("run", case, "--profile", "cpu", *second, "--numerics-only", "--out", tmp_path / "out",
                 "--root", tmp_path / "no-root")
     honest(o, green_ok=kind in DATA_GREEN_OK and os.geteuid() == 0)
 
