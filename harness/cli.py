@@ -33,6 +33,16 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+MAX_REPEAT = 100  # run-to-run spread needs a handful of runs; a billion is a typo that never ends
+
+
+def _repeat(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_REPEAT:
+        raise argparse.ArgumentTypeError(f"--repeat {value}: at most {MAX_REPEAT} runs")
+    return value
+
+
 def _seed(text: str) -> int:
     if not text.isascii() or not text.isdigit():
         raise argparse.ArgumentTypeError(f"--seed expects an integer >= 0, got {text!r}")
@@ -108,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--baseline", type=Path, metavar="RECORD", help="compare latency with an earlier run record")
     run.add_argument("--max-regression", action="append", default=[], metavar="STAT:LIMIT",
                      help="e.g. p95:5%% or p50:0.2ms; repeatable (default with --baseline: p50:10%%)")
-    run.add_argument("--repeat", type=_positive_int, default=1, help="run N times and report run-to-run spread")
+    run.add_argument("--repeat", type=_repeat, default=1,
+                     help=f"run N times (at most {MAX_REPEAT}) and report run-to-run spread")
     run.add_argument("--reference", default="cpu", metavar="PROFILE",
                      help="cases without goldens (a bare model.onnx) are compared with this profile (default: cpu)")
     run.add_argument("--calibration-data", type=Path, metavar="DIR",
@@ -152,8 +163,27 @@ def _tolerant_streams() -> None:
             pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so a terminated run unwinds like Ctrl-C: the journal is closed,
+    the workers are stopped, and one line says how to resume."""
+
+
+def _terminate_like_interrupt() -> None:
+    import signal
+    import threading
+
+    def handler(signum, frame) -> None:
+        raise Terminated()
+    if threading.current_thread() is threading.main_thread():
+        try:
+            signal.signal(signal.SIGTERM, handler)
+        except (ValueError, OSError):  # not allowed here (an embedding host): keep the default
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     _tolerant_streams()
+    _terminate_like_interrupt()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:  # like any other usage error: usage on stderr, exit 2 (--help is stdout, exit 0)
@@ -171,9 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness: error: {_printable(_shorten(where))}{exc.strerror or exc}. Note: check the path and the free space",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("harness: interrupted; finished cells are in the run journal (resume with --resume)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"harness: {what}; finished cells are in the run journal (resume with --resume)", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
 
 
 __all__ = ["main", "UsageError"]
