@@ -575,8 +575,6 @@ DATA_KINDS.update({
     "case-json-dim-zero": lambda t: _generated(t, '{"dims": {"N": 0}}'),
 })
 DATA_XFAIL: dict[str, str] = {
-    "golden-float16-dtype": "harness/run/verdict.py: a float16 golden for a float32 output passes with float16's "
-                            "tolerance and no note that the golden is narrower than the output",
     "golden-missing-one-set": "harness/run/plan.py: a test_data_set_1 with inputs but no output_*.pb is silently "
                               "not compared while set 0 passes: exit 0",
     "data-set-is-a-file": "harness/golden/layout.py dataset_dirs: a file named test_data_set_1 is silently skipped",

@@ -17,7 +17,8 @@ import numpy as np
 from harness.errors import ProfileError
 from harness.suggest import did_you_mean
 
-# (rtol, atol) per dtype name. When golden and actual dtypes differ the looser entry wins (torch.testing).
+# (rtol, atol) per dtype name. When golden and actual are both floats the actual output's entry applies;
+# between kinds the looser entry wins (torch.testing). See default_tolerance.
 #
 # float64: torch.testing's fp64 default (1e-7, 1e-7); nothing we run should be looser than that.
 # float32: looser than torch.testing's (1.3e-6, 1e-5) because goldens come from another runtime, not the
@@ -217,10 +218,20 @@ def _table_entry(name: str) -> tuple[float, float]:
     return _EXACT  # ints (incl. int4/uint4), bool, str, object, bytes
 
 
+def _is_float(name: str) -> bool:
+    return name.startswith(("float", "bfloat"))
+
+
 def default_tolerance(golden_dtype: Any, actual_dtype: Any) -> Tolerance:
-    """Table default for the pair; the looser of the two wins, as in torch.testing."""
-    g_rtol, g_atol = _table_entry(_dtype_name(golden_dtype))
-    a_rtol, a_atol = _table_entry(_dtype_name(actual_dtype))
+    """Table default for the pair. Between two float dtypes the actual output's entry: the output is what is
+    judged, so a golden narrower than it (float16 for a float32 output) cannot excuse float16-sized errors,
+    and a wider one (float64) cannot ask for more than the output holds. Between kinds (an int golden for a
+    float output) the looser entry wins, as in torch.testing."""
+    golden, actual = _dtype_name(golden_dtype), _dtype_name(actual_dtype)
+    a_rtol, a_atol = _table_entry(actual)
+    if _is_float(golden) and _is_float(actual):
+        return Tolerance(rtol=a_rtol, atol=a_atol)
+    g_rtol, g_atol = _table_entry(golden)
     return Tolerance(rtol=max(g_rtol, a_rtol), atol=max(g_atol, a_atol))
 
 

@@ -1,8 +1,8 @@
 """Observation -> verdict: resolve each output's tolerance through its layers, compare, and decide.
 
-Tolerance layers, later wins: dtype default (looser of golden and actual) -> profile [tolerance] ->
-profile [tolerance.dtype.<golden dtype>] -> the case's data.json -> case.json 'tolerance' ->
-case.json 'output_tolerance'[output] -> profile [[tolerance.override]] matching case/output.
+Tolerance layers, later wins: dtype default (the actual output's, between floats; the looser between kinds) ->
+profile [tolerance] -> profile [tolerance.dtype.<golden dtype>] -> the case's data.json -> case.json 'tolerance'
+-> case.json 'output_tolerance'[output] -> profile [[tolerance.override]] matching case/output.
 """
 
 from __future__ import annotations

@@ -39,15 +39,26 @@ def test_default_accepts_names():
     assert default_tolerance("float32", np.dtype("float32")).rtol == 1e-4
 
 
-def test_looser_wins():
-    tol = default_tolerance(np.float32, np.float16)
+def test_a_narrower_output_is_judged_at_its_own_precision():
+    tol = default_tolerance(np.float32, np.float16)  # a float16 device against a float32 golden
     assert (tol.rtol, tol.atol) == (1e-2, 1e-3)
-    assert default_tolerance(np.float16, np.float32) == tol
 
 
-def test_looser_wins_per_field():
+def test_a_narrower_golden_does_not_loosen_the_output():
+    """A float16 golden for a float32 output cannot excuse float16-sized errors in the output."""
+    tol = default_tolerance(np.float16, np.float32)
+    assert (tol.rtol, tol.atol) == (1e-4, 1e-5)
+    assert default_tolerance(ml_dtypes.bfloat16, np.float32) == default_tolerance(np.float32, np.float32)
+
+
+def test_a_wider_golden_asks_no_more_than_the_output_holds():
+    assert default_tolerance(np.float64, np.float32) == default_tolerance(np.float32, np.float32)
+
+
+def test_between_kinds_the_looser_wins_per_field():
     tol = default_tolerance(np.float64, np.int32)
     assert (tol.rtol, tol.atol) == (1e-7, 1e-7)
+    assert default_tolerance(np.int32, np.float32) == default_tolerance(np.float32, np.float32)
 
 
 def test_tolerance_defaults():

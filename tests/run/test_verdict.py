@@ -262,3 +262,20 @@ def test_a_passing_dtype_mismatch_is_said_in_the_detail(make_case, tmp_path: Pat
     assert verdict == R.PASS
     assert detail == ("passed; output 'y': dtype mismatch: golden float32 vs actual float64: compared after "
                       "widening both to float64")
+
+
+def test_a_narrower_golden_fails_at_the_outputs_tolerance_and_says_so(make_case, tmp_path: Path) -> None:
+    """A float16 golden for a float32 output: the output is judged at float32's tolerance (float16's rounding,
+    ~5e-4 relative, is beyond rtol 1e-4), and the detail names both dtypes."""
+    case = load_case(make_case(tmp_path / "h"), "h")
+    [ds] = case.datasets()
+    exact = dict(ds.outputs)
+    ds.outputs = {name: g.astype(np.float16) for name, g in exact.items()}
+    actual = {f"0/{name}": g + np.float32(3e-4) * np.abs(g) for name, g in exact.items()}
+    [(_, comparison)] = compare_datasets(case, _profile(), [ds], actual)
+    assert (comparison.tolerance.rtol, comparison.tolerance.atol) == (1e-4, 1e-5)
+    assert not comparison.passed
+    assert comparison.notes == ["dtype mismatch: golden float16 vs actual float32: compared after widening both to "
+                                "float64"]
+    assert "golden float16" in "\n".join(failure_messages(_cell(R.FAIL, outputs=[
+        {"dataset": 0, "comparison": comparison.to_dict()}])))
