@@ -582,8 +582,6 @@ DATA_XFAIL: dict[str, str] = {
                                          "the model is silently ignored (output_tolerance is checked): exit 0",
     "case-json-dim-no-input-has": "harness/run/plan.py plan_case: case.json dims naming no input dimension is "
                                   "silently ignored (the --dim flag is refused for that): exit 0",
-    "data-json-infinite-atol": "harness/compare/tolerances.py _check_value: atol = 1e999 (inf) is accepted, so "
-                               "nothing can fail: exit 0",
 }
 
 

@@ -129,6 +129,11 @@ def without_replaced_rule(base: Mapping[str, Any], over: Mapping[str, Any]) -> d
     return {key: value for key, value in base.items() if key not in dropped}
 
 
+_RULE_OFF = ("to gate on signal quality instead of elements, set elementwise = false with min_cosine or "
+             "min_snr_db; to allow a few elements off, set max_mismatch_fraction")
+_NO_SENTINEL = {"rtol": _RULE_OFF, "atol": _RULE_OFF}
+
+
 def _check_value(key: str, value: Any, where: str) -> float | int | bool:
     if key == "elementwise":
         if not isinstance(value, bool):
@@ -136,6 +141,8 @@ def _check_value(key: str, value: Any, where: str) -> float | int | bool:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ProfileError(f"{where}: {key} must be a number, got {value!r}")
+    if math.isinf(value):  # an infinite rtol/atol passes everything: a sentinel, not a tolerance
+        raise ProfileError(f"{where}: {key} must be finite, got {value!r}", hint=_NO_SENTINEL.get(key))
     if value < 0:
         raise ProfileError(f"{where}: {key} must not be negative, got {value!r}")
     if key == "topk":
@@ -144,8 +151,6 @@ def _check_value(key: str, value: Any, where: str) -> float | int | bool:
         return value
     if key in _RATIO_FIELDS and value > 1:
         raise ProfileError(f"{where}: {key} is a fraction in [0, 1], got {value!r}")
-    if math.isinf(value) and key not in ("rtol", "atol"):
-        raise ProfileError(f"{where}: {key} must be finite, got {value!r}")
     return float(value)
 
 

@@ -146,6 +146,26 @@ def test_override_non_numeric(value):
         ToleranceOverride.from_mapping({"min_cosine": value}, WHERE)
 
 
+@pytest.mark.parametrize("key", ["rtol", "atol"])
+@pytest.mark.parametrize("value", [float("inf"), 1e999, float("nan"), float("-inf")])
+def test_override_rtol_atol_must_be_finite_numbers(key, value):
+    """An infinite rtol or atol passes everything: a sentinel for 'no element rule', which elementwise = false
+    says honestly."""
+    d = {"rtol": 1e-3, "atol": 1e-5, key: value}
+    with pytest.raises(ProfileError) as info:
+        ToleranceOverride.from_mapping(d, WHERE)
+    message = info.value.one_line()
+    assert message.startswith(f"{WHERE}: {key} must be ")
+    assert "\n" not in message
+    if value == float("inf"):
+        assert message.startswith(f"{WHERE}: {key} must be finite, got inf")
+        assert "elementwise = false" in info.value.hint
+
+
+def test_override_large_finite_atol_is_still_a_tolerance():
+    assert ToleranceOverride.from_mapping({"rtol": 0, "atol": 1e30}, WHERE).atol == 1e30
+
+
 def test_override_fraction_above_one():
     with pytest.raises(ProfileError, match="fraction"):
         ToleranceOverride.from_mapping({"min_topk_agreement": 1.5}, WHERE)
