@@ -577,7 +577,6 @@ DATA_KINDS.update({
 DATA_XFAIL: dict[str, str] = {
     "golden-missing-one-set": "harness/run/plan.py: a test_data_set_1 with inputs but no output_*.pb is silently "
                               "not compared while set 0 passes: exit 0",
-    "data-set-is-a-file": "harness/golden/layout.py dataset_dirs: a file named test_data_set_1 is silently skipped",
     "case-json-range-for-no-such-input": "harness/run/plan.py plan_case: case.json input_ranges naming no input of "
                                          "the model is silently ignored (output_tolerance is checked): exit 0",
     "case-json-dim-no-input-has": "harness/run/plan.py plan_case: case.json dims naming no input dimension is "

@@ -58,11 +58,17 @@ class DataSet:
 
 
 def dataset_dirs(case_dir: Path) -> list[tuple[int, Path]]:
+    """The case's test_data_set_<k> folders by k. Something else with that name is refused: skipped, the goldens
+    it stands for would go uncompared and the run green."""
     found = []
     for child in case_dir.iterdir() if case_dir.is_dir() else []:
         match = _DATASET_RE.match(child.name)
-        if match and child.is_dir():
-            found.append((int(match.group(1)), child))
+        if not match:
+            continue
+        if not child.is_dir():
+            raise GoldenError(f"{child}: named like a data set but not a folder",
+                              hint="rename or remove it; a data set is a folder of input_<i>.pb and output_<j>.pb")
+        found.append((int(match.group(1)), child))
     return sorted(found)
 
 

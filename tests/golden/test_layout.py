@@ -84,9 +84,22 @@ def test_runner_style_glob_reads_every_set(tmp_path: Path) -> None:
 def test_dataset_dirs_orders_numerically_and_ignores_strays(tmp_path: Path) -> None:
     for name in ("test_data_set_10", "test_data_set_2", "test_data_set_x", "other"):
         (tmp_path / name).mkdir()
-    (tmp_path / "test_data_set_5").write_text("a file, not a set")
-    assert [k for k, _ in dataset_dirs(tmp_path)] == [2, 10]
+    (tmp_path / "notes.txt").write_text("not named like a set")
+    (tmp_path / "test_data_set_3").symlink_to(tmp_path / "test_data_set_2", target_is_directory=True)
+    assert [k for k, _ in dataset_dirs(tmp_path)] == [2, 3, 10]
     assert dataset_dirs(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize("make", [lambda p: p.write_text("a file, not a set"),
+                                  lambda p: p.symlink_to(p.parent / "absent")], ids=["file", "dangling-link"])
+def test_a_data_set_that_is_not_a_folder_is_refused(tmp_path: Path, make) -> None:
+    """Skipping it would leave its goldens uncompared and the run green."""
+    (tmp_path / "test_data_set_0").mkdir()
+    make(tmp_path / "test_data_set_1")
+    with pytest.raises(GoldenError) as info:
+        dataset_dirs(tmp_path)
+    assert info.value.message == f"{tmp_path / 'test_data_set_1'}: named like a data set but not a folder"
+    assert "rename" in info.value.hint
 
 
 def test_write_leaves_no_temporary_files(tmp_path: Path) -> None:
