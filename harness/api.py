@@ -13,6 +13,7 @@ call this; so will the pytest plugin and the Ray lab.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -280,6 +281,7 @@ def run_matrix(cases: Sequence[Case | str | Path], profiles: Sequence[Profile | 
     if options.numerics_only and (options.baseline or options.max_regression):
         raise UsageError("--baseline and --max-regression compare latency, which --numerics-only skips",
                          hint="drop --numerics-only, or drop the baseline options")
+    check_options(options)
     options = replace(options, jobs=effective_jobs(options))
     profile_list = [shared_cores(p, options) for p in _profiles(profiles, options)]
     pool = _pool(options)
@@ -298,11 +300,30 @@ def _host_facts() -> dict[str, Any]:
     return R.commit_info(Path.cwd())
 
 
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def check_options(options: MatrixOptions) -> None:
+    """What the CLI's parser refuses, refused for a library caller too, in the flag's words: a bad option is bad
+    input before anything runs, never an exception from deep inside the run or a record as if all were well."""
+    if not isinstance(options.repeat, int) or isinstance(options.repeat, bool) or options.repeat < 1:
+        raise UsageError(f"--repeat {options.repeat!r}: must be a whole number of runs, at least 1")
+    if options.timeout_s is not None and not _positive_number(options.timeout_s):
+        raise UsageError(f"--timeout {options.timeout_s!r}: must be a finite number of seconds above 0",
+                         hint="leave it unset for the profile's timeout_s")
+    if not _positive_number(options.time_cap_s):
+        raise UsageError(f"--time-cap {options.time_cap_s!r}: must be a finite number of seconds above 0")
+    for name, value in (options.dims or {}).items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UsageError(f"--dim {name}={value!r}: a dimension is a whole number, at least 1")
+
+
 def effective_jobs(options: MatrixOptions) -> int:
     """``jobs``, with 0 meaning every core this process may use when only numerics are checked (cells then
     share nothing that matters) and 1 when latency is measured (a parallel cell would disturb it)."""
-    if options.jobs < 0:
-        raise UsageError(f"--jobs {options.jobs}: must be 0 (automatic) or a positive count")
+    if not isinstance(options.jobs, int) or isinstance(options.jobs, bool) or options.jobs < 0:
+        raise UsageError(f"--jobs {options.jobs!r}: must be 0 (automatic) or a positive count")
     if options.jobs:
         return options.jobs
     return _usable_cores() if options.numerics_only else 1
@@ -497,6 +518,7 @@ def idle_named_profiles(record: R.RunRecord) -> dict[str, str]:
 
 __all__ = [
     "MatrixOptions",
+    "check_options",
     "effective_jobs",
     "failing",
     "idle_named_profiles",
@@ -504,4 +526,5 @@ __all__ = [
     "probe_profiles",
     "profile_origin",
     "run_matrix",
+    "shared_cores",
 ]

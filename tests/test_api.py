@@ -240,3 +240,15 @@ def test_an_absurd_jobs_count_starts_no_more_workers_than_cores_nor_threads_than
     record = api.run_matrix([make_case(tmp_path / "c")], ["cpu"], _options(tmp_path, jobs=10 ** 9))
     assert [c.verdict for c in record.cells] == [R.PASS] and counts == [cores]
     assert len(threads) < 4 * cores + 8  # prestarts, the spawner, readers, one cell thread: not a billion
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({"repeat": 0}, "--repeat 0"), ({"timeout_s": float("nan")}, "--timeout nan"), ({"timeout_s": -1.0}, "--timeout -1.0"),
+    ({"time_cap_s": float("inf")}, "--time-cap inf"), ({"dims": {"N": -1}}, "--dim N=-1"),
+    ({"dims": {"N": "two"}}, "--dim N='two'"), ({"jobs": -3}, "--jobs -3")])
+def test_options_the_parser_would_refuse_are_bad_input_for_a_library_caller(make_case, tmp_path: Path, extra: dict,
+                                                                            words: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        api.run_matrix([make_case(tmp_path / "c")], ["cpu"], _options(tmp_path, **extra))
+    assert words in caught.value.one_line() and "\n" not in caught.value.one_line()
+    assert not (tmp_path / "results").exists()  # refused before any run folder
