@@ -574,14 +574,7 @@ DATA_KINDS.update({
                                                               '{"x": {"low": 5, "high": -5}}}'),
     "case-json-dim-zero": lambda t: _generated(t, '{"dims": {"N": 0}}'),
 })
-DATA_XFAIL: dict[str, str] = {
-    "golden-missing-one-set": "harness/run/plan.py: a test_data_set_1 with inputs but no output_*.pb is silently "
-                              "not compared while set 0 passes: exit 0",
-    "case-json-range-for-no-such-input": "harness/run/plan.py plan_case: case.json input_ranges naming no input of "
-                                         "the model is silently ignored (output_tolerance is checked): exit 0",
-    "case-json-dim-no-input-has": "harness/run/plan.py plan_case: case.json dims naming no input dimension is "
-                                  "silently ignored (the --dim flag is refused for that): exit 0",
-}
+DATA_XFAIL: dict[str, str] = {}
 
 
 def _params(kinds: dict, xfails: dict[str, str]) -> list:
@@ -931,8 +924,7 @@ BLESS_KINDS: dict[str, tuple[Callable[[Path], None], list[str]]] = {
 # No data set left to keep: bless may write a fresh one. --force replaces the whole case's goldens, a case.json
 # folder included.
 BLESS_GREEN_OK = {"bless-where-the-data-set-is-a-file", "bless-where-case-json-is-a-directory"}
-BLESS_XFAIL = {"bless-with-an-unused-dim": "harness/run/bless.py bless (from harness/commands.py cmd_bless): a --dim "
-                                           "that no input uses is silently ignored (run refuses it): exit 0"}
+BLESS_XFAIL: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("kind", _params(BLESS_KINDS, BLESS_XFAIL))

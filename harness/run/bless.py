@@ -18,15 +18,17 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from harness.errors import GoldenError, HarnessError
-from harness.golden.cases import Case
 from harness.atomic import atomic_write_bytes
+from harness.errors import GoldenError, HarnessError, UsageError
+from harness.golden.cases import Case
 from harness.golden.layout import write_dataset
 from harness.golden.manifest import MANIFEST_NAME, CaseManifest
+from harness.model.inputs import symbolic_dims, unused_dims
 from harness.profiles.schema import Profile
 from harness.run import record as R
 from harness.run.executor import Executor, RunOptions, probe
-from harness.run.plan import plan_case
+from harness.run.plan import CasePlan, plan_case
+from harness.suggest import did_you_mean
 
 
 def bless(case: Case, profile: Profile, *, dims: dict[str, int], seed: int, force: bool) -> Path:
@@ -36,7 +38,8 @@ def bless(case: Case, profile: Profile, *, dims: dict[str, int], seed: int, forc
                                f"then 'harness bless {case.name}'")
     if not force and any(case.path.glob("test_data_set_*/output_*.pb")):
         raise GoldenError(f"{case.path}: goldens already exist", hint="pass --force to overwrite them")
-    plan = plan_case(case, dims=dims, seed=seed)
+    plan = plan_case(case, dims=dims, seed=seed, blessing=True)
+    _refuse_unused_dims(plan, dims)
     scratch = tempfile.TemporaryDirectory(prefix="harness-bless-")
     executor = Executor(RunOptions(Path(scratch.name), capture_outputs=True), None)
     try:
@@ -59,6 +62,20 @@ def bless(case: Case, profile: Profile, *, dims: dict[str, int], seed: int, forc
     _write_manifest(case, plan, profile, result, staging)
     _swap(staging, case.path)
     return case.path
+
+
+def _refuse_unused_dims(plan: CasePlan, dims: dict[str, int]) -> None:
+    """A --dim that binds nothing would be silently ignored (a typo, or inputs that are stored), as run refuses."""
+    generated = all(ds.path is None for ds in plan.datasets)
+    unused = unused_dims(dims, [plan.info.inputs] if generated else [])
+    if not unused:
+        return
+    name, offered = unused[0], sorted(symbolic_dims(plan.info.inputs))
+    why = (f"its inputs' symbolic dimensions are {', '.join(offered) or 'none'}" if generated else
+           "its inputs are stored in its data sets, which fix every dimension")
+    raise UsageError(f"--dim {name}: case {plan.case.name!r} has no generated input dimension named {name!r}"
+                     f"{did_you_mean(name, offered) if generated else ''}; {why}",
+                     hint="drop it, or check the name against the model's inputs; nothing was written")
 
 
 NEW_SUFFIX, OLD_SUFFIX = ".bless-new", ".bless-old"

@@ -13,8 +13,9 @@ import numpy as np
 from harness.errors import GoldenError
 from harness.golden.cases import Case
 from harness.golden.layout import DataSet, Value, graph_types, value_kind
-from harness.model.inputs import generate_inputs
+from harness.model.inputs import generate_inputs, symbolic_dims
 from harness.model.loader import ModelInfo, TensorSig
+from harness.suggest import did_you_mean
 from harness.worker.protocol import value_nbytes
 
 
@@ -123,10 +124,46 @@ def _nan_count(value: Value) -> int:
                for t in _tensors_in(value) if "float" in t.dtype.name)
 
 
-def plan_case(case: Case, *, dims: dict[str, int], seed: int) -> CasePlan:
+def _check_goldens_all_or_none(case: Case, datasets: list[DataSet]) -> None:
+    """A set without goldens beside sets with them would run uncompared (or not at all) while the others pass."""
+    with_goldens = [ds for ds in datasets if ds.outputs]
+    without = [ds for ds in datasets if not ds.outputs]
+    if with_goldens and without:
+        raise GoldenError(f"case {case.name!r} test_data_set_{without[0].index}: no output_*.pb while "
+                          f"test_data_set_{with_goldens[0].index} holds goldens (a case's data sets all hold "
+                          f"goldens, or none does)",
+                          hint="restore its output_<j>.pb files or remove the set; 'harness bless --force' "
+                               "re-blesses every set of the case")
+
+
+def _check_input_ranges(case: Case, info: ModelInfo) -> None:
+    """case.json input_ranges for an input the model lacks would be ignored: a typo that changes nothing."""
+    for name in case.manifest.input_ranges:
+        if name not in info.input_names:
+            raise GoldenError(f"{case.path / 'case.json'}: input_ranges names input {name!r}"
+                              f"{did_you_mean(name, info.input_names)}, but the model's inputs are {info.input_names}",
+                              hint="fix the name, or drop the entry")
+
+
+def _check_case_dims(case: Case, info: ModelInfo) -> None:
+    """case.json dims that no input dimension has would bind nothing (as an unused --dim, which is refused)."""
+    offered = sorted(symbolic_dims(info.inputs))
+    for name in case.manifest.dims:
+        if name not in offered:
+            raise GoldenError(f"{case.path / 'case.json'}: dims names {name!r}{did_you_mean(name, offered)}, but no "
+                              f"input of the model has a dimension by that name; its inputs' symbolic dimensions are "
+                              f"{', '.join(offered) or 'none'}", hint="fix the name, or drop the entry")
+
+
+def plan_case(case: Case, *, dims: dict[str, int], seed: int, blessing: bool = False) -> CasePlan:
+    """``blessing``: the plan's outputs are about to become every set's goldens, so sets missing theirs are
+    what the bless repairs, not bad input."""
     info = case.info
     datasets = case.datasets()
     warnings = []
+    if not blessing:
+        _check_goldens_all_or_none(case, datasets)
+    _check_input_ranges(case, info)
     for ds in datasets:
         missing = [n for n in info.input_names if n not in ds.inputs]
         if ds.outputs and not ds.inputs and info.input_names:
@@ -145,6 +182,7 @@ def plan_case(case: Case, *, dims: dict[str, int], seed: int) -> CasePlan:
     # A set without inputs has nothing to run, unless the model takes none (Constant, RandomNormal...).
     datasets = [ds for ds in datasets if ds.inputs or (ds.outputs and not info.input_names)]
     if not datasets:
+        _check_case_dims(case, info)
         bound = {**case.manifest.dims, **dims}
         if case.model_file is not None:  # a user's bare model: unbound dims default to 1, said once
             free = sorted({d for s in info.inputs for d in s.shape if isinstance(d, str) and d and d not in bound})

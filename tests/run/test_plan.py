@@ -180,3 +180,55 @@ def test_a_model_without_inputs_keeps_its_goldens(tmp_path: Path) -> None:
     write_dataset(case_dir, 0, {}, {"y": value}, [], ["y"])
     plan = _plan(case_dir)
     assert plan.has_goldens and [ds.index for ds in plan.datasets] == [0] and plan.feed() == {}
+
+
+# --- case data that would be silently ignored ---
+
+@pytest.mark.parametrize("strip", ["goldens", "everything"])
+def test_a_set_without_goldens_beside_sets_with_them_is_refused(make_case, tmp_path: Path, strip: str) -> None:
+    """Set 1 would run uncompared (or not at all) while set 0 passes: green with half the case unchecked."""
+    case_dir = make_case(tmp_path / "c", sets=3)
+    for stored in (case_dir / "test_data_set_1").iterdir():
+        if strip == "everything" or stored.name.startswith("output_"):
+            stored.unlink()
+    with pytest.raises(GoldenError) as info:
+        _plan(case_dir)
+    assert info.value.message == ("case 'c' test_data_set_1: no output_*.pb while test_data_set_0 holds goldens "
+                                  "(a case's data sets all hold goldens, or none does)")
+    assert "harness bless --force" in info.value.hint and "\n" not in info.value.one_line()
+
+
+def test_sets_without_goldens_all_round_are_kept(make_case, tmp_path: Path) -> None:
+    plan = _plan(make_case(tmp_path / "c", sets=2, goldens=False))
+    assert not plan.has_goldens and [ds.index for ds in plan.datasets] == [0, 1]
+
+
+def test_input_ranges_for_an_input_the_model_lacks_are_refused(make_case, tmp_path: Path) -> None:
+    case_dir = make_case(tmp_path / "c", sets=0)
+    (case_dir / "case.json").write_text('{"dims": {"N": 2}, "input_ranges": {"xx": {"low": 0, "high": 1}}}')
+    with pytest.raises(GoldenError) as info:
+        _plan(case_dir)
+    assert info.value.message == (f"{case_dir / 'case.json'}: input_ranges names input 'xx' (did you mean 'x'?), "
+                                  f"but the model's inputs are ['x']")
+    (case_dir / "case.json").write_text('{"dims": {"N": 2}, "input_ranges": {"x": {"low": 0, "high": 1}}}')
+    assert _plan(case_dir).feed()["0/x"].min() >= 0
+
+
+def test_case_dims_naming_no_input_dimension_are_refused(make_case, tmp_path: Path) -> None:
+    """Like an unused --dim: a typo that would leave the dimension it meant at another value, silently."""
+    case_dir = make_case(tmp_path / "c", sets=0)
+    (case_dir / "case.json").write_text('{"dims": {"N": 2, "Q": 3}}')
+    with pytest.raises(GoldenError) as info:
+        _plan(case_dir)
+    assert info.value.message == (f"{case_dir / 'case.json'}: dims names 'Q', but no input of the model has a "
+                                  f"dimension by that name; its inputs' symbolic dimensions are N")
+    (case_dir / "case.json").write_text('{"dims": {"NN": 2}}')
+    with pytest.raises(GoldenError, match=r"dims names 'NN' \(did you mean 'N'\?\)"):
+        _plan(case_dir)
+
+
+def test_case_dims_are_not_checked_where_inputs_are_stored(make_case, tmp_path: Path) -> None:
+    """Stored inputs fix every dimension: a case.json written for a model exported with other dims still runs."""
+    case_dir = make_case(tmp_path / "c")
+    (case_dir / "case.json").write_text('{"dims": {"Q": 3}}')
+    assert _plan(case_dir).has_goldens
