@@ -454,8 +454,6 @@ def test_a_hostile_model(kind: str, tmp_path: Path, harness) -> None:
     honest(o, green_ok=kind in MODEL_GREEN_OK)
 
 
-@pytest.mark.xfail(strict=True, reason="harness/model/inputs.py: a negative fixed dim (-3) is called a 'symbolic "
-                   "dimension -3 with no value' and the hint says '--dim -3=N' (backwards, and no such flag works)")
 def test_a_negative_dim_is_named_as_such(tmp_path: Path, harness) -> None:
     o = honest(harness("run", MODEL_KINDS["negative-dims"](tmp_path), "--profile", "cpu", "--profile", "cpu-noopt",
                        "--numerics-only", "--out", tmp_path / "out"))

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from harness.errors import UsageError
+from harness.errors import ModelError, UsageError
 from harness.model.loader import TensorSig
 
 # Value ranges per dtype kind: floats centred on zero, small non-negative ints (token ids, lengths, indices
@@ -26,6 +26,10 @@ def bind_shape(sig: TensorSig, dims: Mapping[str, int], case: str) -> tuple[int,
             shape.append(dim)
         elif isinstance(dim, str) and dim in dims:
             shape.append(int(dims[dim]))
+        elif isinstance(dim, int):
+            raise ModelError(f"case {case!r}: input {sig.name!r} declares dimension {dim} (axis {position}), and a "
+                             f"dimension cannot be negative: the model is invalid",
+                             hint="fix the model: make the axis a fixed size >= 0 or a named symbolic dimension")
         elif dim is None or (isinstance(dim, str) and not dim):
             shape.append(1)  # an unnamed unknown dimension: the smallest legal value
         else:

@@ -71,3 +71,14 @@ def test_an_integer_range_without_integers_is_refused() -> None:
         generate_inputs([sig], case="c", seed=0, dims={}, ranges={"ids": {"low": 0.2, "high": 0.7}})
     ids = generate_inputs([sig], case="c", seed=0, dims={}, ranges={"ids": {"low": 0.2, "high": 1.7}})["ids"]
     assert set(ids.tolist()) == {1}
+
+
+def test_a_negative_fixed_dim_is_a_broken_model_not_a_missing_dim() -> None:
+    """-3 is no name to bind with --dim: the model itself declares an impossible shape."""
+    from harness.errors import ModelError
+    sig = TensorSig("x", np.dtype(np.float32), (-3, 4))
+    with pytest.raises(ModelError) as info:
+        bind_shape(sig, {"-3": 2}, "c")
+    assert info.value.message == ("case 'c': input 'x' declares dimension -3 (axis 0), and a dimension cannot be "
+                                  "negative: the model is invalid")
+    assert "--dim" not in info.value.one_line() and "fix the model" in info.value.hint
