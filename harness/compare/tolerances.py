@@ -129,8 +129,9 @@ def without_replaced_rule(base: Mapping[str, Any], over: Mapping[str, Any]) -> d
     return {key: value for key, value in base.items() if key not in dropped}
 
 
-_RULE_OFF = ("to gate on signal quality instead of elements, set elementwise = false with min_cosine or "
-             "min_snr_db; to allow a few elements off, set max_mismatch_fraction")
+_RULE_OFF = ("give a finite value; to gate on signal quality instead of elements, set elementwise = false with "
+             "min_cosine or min_snr_db (case.json 'tolerance' or a profile's [tolerance]); to allow a few elements "
+             "off, max_mismatch_fraction")
 _NO_SENTINEL = {"rtol": _RULE_OFF, "atol": _RULE_OFF}
 
 
