@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from harness.atomic import atomic_write_bytes
-from harness.golden.layout import tensor_bytes
+from harness.errors import GoldenError
+from harness.golden.layout import graph_types, value_bytes, value_digest
 from harness.model.transform_spec import (
     TransformFailed,
     TransformNotApplicable,
@@ -104,14 +105,10 @@ def probe(profile: Profile, pool: WorkerPool) -> Availability:
     return Availability(True, "", hello)
 
 
-def _digest(tensors: dict[str, np.ndarray]) -> str:
-    """sha256 over every output's name, dtype, shape and bytes: equal digests mean bitwise-equal outputs."""
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        array = np.ascontiguousarray(tensors[name])
-        digest.update(f"{name}|{array.dtype}|{array.shape}|".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
+def _digest(outputs: dict) -> str:
+    """sha256 over every output's name, kind, dtype, shape and data (sequences, maps, strings by their text):
+    equal digests mean bitwise-equal outputs; for numeric tensors the digest records always held."""
+    return value_digest(outputs)
 
 
 def _safe(name: str, limit: int = 60) -> str:
@@ -266,7 +263,8 @@ class Executor:
             return max(0.1, deadline - time.monotonic())
 
         feed = plan.feed()
-        infer = {"type": "infer", "datasets": len(plan.datasets), "measure": measure}
+        infer = {"type": "infer", "datasets": len(plan.datasets), "measure": measure,
+                 "dataset_ids": [ds.index for ds in plan.datasets]}
         pipelined = sum(value_nbytes(v) for v in feed.values()) <= worker.pipe_bytes - PIPE_HEADROOM
         worker.send({"type": "load", "case": plan.case.name, "model_path": str(model_path)}, None,
                     "creating the session")
@@ -356,6 +354,8 @@ class Executor:
         except OSError as exc:
             result.error.setdefault("artifacts", f"{name}: {exc.strerror or exc}")
             self._write_failed(f"{name} of case {result.case!r} on profile {result.profile!r}", exc)
+        except GoldenError as exc:  # a value the .pb format cannot hold (e.g. a map with string keys): not kept
+            result.error.setdefault("artifacts", f"{name}: {exc.one_line()}")
 
     def _save_array(self, result: R.CellResult, name: str, array: np.ndarray) -> str:
         path = self._cell_dir(result) / name
@@ -366,12 +366,13 @@ class Executor:
 
     def _save_outputs(self, result: R.CellResult, plan: CasePlan, tensors: dict[str, np.ndarray]) -> str:
         """Actual outputs of a failing cell, in the test-data layout, for inspection or re-blessing."""
+        types = graph_types(plan.case.model_path)  # a present optional is saved as an OptionalProto, not a tensor
         for ds in plan.datasets:
             for j, name in enumerate(plan.info.output_names):
-                array = tensors.get(f"{ds.index}/{name}")
-                if array is not None:
+                value = tensors.get(f"{ds.index}/{name}")
+                if value is not None:
                     path = self._cell_dir(result) / f"test_data_set_{ds.index}" / f"output_{j}.pb"
-                    atomic_write_bytes(path, tensor_bytes(name, array))
+                    atomic_write_bytes(path, value_bytes(name, value, types.get(name)))
         return str(self._cell_dir(result).relative_to(self.options.out_dir))
 
     def close(self) -> None:
