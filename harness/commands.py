@@ -14,9 +14,7 @@ from harness.api import (
     profile_origin,
     run_matrix,
 )
-from harness.golden.cases import discover
-from harness.golden.layout import dataset_dirs
-from harness.report.console import make_console, print_report, printable
+from harness.report.console import make_console, printable
 from harness.errors import UsageError
 from harness.run import record as R
 
@@ -74,6 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        calibration_data=args.calibration_data, named_profiles=args.profiles or [],
                        argv=sys.argv[1:] if sys.argv else [], console=console)
     record = run_matrix(targets, args.profiles, options)
+    from harness.report.console import print_report  # after the run: its imports overlap the workers' start
     print_report(console, record, _noise_notes(record, args.repeat), by_op=args.by_op)
     if record.write_errors:  # the matrix above stands; what is not on disk is said, and the run is not green
         more = f" (and {len(record.write_errors) - 1} more write failure(s))" if len(record.write_errors) > 1 else ""
@@ -90,6 +89,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from harness.golden.cases import discover
+    from harness.golden.layout import dataset_dirs
     console = make_console()
     cases = discover([], args.root)
     console.print(f"{len(cases)} case(s) under {args.root}:", markup=False)
@@ -143,6 +144,7 @@ def cmd_ops(args: argparse.Namespace) -> int:
 
 
 def cmd_bless(args: argparse.Namespace) -> int:
+    from harness.golden.cases import discover
     from harness.run.bless import bless, recover_for
     [profile] = load_profiles([args.profile], _options(args))
     for line in recover_for([args.case], args.root):

@@ -121,7 +121,7 @@ def load_model_info(path: Path) -> ModelInfo:
         raise ModelError(f"{path}: not an ONNX model, or truncated (no graph outputs / IR version)", hint=_HINT)
     external = _check_external_data(model, path.parent)
     try:
-        onnx.checker.check_model(model if not external else str(path))
+        onnx.checker.check_model(str(path))  # by path: the C++ checker reads the file, no re-serialising
     except (onnx.checker.ValidationError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: fails the ONNX checker ({first})", hint=_HINT) from None

@@ -12,7 +12,6 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.run import record as R
-from harness.run.verdict import failure_messages
 
 _STYLE = {R.PASS: "green", R.PASS_FELL_BACK: "yellow", R.XFAIL: "cyan", R.XPASS: "magenta", R.SKIPPED: "dim",
           R.FAIL: "bold red", R.CRASH: "bold red", R.TIMEOUT: "bold red", R.OOM: "bold red", R.ERROR: "bold red",
@@ -84,6 +83,7 @@ def matrix(cells: list[R.CellResult], profiles: Iterable[str]) -> Table:
 
 def details(cells: list[R.CellResult]) -> list[str]:
     """Text blocks for every cell that needs a reader's attention (skips are summarised per profile)."""
+    from harness.run.verdict import failure_messages  # imports the comparator (and onnx): only when reporting
     blocks = []
     for cell in cells:
         if cell.verdict in (R.PASS, R.SKIPPED, R.XFAIL, R.NOT_APPLICABLE):
