@@ -399,7 +399,8 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
             record.profiles = {p.name: {"available": availability[p.name].available,
                                         "reason": availability[p.name].reason, "ep": p.ep,
                                         "transform": p.transform, "target": p.target, "origin": profile_origin(p),
-                                        "worker": availability[p.name].hello} for p in profile_list}
+                                        "worker": availability[p.name].hello, "notes": list(p.notes)}
+                              for p in profile_list}
             ref_cells = _reference_outputs(plans, reference, executor, availability) if reference else {}
             done = prior.keys() | ref_cells.keys()
             todo = [(plan, p) for p in profile_list for plan in plans if R.cell_key(plan.case.name, p.name) not in done]
@@ -412,7 +413,7 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
     record.noise = executor.noise
     record.ops = _ops_summary(record.cells)
     record.finished = R.now_iso()
-    record.warnings = recovered + [w for plan in plans for w in plan.warnings]
+    record.warnings = recovered + [n for p in profile_list for n in p.notes] + [w for plan in plans for w in plan.warnings]
     if evaluate and evaluate.baseline_warning:
         record.warnings.append(evaluate.baseline_warning)
     record.log = R.LOG_NAME if log.written else ""

@@ -252,3 +252,20 @@ def test_options_the_parser_would_refuse_are_bad_input_for_a_library_caller(make
         api.run_matrix([make_case(tmp_path / "c")], ["cpu"], _options(tmp_path, **extra))
     assert words in caught.value.one_line() and "\n" not in caught.value.one_line()
     assert not (tmp_path / "results").exists()  # refused before any run folder
+
+
+def test_a_profile_asking_more_cores_than_the_host_has_says_so_in_the_record(tmp_path: Path, make_case) -> None:
+    """Profile.notes (threads or cores this host lacks) reach the record's warnings and its profiles table."""
+    import os
+    from harness import api
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    (folder / "wide.toml").write_text(f'name = "wide"\n[ep]\nname = "CPUExecutionProvider"\n[session]\n'
+                                      f'intra_op_threads = {cores + 3}\n[tolerance]\nwhy = "test"\n')
+    case = make_case(tmp_path / "case")
+    record = api.run_matrix([case], ["wide"], api.MatrixOptions(numerics_only=True, out=tmp_path / "out",
+                                                                 profile_dirs=[folder], builtin_profiles=False))
+    assert [c.verdict for c in record.cells] == ["PASS"]
+    [note] = record.profiles["wide"]["notes"]
+    assert f"intra_op_threads = {cores + 3}" in note and note in record.warnings
