@@ -33,7 +33,15 @@ def test_cpu_is_the_reference_and_comes_first() -> None:
     profiles = load_all(FOLDER)
     cpu = profiles["cpu"]
     assert next(iter(profiles)) == "cpu"
-    assert cpu.ep == "CPUExecutionProvider" and cpu.transform == "none" and not cpu.known_failures
+    assert cpu.ep == "CPUExecutionProvider" and cpu.transform == "none"
+
+
+def test_known_failures_of_the_built_ins_name_only_onnx_node_suite_cases() -> None:
+    """A built-in profile's known failures are the ONNX node suite's (test_<op>...): a glob that could match a
+    user's own case would turn its real failure into an XFAIL."""
+    for profile in load_all(FOLDER).values():
+        for known in profile.known_failures:
+            assert known.case.lstrip("*").startswith("test_") and known.reason.strip(), (profile.name, known)
 
 
 def test_cpu_edge_is_squeezed() -> None:
