@@ -386,6 +386,8 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
     record.options = {"jobs": options.jobs, **saved_options(options, targets, [p.name for p in profile_list]),
                       **_source_option(options, record)}
     evaluate = Evaluator(options.baseline, list(options.max_regression)) if measure else None
+    coverage = evaluate.check_coverage([R.cell_key(plan.case.name, p.name) for p in profile_list for plan in plans],
+                                       str(options.baseline)) if evaluate else ""
     log = RunLog(out_dir / R.LOG_NAME)
     executor = Executor(RunOptions(out_dir, options.jobs, options.timeout_s, measure, evaluate,
                                    in_process=options.in_process, log=log.write), _journal(out_dir, options), pool)
@@ -413,7 +415,8 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
     record.noise = executor.noise
     record.ops = _ops_summary(record.cells)
     record.finished = R.now_iso()
-    record.warnings = recovered + [n for p in profile_list for n in p.notes] + [w for plan in plans for w in plan.warnings]
+    record.warnings = (recovered + [n for p in profile_list for n in p.notes] + ([coverage] if coverage else [])
+                       + [w for plan in plans for w in plan.warnings])
     if evaluate and evaluate.baseline_warning:
         record.warnings.append(evaluate.baseline_warning)
     record.log = R.LOG_NAME if log.written else ""

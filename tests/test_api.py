@@ -269,3 +269,16 @@ def test_a_profile_asking_more_cores_than_the_host_has_says_so_in_the_record(tmp
     assert [c.verdict for c in record.cells] == ["PASS"]
     [note] = record.profiles["wide"]["notes"]
     assert f"intra_op_threads = {cores + 3}" in note and note in record.warnings
+
+
+def test_a_baseline_of_other_cases_is_refused_and_a_partial_one_warned(tmp_path: Path, make_case) -> None:
+    """--baseline exists to catch regressions: one that holds none of the run's cells would check nothing and
+    leave the run green."""
+    from harness import api
+    a, b = make_case(tmp_path / "cases" / "a"), make_case(tmp_path / "cases" / "b")
+    quick = dict(out=tmp_path / "out", time_cap_s=0.05)
+    base = api.run_matrix([a], ["cpu"], api.MatrixOptions(**quick))
+    with pytest.raises(UsageError, match="holds none of this run's 1 cell"):
+        api.run_matrix([b], ["cpu"], api.MatrixOptions(baseline=base.location, **quick))
+    both = api.run_matrix([a, b], ["cpu"], api.MatrixOptions(baseline=base.location, **quick))
+    assert any("has no cell for 1 of this run's 2 cells" in w for w in both.warnings), both.warnings

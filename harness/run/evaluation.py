@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import BaselineError
+from harness.errors import BaselineError, UsageError
 from harness.golden.cases import Case
 from harness.perf.budgets import Budgets, check_budgets, parse_regression
 from harness.worker.stats import PERCENTILE_NAMES, LatencyStats, min_samples_for, percentile_from_name
@@ -88,6 +88,22 @@ class Evaluator:
                 self.baseline_warning = (f"baseline {baseline} was measured on another host "
                                          f"({record.machine.get('node')}, {record.machine.get('cpu')}): "
                                          "latency differences may be the hardware, not the change")
+
+    def check_coverage(self, keys: list[str], where: str) -> str:
+        """A baseline that holds none of the run's cells would compare nothing and leave the run green: refuse
+        it. One that holds some: a warning counting the cells that have nothing to compare with."""
+        if self.baseline_dir is None or not keys:
+            return ""
+        missing = [k for k in keys if k not in self.baseline_cells]
+        if len(missing) == len(keys):
+            theirs = sorted({c.case for c in self.baseline_cells.values()})
+            raise UsageError(f"--baseline {where} holds none of this run's {len(keys)} cell(s) (case|profile, e.g. "
+                             f"{keys[0]!r}); it ran {len(theirs)} case(s): {', '.join(theirs[:5]) or 'none'}",
+                             hint="pass a record of a run on the same cases and profiles")
+        if missing:
+            return (f"baseline {where} has no cell for {len(missing)} of this run's {len(keys)} cells (e.g. "
+                    f"{missing[0]!r}): those are not checked for regressions")
+        return ""
 
     def __call__(self, result: R.CellResult, plan: CasePlan, profile: Profile, samples: np.ndarray | None) -> None:
         result.memory = memory_summary(result.memory)
