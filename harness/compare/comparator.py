@@ -286,7 +286,15 @@ def failed_gates(m: Metrics, tol: Tolerance, shape: list[int], *, kind: str = "f
                  against: str = GOLDEN) -> list[str]:
     """Each failed gate as one line, in the module's fixed order; empty means the output passes.
     ``kind`` is ``output_kind`` of the pair's dtypes."""
-    return [*_non_finite_gates(m, against), *_element_gates(m, tol, kind), *_signal_gates(m, tol, shape)]
+    signal = _signal_gates(m, tol, shape) if kind == "float" and not _nothing_to_score(m) else []
+    return [*_non_finite_gates(m, against), *_element_gates(m, tol, kind), *signal]
+
+
+def _nothing_to_score(m: Metrics) -> bool:
+    """Signal-quality gates (cosine, SNR, top-k) judge the finite elements. With none finite on both sides
+    (an empty tensor, or every element NaN/Inf) and every NaN/Inf matched, the outputs are equal and the
+    gates have nothing to say; an integer, bool or string output is compared exactly and never scored."""
+    return m.finite_pairs == 0 and not m.nan_mismatch and not m.inf_mismatch
 
 
 def _non_finite_gates(m: Metrics, against: str) -> list[str]:

@@ -488,3 +488,26 @@ def test_the_record_holds_no_passing_tolerance_for_a_non_finite_mismatch():
     m = cmp([np.inf, 1.0], [-np.inf, 1.0]).metrics
     assert m.required_atol is None and m.required_rtol is None
     assert m.notes["required_atol"] == "no tolerance passes: 1 non-finite mismatch(es)"
+
+
+GATED = Tolerance(1e-4, 1e-5, min_cosine=0.9999, min_snr_db=40.0)
+
+
+@pytest.mark.parametrize("golden, actual", [
+    (np.array(["a", "bc"], dtype=object), np.array(["a", "bc"], dtype=object)),  # strings: compared exactly
+    (np.array([np.inf, -np.inf], np.float32), np.array([np.inf, -np.inf], np.float32)),  # nothing finite, all matched
+    (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)),  # empty
+])
+def test_signal_gates_do_not_fail_outputs_they_cannot_score_when_they_are_equal(golden, actual) -> None:
+    """A profile that gates on cosine/SNR (webgpu, int8) used to FAIL equal string or all-Inf outputs with
+    'cosine n/a ... needs >= 0.9999'."""
+    c = compare_output("y", golden, actual, GATED)
+    assert c.passed, c.reasons
+
+
+def test_signal_gates_still_fail_what_differs() -> None:
+    inf = compare_output("y", np.array([np.inf, 1.0], np.float32), np.array([-np.inf, 1.0], np.float32), GATED)
+    text = compare_output("y", np.array(["a"], dtype=object), np.array(["b"], dtype=object), GATED)
+    noisy = compare_output("y", np.array([1.0, 2.0, 3.0], np.float32), np.array([1.5, 1.0, 3.5], np.float32), GATED)
+    assert not inf.passed and not text.passed and not noisy.passed
+    assert any("cosine" in r for r in noisy.reasons)
