@@ -64,7 +64,9 @@ class RunOptions:
 # limited"), or an op it does not know ("com.x:Foo(-1) is not a registered function/op").
 UNSUPPORTED_STATUS = ("NOT_IMPLEMENTED",)
 UNSUPPORTED_WORDS = ("Could not find an implementation for", "is under development and support for this is limited",
-                     "is not a registered function/op")
+                     "is not a registered function/op",
+                     # no EP took the node (a plugin EP declined it and the CPU EP has no kernel either)
+                     "!node_provider_type.empty() was false")
 
 
 def is_unsupported(header: dict[str, Any]) -> bool:
@@ -153,6 +155,7 @@ class Executor:
                     result = self.run_cell(plan, profile, availability[profile.name], as_reference)
                 except Exception as exc:  # a harness bug costs this cell, never the run or its record
                     result = R.CellResult(plan.case.name, profile.name, R.ERROR,
+                                          model={"op": getattr(plan.case, "op", ""), "sha256": plan.info.sha256},
                                           detail=f"harness error: {type(exc).__name__}: {exc}",
                                           error={"kind": "harness", "message": traceback.format_exc()[-4000:]})
                 results[index] = result

@@ -307,3 +307,14 @@ def test_sequence_and_absent_optional_feeds_are_sized_and_sent_ahead(make_case, 
     assert worker.sent_before_first_receive == 2 and [kind for kind, _ in worker.sent] == ["load", "infer"]
     assert worker.sent[1][1]["0/opt"] is None and len(worker.sent[1][1]["0/seq"]) == 2
     assert result.model["numerics"] == "float64"
+
+
+@pytest.mark.parametrize("message, unsupported", [
+    ("NOT_IMPLEMENTED: Could not find an implementation for BitCast(26) node with name ''", True),
+    ("FAIL: Exception during initialization: !node_provider_type.empty() was false. Provider type for Mish node "
+     "with name '' is not set.", True),
+    ("INVALID_ARGUMENT: Unexpected input data type", False),
+])
+def test_what_onnxruntime_cannot_run_is_unsupported(message: str, unsupported: bool) -> None:
+    from harness.run.executor import is_unsupported
+    assert is_unsupported({"type": "error", "status": "FAIL", "message": message}) is unsupported
