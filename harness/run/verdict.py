@@ -1,8 +1,11 @@
 """Observation -> verdict: resolve each output's tolerance through its layers, compare, and decide.
 
 Tolerance layers, later wins: dtype default (the actual output's, between floats; the looser between kinds) ->
-profile [tolerance] -> profile [tolerance.dtype.<golden dtype>] -> the case's data.json -> case.json 'tolerance'
--> case.json 'output_tolerance'[output] -> profile [[tolerance.override]] matching case/output.
+the case's data.json (the ONNX backend tests' tolerance for an exact implementation) -> profile [tolerance] ->
+profile [tolerance.dtype.<golden dtype>] -> case.json 'tolerance' -> case.json 'output_tolerance'[output] ->
+profile [[tolerance.override]] matching case/output. data.json sits below the profile: it says how exact an
+implementation must be, and a profile's stated precision (a float16 shader, bfloat16 inference) is what its
+device can do; case.json is the user's own word about their case, so it stays above.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from harness.run import record as R
 
 def tolerance_layers(case: Case, profile: Profile, output: str, golden_dtype: np.dtype) -> list[ToleranceOverride | None]:
     own = case.tolerance_overrides
-    return [profile.tolerance.everything, profile.tolerance.per_dtype.get(golden_dtype.name), own.data_json,
+    return [own.data_json, profile.tolerance.everything, profile.tolerance.per_dtype.get(golden_dtype.name),
             own.case_wide, own.per_output.get(output),
             *(o.override for o in profile.tolerance.overrides if o.matches(case.name, output))]
 
