@@ -282,3 +282,15 @@ def test_a_baseline_of_other_cases_is_refused_and_a_partial_one_warned(tmp_path:
         api.run_matrix([b], ["cpu"], api.MatrixOptions(baseline=base.location, **quick))
     both = api.run_matrix([a, b], ["cpu"], api.MatrixOptions(baseline=base.location, **quick))
     assert any("has no cell for 1 of this run's 2 cells" in w for w in both.warnings), both.warnings
+
+
+def test_a_profile_whose_latency_means_nothing_is_never_sampled(tmp_path: Path, make_case) -> None:
+    """latency = false (the reference evaluator's profile): its cells carry no latency samples even in a run that
+    samples latency, while the other profiles' cells do."""
+    from harness import api
+    case = make_case(tmp_path / "case")
+    record = api.run_matrix([case], ["cpu", "reference"], api.MatrixOptions(out=tmp_path / "out", time_cap_s=0.05))
+    cells = {c.profile: c for c in record.cells}
+    assert cells["cpu"].latency.get("stats") and "latency_ns" in cells["cpu"].artifacts
+    assert cells["reference"].verdict == R.PASS
+    assert not cells["reference"].latency and "latency_ns" not in cells["reference"].artifacts

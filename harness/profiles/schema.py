@@ -60,7 +60,7 @@ _EXPECT = {
 }
 
 _SCHEMA: dict[str, dict[str, Callable[[Any], bool]]] = {
-    "": {"name": _str, "description": _str, "target": _str, "timeout_s": _pos_num, "ep": _table, "session": _table,
+    "": {"name": _str, "description": _str, "target": _str, "timeout_s": _pos_num, "latency": _bool, "ep": _table, "session": _table,
          "precision": _table, "constraints": _table, "tolerance": _table, "budgets": _table,
          "known_failures": lambda v: isinstance(v, list), "requires": _table, "worker": _table,
          "extends": _str},
@@ -118,6 +118,7 @@ class Profile:
     description: str = ""
     target: str = ""
     timeout_s: float = 120.0
+    latency: bool = True  # false: its latency means nothing (e.g. the reference evaluator); never sampled
     ep: str = "CPUExecutionProvider"
     plugin: str | None = None
     ep_options: dict[str, str] = field(default_factory=dict)
@@ -247,7 +248,7 @@ def parse_profile(data: dict, source: Path | None, default_name: str) -> Profile
     worker = data.get("worker", {})
     profile = Profile(
         name=name, source=source, description=data.get("description", ""), target=data.get("target", ""),
-        timeout_s=float(data.get("timeout_s", 120.0)), ep=ep_name, plugin=ep.get("plugin"),
+        timeout_s=float(data.get("timeout_s", 120.0)), latency=data.get("latency", True), ep=ep_name, plugin=ep.get("plugin"),
         ep_options={k: str(v) for k, v in ep.get("options", {}).items()}, device_type=ep.get("device_type"),
         device_metadata={k: str(v) for k, v in ep.get("device_metadata", {}).items()},
         ep_env={k: str(v) for k, v in ep.get("env", {}).items()}, precision_hint=ep.get("precision_hint"),

@@ -42,13 +42,16 @@ def targets_for(budgets: Budgets | None) -> list[str]:
     return targets
 
 
-def measure_spec(profiles: list[Profile], cases: list[Case], time_cap_s: float) -> Callable[[Profile, CasePlan], dict]:
+def measure_spec(profiles: list[Profile], cases: list[Case],
+                 time_cap_s: float) -> Callable[[Profile, CasePlan], dict | None]:
     """Per cell: which percentiles need a CI (the budgeted ones), and the sampling caps."""
     for profile in profiles:  # surface bad per-case budgets before the run starts
         for case in cases:
             budgets_for(profile, case)
 
-    def spec(profile: Profile, plan: CasePlan) -> dict[str, Any]:
+    def spec(profile: Profile, plan: CasePlan) -> dict[str, Any] | None:
+        if not profile.latency:  # a profile whose timings mean nothing is never sampled (its budgets cannot apply)
+            return None
         targets = targets_for(budgets_for(profile, plan.case))
         return {"warmup": {"count": 5, "until_stable": True, "batch": 10, "max_batches": 10},
                 "stopping": {"targets": targets, "rel_half_width": 0.02, "time_cap_s": time_cap_s,

@@ -342,3 +342,15 @@ def test_fp16_inputs_and_outputs_are_refused(tmp_path: Path) -> None:
     """keep_io_types = false would give a model the float32 inputs and goldens cannot feed or match."""
     line = _refused(tmp_path, MINIMAL + "[precision]\ntransform = 'fp16'\nkeep_io_types = false\n")
     assert "keep_io_types = false is not supported" in line and "Note: drop keep_io_types" in line
+
+
+def test_latency_is_a_boolean_switch(tmp_path) -> None:
+    from harness.errors import ProfileError
+    from harness.profiles.schema import load_profile
+    good = tmp_path / "quiet.toml"
+    good.write_text('name = "quiet"\nlatency = false\n[ep]\nname = "CPUExecutionProvider"\n')
+    assert load_profile(good).latency is False
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\nlatency = "no"\n[ep]\nname = "CPUExecutionProvider"\n')
+    with pytest.raises(ProfileError, match="latency"):
+        load_profile(bad)
