@@ -34,7 +34,6 @@ def _noise_notes(record: R.RunRecord, repeat: int) -> list[str]:
 def _source_cases(args: argparse.Namespace, console) -> tuple[list, dict | None]:
     """The run's targets: case selectors as given, or the cases of ``--suite`` / ``--filter`` (a case source),
     or, resuming a run that used a source, that source's cases again. Returns (targets, source description)."""
-    from harness.golden.sources import DirectorySource, get_source
     name, pattern = args.suite, args.filter
     if name and args.targets:
         raise UsageError("--suite and case paths both pick the cases; give one of them",
@@ -44,8 +43,9 @@ def _source_cases(args: argparse.Namespace, console) -> tuple[list, dict | None]
         if saved:
             name, pattern = saved.get("source"), saved.get("filter")
             args.targets = list(saved.get("selectors") or [])
-    if not name and pattern is None:
+    if not name and pattern is None:  # plain selectors: onnx is not imported here, so the workers start first
         return list(args.targets), None
+    from harness.golden.sources import DirectorySource, get_source
     if name and name != DirectorySource.name:
         source = get_source(name)
         if hasattr(source, "notify"):
