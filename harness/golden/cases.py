@@ -47,7 +47,8 @@ class Case:
         if self.model_file is not None:
             return []
         info = self.info
-        return [read_dataset(d, k, info.input_names, info.output_names) for k, d in dataset_dirs(self.path)]
+        types = info.value_types or None  # the types the loader already parsed (None: layout reads them)
+        return [read_dataset(d, k, info.input_names, info.output_names, types) for k, d in dataset_dirs(self.path)]
 
     @functools.cached_property
     def budgets(self) -> Budgets | None:

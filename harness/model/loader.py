@@ -7,7 +7,7 @@ or external data that points outside the model's own folder.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,9 @@ class ModelInfo:
     node_count: int
     has_external_data: bool
     op_types: tuple[str, ...] = ()  # the top graph's nodes, in order (subgraphs not included)
+    # Declared onnx.TypeProto of every graph input and output, by name: data sets are read with them, so a large
+    # model is not parsed a second time for its types.
+    value_types: dict[str, onnx.TypeProto] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def single_op(self) -> str:
@@ -129,4 +132,5 @@ def load_model_info(path: Path) -> ModelInfo:
     inputs = [_sig(v) for v in model.graph.input if v.name not in initializer_names]
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     return ModelInfo(path, sha256_file(path), opset, inputs, [_sig(v) for v in model.graph.output],
-                     len(model.graph.node), external, tuple(n.op_type for n in model.graph.node))
+                     len(model.graph.node), external, tuple(n.op_type for n in model.graph.node),
+                     {v.name: v.type for v in [*model.graph.input, *model.graph.output]})
