@@ -14,7 +14,7 @@ from harness.api import (
     profile_origin,
     run_matrix,
 )
-from harness.report.console import make_console, printable
+from harness.report.console import make_console, print_by_op, printable
 from harness.errors import UsageError
 from harness.run import record as R
 
@@ -118,7 +118,6 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 def cmd_ops(args: argparse.Namespace) -> int:
     """The per-operator view of a saved record; the first profile diffed against the others (or against the same
     profiles in --against's record)."""
-    from harness.report.ops import diff_ops, diff_table, op_summary, ops_table
     record, _ = R.load_record(args.record)
     other = R.load_record(args.against)[0] if args.against else None
     present = list(dict.fromkeys(c.profile for c in record.cells))
@@ -127,19 +126,8 @@ def cmd_ops(args: argparse.Namespace) -> int:
         if name not in present:
             raise UsageError(f"{args.record}: profile {name!r} has no cells in this record",
                              hint=f"profiles in it: {', '.join(present) or 'none'}")
-    console = make_console()
-    summary = op_summary(record.cells)
-    for name in profiles:
-        console.print(ops_table(summary[name], printable(name)))
-    pairs = [(name, name) for name in profiles] if other else [(profiles[0], b) for b in profiles[1:]]
-    for a, b in pairs:
-        diffs = diff_ops(record.cells, a, b, other.cells if other else None)
-        label_b = f"{b} ({args.against})" if other else b
-        if diffs:
-            console.print(diff_table(diffs, printable(a), printable(label_b)))
-        else:
-            console.print(printable(f"every operator passes on {a} exactly where it passes on {label_b}"),
-                          markup=False)
+    print_by_op(make_console(), record.cells, profiles, other_cells=other.cells if other else None,
+                other_label=str(args.against))
     return 0
 
 

@@ -147,21 +147,26 @@ def counts_table(cells: list[R.CellResult], profiles: Iterable[str]) -> Table:
     return table
 
 
-def _print_by_op(console: Console, cells: list[R.CellResult], profiles: list[str]) -> None:
-    """--by-op: each profile's per-operator rows, then which operators pass on the first profile and not on
-    another (and the other way round)."""
+def print_by_op(console: Console, cells: list[R.CellResult], profiles: list[str], *,
+                other_cells: list[R.CellResult] | None = None, other_label: str = "") -> None:
+    """Each profile's per-operator rows, then which operators pass on one side and not the other: the first
+    profile against each other one, or (``other_cells``, another record labelled ``other_label``) each profile
+    against the same profile there."""
     from harness.report.ops import diff_ops, diff_table, op_summary, ops_table
     summary = op_summary(cells)
     for profile in profiles:
         if summary.get(profile):
             console.print(ops_table(summary[profile], printable(profile)))
-    first = profiles[0] if profiles else None
-    for other in profiles[1:]:
-        diffs = diff_ops(cells, first, other)
+    if other_cells is not None:
+        pairs = [(name, name, f"{name} ({other_label})") for name in profiles]
+    else:
+        pairs = [(profiles[0], name, name) for name in profiles[1:]]
+    for a, b, label_b in pairs:
+        diffs = diff_ops(cells, a, b, other_cells)
         if diffs:
-            console.print(diff_table(diffs, printable(first), printable(other)))
+            console.print(diff_table(diffs, printable(a), printable(label_b)))
         else:
-            console.print(printable(f"every operator passes on {first} exactly where it passes on {other}"),
+            console.print(printable(f"every operator passes on {a} exactly where it passes on {label_b}"),
                           markup=False)
 
 
@@ -174,7 +179,7 @@ def print_report(console: Console, record: R.RunRecord, notes: list[str] | None 
     compact = len({c.case for c in cells}) > COMPACT_CASES
     console.print(counts_table(cells, profiles) if compact else matrix(cells, profiles))
     if by_op:
-        _print_by_op(console, cells, profiles)
+        print_by_op(console, cells, profiles)
     note = comparison_note(record)
     if note:
         console.print(printable(note), markup=False)
