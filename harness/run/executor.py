@@ -22,7 +22,7 @@ import numpy as np
 
 from harness.atomic import atomic_write_bytes
 from harness.errors import GoldenError
-from harness.golden.layout import graph_types, value_bytes, value_digest
+from harness.golden.layout import value_bytes, value_digest
 from harness.model.transform_spec import (
     TransformFailed,
     TransformNotApplicable,
@@ -105,12 +105,6 @@ def probe(profile: Profile, pool: WorkerPool) -> Availability:
         return Availability(False, f"{hello.get('reason', 'unavailable')}{fix}", hello, kind)
     pool.release(profile, worker)
     return Availability(True, "", hello)
-
-
-def _digest(outputs: dict) -> str:
-    """sha256 over every output's name, kind, dtype, shape and data (sequences, maps, strings by their text):
-    equal digests mean bitwise-equal outputs; for numeric tensors the digest records always held."""
-    return value_digest(outputs)
 
 
 def _safe(name: str, limit: int = 60) -> str:
@@ -322,7 +316,7 @@ class Executor:
         if "gpu_memory" in header:
             result.memory["gpu"] = header["gpu_memory"]
         samples = tensors.pop("__latency_ns", None)
-        result.model["output_digest"] = _digest(tensors)
+        result.model["output_digest"] = value_digest(tensors)
         if self.options.capture_outputs or as_reference:
             self.captured[result.key] = dict(tensors)
         if samples is not None:
@@ -369,7 +363,7 @@ class Executor:
 
     def _save_outputs(self, result: R.CellResult, plan: CasePlan, tensors: dict[str, np.ndarray]) -> str:
         """Actual outputs of a failing cell, in the test-data layout, for inspection or re-blessing."""
-        types = graph_types(plan.case.model_path)  # a present optional is saved as an OptionalProto, not a tensor
+        types = plan.info.value_types  # a present optional is saved as an OptionalProto, not a tensor
         for ds in plan.datasets:
             for j, name in enumerate(plan.info.output_names):
                 value = tensors.get(f"{ds.index}/{name}")
