@@ -205,7 +205,7 @@ def _refuse_named_but_uninstalled(named: Sequence[str], availability: dict[str, 
 def _refuse_unused_dims(plans: list[CasePlan], dims: dict[str, int]) -> None:
     """A --dim that no case of the run uses would be silently ignored: a typo, or inputs that are stored."""
     from harness.model.inputs import symbolic_dims, unused_dims
-    generated = [plan.info.inputs for plan in plans if all(ds.path is None for ds in plan.datasets)]
+    generated = [plan.info.inputs for plan in plans if plan.generates_inputs]
     unused = unused_dims(dims, generated)
     if unused:
         offered = sorted(set().union(*(symbolic_dims(inputs) for inputs in generated))) if generated else []

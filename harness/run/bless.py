@@ -66,7 +66,7 @@ def bless(case: Case, profile: Profile, *, dims: dict[str, int], seed: int, forc
 
 def _refuse_unused_dims(plan: CasePlan, dims: dict[str, int]) -> None:
     """A --dim that binds nothing would be silently ignored (a typo, or inputs that are stored), as run refuses."""
-    generated = all(ds.path is None for ds in plan.datasets)
+    generated = plan.generates_inputs
     unused = unused_dims(dims, [plan.info.inputs] if generated else [])
     if not unused:
         return

@@ -31,6 +31,11 @@ class CasePlan:
     calibration: list[dict[str, np.ndarray]] | None = None  # int8-static: inputs to calibrate on
     calibration_source: str = "case data sets"
 
+    @property
+    def generates_inputs(self) -> bool:
+        """The inputs are generated (no data set was read from a folder), so --dim binds their dimensions."""
+        return all(ds.path is None for ds in self.datasets)
+
     def calibration_feeds(self) -> list[dict[str, np.ndarray]]:
         """--calibration-data where given, else the case's own (stored or generated) inputs."""
         return self.calibration if self.calibration is not None else [ds.inputs for ds in self.datasets]
