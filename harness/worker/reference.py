@@ -19,6 +19,7 @@ Python without onnx reports the profile as not installed (session._reference) in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -143,14 +144,15 @@ class ReferenceSession:
         tensors."""
         feed = {name: values.from_ort_value(v) if isinstance(v, ort.OrtValue) else v for name, v in feed.items()}
         if self.widened:
-            feed = {name: _widen_value(value, self._input_types.get(name)) for name, value in feed.items()}
+            feed = {name: _map_tensors(value, self._input_types.get(name), _widen_fed)
+                    for name, value in feed.items()}
         results = self._evaluator.run(output_names, feed)
         if output_names:
             by_name = {v.name: t for v, t in zip(self._outputs, self._output_types)}
             types = [by_name.get(name) for name in output_names]
         else:
             types = self._output_types
-        return [_declared(value, t) for value, t in zip(results, types)]
+        return [_map_tensors(value, t, _declared_tensor) for value, t in zip(results, types)]
 
     def run_with_ort_values(self, output_names: list[str] | None, feed: dict[str, Any]) -> list[Any]:
         """values.run's route for models with an exotic (bfloat16, float8, 4-bit) output: the same results, as
@@ -288,31 +290,27 @@ def _elem_type(type_proto: Any) -> int | None:
     return getattr(type_proto, kind).elem_type if kind in ("tensor_type", "sparse_tensor_type") else None
 
 
-def _widen_value(value: Any, type_proto: Any) -> Any:
-    """A fed value with float64 where the declared type is a narrow float (sequences and optionals inside)."""
+def _map_tensors(value: Any, type_proto: Any, leaf: Callable[[Any, int | None], Any]) -> Any:
+    """``value`` with ``leaf(tensor, elem_type)`` applied to every tensor inside, following the declared type
+    through sequences and optionals (absent values and undeclared types pass through)."""
     kind = type_proto.WhichOneof("value") if type_proto is not None else None
     if value is None or kind is None:
         return value
     if kind == "sequence_type":
-        return [_widen_value(v, type_proto.sequence_type.elem_type) for v in value]
+        return [_map_tensors(v, type_proto.sequence_type.elem_type, leaf) for v in value]
     if kind == "optional_type":
-        return _widen_value(value, type_proto.optional_type.elem_type)
-    if _elem_type(type_proto) in NARROW_FLOATS:
-        return np.asarray(value).astype(np.float64)
-    return value
+        return _map_tensors(value, type_proto.optional_type.elem_type, leaf)
+    return leaf(value, _elem_type(type_proto))
 
 
-def _declared(value: Any, type_proto: Any) -> Any:
+def _widen_fed(value: Any, elem: int | None) -> Any:
+    """A fed tensor in float64 where the declared type is a narrow float."""
+    return np.asarray(value).astype(np.float64) if elem in NARROW_FLOATS else value
+
+
+def _declared_tensor(value: Any, elem: int | None) -> Any:
     """A result in the output's declared dtype (the evaluator computed it in float64, or returned a numpy
     default type such as float64 for a float32 output)."""
-    kind = type_proto.WhichOneof("value") if type_proto is not None else None
-    if value is None or kind is None:
-        return value
-    if kind == "sequence_type":
-        return [_declared(v, type_proto.sequence_type.elem_type) for v in value]
-    if kind == "optional_type":
-        return _declared(value, type_proto.optional_type.elem_type)
-    elem = _elem_type(type_proto)
     if elem == onnx.TensorProto.STRING:  # the evaluator gives numpy str arrays; onnxruntime gives object arrays
         return np.asarray(value, dtype=object)
     if elem in NARROW_FLOATS or elem == DOUBLE:
