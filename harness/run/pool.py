@@ -8,25 +8,21 @@ one cell, and the next request gets a fresh worker.
 
 from __future__ import annotations
 
-import atexit
 import ctypes
-import functools
 import importlib.util
-import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from harness.profiles.schema import Profile
+from harness.run.launchers import Launch, LauncherUnavailable, launch_for
 from harness.worker import protocol
 
 HELLO_TIMEOUT_S = 120.0
@@ -72,43 +68,6 @@ def _widen_pipe(fd: int, size: int = 1 << 20) -> int:
         return fcntl.fcntl(fd, getattr(fcntl, "F_GETPIPE_SZ", 1032))
     except (ImportError, OSError):
         return 64 * 1024
-
-
-@functools.lru_cache(maxsize=1)
-def harness_import_path() -> str:
-    """A folder that holds only a link to this harness package: the worker's PYTHONPATH. A foreign interpreter
-    (another Python, an aarch64 one under qemu) can then import ``harness.worker`` from this install without
-    also seeing this interpreter's site-packages, whose numpy and onnxruntime may be built for another machine."""
-    package = Path(__file__).resolve().parents[1]
-    folder = Path(tempfile.mkdtemp(prefix="harness-import-"))
-    (folder / package.name).symlink_to(package, target_is_directory=True)
-    atexit.register(shutil.rmtree, folder, True)
-    return str(folder)
-
-
-@dataclass(frozen=True)
-class Launch:
-    """How a worker process starts: ``command`` runs a Python (default: this interpreter), to which
-    ``-m harness.worker --spec <JSON>`` is appended; ``env`` is added to the worker's environment.
-    A profile's ``[worker]`` table fills it: e.g. ``command = ["qemu-aarch64-static", "-L", "/sysroot",
-    "/sysroot/usr/bin/python3"]`` or ``["env", "FOO=1", "python3"]``."""
-
-    command: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def for_profile(cls, profile: Profile) -> Launch:
-        return cls(tuple(profile.launch_command), dict(profile.launch_env))
-
-    def argv(self, spec: dict[str, Any]) -> list[str]:
-        return [*(self.command or (sys.executable,)), *WORKER_MODULE, "--spec", json.dumps(spec)]
-
-    def environment(self, spec: dict[str, Any], extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """This process's environment, then PYTHONPATH (the harness import folder first), then the launcher's
-        ``[worker].env``, then the EP's ``[ep].env`` (the worker applies it again itself), then ``extra``."""
-        inherited = os.environ.get("PYTHONPATH", "")
-        path = os.pathsep.join(p for p in (harness_import_path(), inherited) if p)
-        return {**os.environ, "PYTHONPATH": path, **self.env, **(spec.get("env") or {}), **(extra or {})}
 
 
 def _pdeathsig_preexec() -> Callable[[], None] | None:
@@ -317,6 +276,10 @@ def missing_requirements(profile: Profile) -> str:
     unset = [v for v in profile.requires_env if v not in os.environ]
     if unset:
         return f"environment variable(s) {', '.join(unset)} not set"
+    try:
+        launch_for(profile)
+    except LauncherUnavailable as exc:  # e.g. the emulated root or the Node worker is not set up
+        return str(exc)
     return ""
 
 
@@ -339,7 +302,11 @@ class WorkerPool:
     def _start(self, profile: Profile) -> WorkerHandle:
         with self._changed:
             self.started += 1
-        return self._factory(profile.worker_spec(), Launch.for_profile(profile))
+        try:
+            launch = launch_for(profile)
+        except LauncherUnavailable as exc:  # set-up removed after the availability check: a CRASH naming why
+            raise WorkerFailure("CRASH", str(exc)) from None
+        return self._factory(profile.worker_spec(), launch)
 
     def prestart(self, profile: Profile, count: int = 1) -> None:
         """Start ``count`` workers for ``profile`` in the background. One that fails to start is dropped: the

@@ -13,7 +13,8 @@ import os
 from collections import deque
 from typing import Any, Protocol
 
-from harness.run.pool import Launch, Reply
+from harness.run.launchers import Launch
+from harness.run.pool import Reply
 from harness.worker import protocol
 
 

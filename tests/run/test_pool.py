@@ -13,14 +13,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from harness.run.pool import (
-    Launch,
-    WorkerFailure,
-    WorkerHandle,
-    WorkerPool,
-    harness_import_path,
-    signal_name,
-)
+from harness.run.launchers import Launch, harness_import_path
+from harness.run.pool import WorkerFailure, WorkerHandle, WorkerPool, signal_name
 
 FAULT_ENV = "HARNESS_TEST_FAULT"
 SPEC = {"name": "cpu", "ep": "CPUExecutionProvider", "plugin": None, "ep_options": {}, "device_type": None,

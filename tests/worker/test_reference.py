@@ -16,7 +16,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from harness.run.pool import harness_import_path
+from harness.run.launchers import harness_import_path
 from harness.worker import reference
 from harness.worker import session, values
 from harness.worker.probe import PROBE_FEED, PROBE_MODEL, Unavailable

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.run.pool import harness_import_path
+from harness.run.launchers import harness_import_path
 
 SCRIPT = """
 import io, json, sys
