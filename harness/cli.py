@@ -144,6 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     bless.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=N")
     bless.add_argument("--seed", type=_seed, default=0)
     _common(bless)
+    setup = sub.add_parser("setup", help="prepare an emulated device on this host (arm64: qemu + aarch64 Python; "
+                                         "web: Node.js onnxruntime-web), into a cache folder; idempotent")
+    setup.add_argument("target", choices=("arm64", "web"))
+    setup.add_argument("--force", action="store_true", help="set up again even where the cache is complete")
+    compare = sub.add_parser("compare", help="one cross-device matrix from records of several machines and profiles; "
+                                             "saved outputs compared device against device (exit 1 on disagreement)")
+    compare.add_argument("records", nargs="+", type=Path, metavar="RECORD",
+                         help="results/<run>/ folders or their record.json (from any machine)")
+    compare.add_argument("--html", type=Path, metavar="PATH", help="also write the comparison as one HTML file")
     export = sub.add_parser("export", help="export the bundled PyTorch zoo and write goldens from eager PyTorch")
     export.add_argument("names", nargs="*", help="zoo entries (default: all)")
     export.add_argument("--force", action="store_true", help="overwrite existing models and goldens")

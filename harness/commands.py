@@ -131,6 +131,16 @@ def cmd_ops(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Records of several machines as one matrix; exit 1 when two devices' saved outputs disagree."""
+    from harness.report.crossmatrix import build, print_cross_matrix
+    matrix = build([R.load_record(path) for path in args.records])
+    print_cross_matrix(make_console(), matrix)
+    if args.html:
+        from harness.report.html import write_compare_html
+        write_compare_html(matrix, args.html)
+    return 1 if matrix.disagreements else 0
+
 def cmd_bless(args: argparse.Namespace) -> int:
     from harness.golden.cases import discover
     from harness.run.bless import bless, recover_for
@@ -150,4 +160,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         return check_zoo(args.names, args.root, _options(args))
     for path in export_zoo(args.names, args.root, force=args.force):
         print(f"exported {path}")
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Prepare an emulated device (harness/setup/<target>.py) and say where it went; idempotent."""
+    from harness.setup import target_module
+    console = make_console()
+    module = target_module(args.target)
+    place = module.setup(force=args.force, say=lambda line: console.print(printable(line), markup=False))
+    console.print(printable(f"{args.target}: ready in {place}"), markup=False)
     return 0
