@@ -58,6 +58,7 @@ class MatrixOptions:
     builtin_profiles: bool = True
     console: Any = None  # a rich Console for a transient progress bar (the CLI passes one); None: no progress
     source: dict[str, Any] | None = None  # what the cases came from (a case source's describe()), kept in the record
+    save_outputs: str = "failing"  # actual outputs kept beside the record: "all", "failing" (FAIL cells) or "none"
 
 
 def load_profiles(names: Sequence[str] | None, options: MatrixOptions) -> list[Profile]:
@@ -90,7 +91,7 @@ RESUMED_OPTIONS = {"numerics_only": "--numerics-only", "seed": "--seed", "dims":
                    "timeout_s": "--timeout", "time_cap_s": "--time-cap", "baseline": "--baseline",
                    "max_regression": "--max-regression", "repeat": "--repeat", "calibration_data": "--calibration-data",
                    "root": "--root", "profile_dirs": "--profiles-dir", "builtin_profiles": "--no-builtin-profiles",
-                   "named_profiles": "--profile"}
+                   "named_profiles": "--profile", "save_outputs": "--save-outputs"}
 _PATH_OPTIONS = ("baseline", "calibration_data", "root")
 
 
@@ -314,6 +315,8 @@ def check_options(options: MatrixOptions) -> None:
                          hint="leave it unset for the profile's timeout_s")
     if not _positive_number(options.time_cap_s):
         raise UsageError(f"--time-cap {options.time_cap_s!r}: must be a finite number of seconds above 0")
+    if options.save_outputs not in R.SAVE_OUTPUTS:
+        raise UsageError(f"--save-outputs {options.save_outputs!r}: must be one of {', '.join(R.SAVE_OUTPUTS)}")
     for name, value in (options.dims or {}).items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UsageError(f"--dim {name}={value!r}: a dimension is a whole number, at least 1")
@@ -382,6 +385,7 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
     reference = _reference_profile(plans, profile_list, options)
     measure = None if options.numerics_only else measure_spec(profile_list, case_list, options.time_cap_s)
     record, out_dir, prior = _open_record(options, resumed, commit)
+    record.save_outputs = options.save_outputs
     targets = None if any(_is_case(c) for c in cases) else [str(c) for c in cases]
     record.options = {"jobs": options.jobs, **saved_options(options, targets, [p.name for p in profile_list]),
                       **_source_option(options, record)}
@@ -390,7 +394,8 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
                                        str(options.baseline)) if evaluate else ""
     log = RunLog(out_dir / R.LOG_NAME)
     executor = Executor(RunOptions(out_dir, options.jobs, options.timeout_s, measure, evaluate,
-                                   in_process=options.in_process, log=log.write), _journal(out_dir, options), pool)
+                                   in_process=options.in_process, log=log.write, save_outputs=options.save_outputs),
+                        _journal(out_dir, options), pool)
     with log:
         try:
             if not options.resume:

@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cases without goldens (a bare model.onnx) are compared with this profile (default: cpu)")
     run.add_argument("--calibration-data", type=Path, metavar="DIR",
                      help="test_data_set_<k>/ inputs that calibrate int8-static (default: the case's own inputs)")
+    run.add_argument("--save-outputs", choices=("all", "failing", "none"), default="failing",
+                     help="keep actual outputs beside the record as ONNX TensorProto files in the test-data layout: "
+                          "every cell's, FAIL cells' (default) or none")
     run.add_argument("--in-process", action="store_true",
                      help="debugging: run cells in this process (no isolation, timeouts or memory limits)")
     _common(run)

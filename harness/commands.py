@@ -70,6 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        baseline=args.baseline, max_regression=args.max_regression, repeat=args.repeat,
                        in_process=args.in_process, resume=args.resume, reference=args.reference,
                        calibration_data=args.calibration_data, named_profiles=args.profiles or [],
+                       save_outputs=args.save_outputs,
                        argv=sys.argv[1:] if sys.argv else [], console=console)
     record = run_matrix(targets, args.profiles, options)
     from harness.report.console import print_report  # after the run: its imports overlap the workers' start

@@ -22,7 +22,7 @@ import numpy as np
 
 from harness.atomic import atomic_write_bytes
 from harness.errors import GoldenError
-from harness.golden.layout import value_bytes, value_digest
+from harness.golden.layout import value_bytes, value_digest, value_kind
 from harness.model.transform_spec import (
     TransformFailed,
     TransformNotApplicable,
@@ -56,6 +56,7 @@ class RunOptions:
     capture_outputs: bool = False  # keep actual outputs in memory (bless)
     in_process: bool = False  # debugging: run cells in this process (no isolation, timeouts or limits)
     log: Callable[[str, str], None] | None = None  # (source, text): library output kept off the terminal
+    save_outputs: str = "failing"  # whose actual outputs go beside the record: "all", "failing" (FAIL) or "none"
 
 
 # What ONNX Runtime 1.32 says when it cannot create a session because it does not implement something the model
@@ -332,10 +333,15 @@ class Executor:
             result.outputs = [{"dataset": k, "comparison": c.to_dict()} for k, c in comparisons]
             result.verdict, result.detail = numeric_verdict(plan.case, profile, comparisons, result.placement,
                                                             against=plan.against)
-            if result.verdict == R.FAIL:
-                self._keep_artifact(result, "actual_outputs", lambda: self._save_outputs(result, plan, tensors))
+        if self._keeps_outputs(result.verdict):
+            self._keep_artifact(result, "actual_outputs", lambda: self._save_outputs(result, plan, tensors))
         if self.options.evaluate:
             self.options.evaluate(result, plan, profile, samples)
+
+    def _keeps_outputs(self, verdict: str) -> bool:
+        """--save-outputs: "all" keeps every cell's outputs that ran to the end, "failing" those of FAIL cells
+        (the outputs that disagree; a known failure's become XFAIL later), "none" nothing."""
+        return self.options.save_outputs == "all" or (self.options.save_outputs == "failing" and verdict == R.FAIL)
 
     def _write_failed(self, what: str, exc: BaseException, into: list[str] | None = None) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
@@ -362,15 +368,23 @@ class Executor:
         return str(path.relative_to(self.options.out_dir))
 
     def _save_outputs(self, result: R.CellResult, plan: CasePlan, tensors: dict[str, np.ndarray]) -> str:
-        """Actual outputs of a failing cell, in the test-data layout, for inspection or re-blessing."""
+        """Actual outputs in the test-data layout (each .pb written atomically), then outputs.json naming each
+        output's proto kind and the data sets: written last, so a folder with a manifest is complete."""
         types = plan.info.value_types  # a present optional is saved as an OptionalProto, not a tensor
+        folder = self._cell_dir(result)
+        saved: dict[int, None] = {}  # data set indices, in order, that hold at least one output
         for ds in plan.datasets:
             for j, name in enumerate(plan.info.output_names):
                 value = tensors.get(f"{ds.index}/{name}")
                 if value is not None:
-                    path = self._cell_dir(result) / f"test_data_set_{ds.index}" / f"output_{j}.pb"
+                    path = folder / f"test_data_set_{ds.index}" / f"output_{j}.pb"
                     atomic_write_bytes(path, value_bytes(name, value, types.get(name)))
-        return str(self._cell_dir(result).relative_to(self.options.out_dir))
+                    saved[ds.index] = None
+        outputs = [{"index": j, "name": name, "kind": value_kind(types.get(name))}
+                   for j, name in enumerate(plan.info.output_names)]
+        manifest = R.outputs_manifest(result.case, result.profile, outputs, list(saved))
+        atomic_write_bytes(folder / R.OUTPUTS_MANIFEST, manifest)
+        return str(folder.relative_to(self.options.out_dir))
 
     def close(self) -> None:
         self.pool.close()

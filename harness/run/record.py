@@ -10,6 +10,21 @@ more than the cell itself on the node suite.
 
 Writing is shallow: a cell's fields go to ``json`` as they are (nested dicts and lists included), never through
 ``dataclasses.asdict``, whose deep copy of every comparison's metrics cost about a second per 300 cells.
+
+The format is documented by a JSON Schema per version (harness/report/schemas/run-record.v<N>.json). A record of an
+older version is upgraded on load, one step per version (``_UPGRADES``); example records of each older version are
+kept in tests/data/records/.
+
+Saved outputs (``save_outputs``: "all", "failing" or "none") sit beside the record in the ONNX test-data layout, one
+folder per cell, named by the cell's ``artifacts["actual_outputs"]`` (relative to the record's folder)::
+
+    cells/<case>__<profile>-<hash>/outputs.json               {"case", "profile", "layout", "outputs": [{"index",
+                                                                "name", "kind"}], "datasets": [k, ...]}
+    cells/<case>__<profile>-<hash>/test_data_set_<k>/output_<j>.pb   output j (graph order) of data set k, an
+                                                                onnx TensorProto (SequenceProto, OptionalProto or
+                                                                MapProto for those kinds) whose name is the output's
+
+``read_saved_outputs`` reads them back.
 """
 
 from __future__ import annotations
@@ -29,7 +44,9 @@ from harness.atomic import atomic_write_bytes
 from harness.errors import BaselineError
 
 SCHEMA = "onnx-harness/run-record"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: "save_outputs" says which cells' outputs are beside the record; outputs.json per cell
+SAVE_OUTPUTS = ("all", "failing", "none")  # --save-outputs: every cell that ran, FAIL cells only, none
+OUTPUTS_MANIFEST = "outputs.json"  # in a cell's actual_outputs folder: which outputs and data sets it holds
 JOURNAL_NAME = "journal.jsonl"
 RECORD_NAME = "record.json"
 LOG_NAME = "run.log"  # library warnings and transform output: kept off the terminal
@@ -47,6 +64,8 @@ TRANSFORM_FAILED, NOT_APPLICABLE = "TRANSFORM_FAILED", "NOT_APPLICABLE"
 # kernel for an op and type, an opset newer than it supports, an op it does not know): a model that cannot run
 # fails the run, but it is counted apart from ERROR, and a profile's known_failures can expect it (XFAIL).
 UNSUPPORTED = "UNSUPPORTED"
+VERDICTS = (PASS, PASS_FELL_BACK, FAIL, XFAIL, XPASS, SKIPPED, CRASH, TIMEOUT, OOM, ERROR, OVER_BUDGET, NO_GOLDEN,
+            TRANSFORM_FAILED, NOT_APPLICABLE, UNSUPPORTED)  # every verdict a cell can hold
 FAILING = frozenset({FAIL, CRASH, TIMEOUT, OOM, ERROR, OVER_BUDGET, NO_GOLDEN, TRANSFORM_FAILED, UNSUPPORTED})
 
 
@@ -162,6 +181,7 @@ class RunRecord:
     warnings: list[str] = field(default_factory=list)
     log: str = ""  # the run's log file, relative to the record's folder ("" when nothing was logged)
     write_errors: list[str] = field(default_factory=list)  # what could not be written (a full disk), one line each
+    save_outputs: str = "failing"  # whose actual outputs are beside the record: "all", "failing" or "none"
     location: Path | None = field(default=None, compare=False, repr=False)  # where write() put it; not saved
 
     def header_dict(self) -> dict[str, Any]:
@@ -193,19 +213,48 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, default=_json_default)
 
 
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 saved the outputs of FAIL cells only, and said nothing about it."""
+    return {**data, "save_outputs": "failing", "schema_version": 2}
+
+
+_UPGRADES = {1: _v1_to_v2}  # version N -> a function returning the same record as version N+1
+
+
+def _upgraded(data: dict[str, Any], version: int) -> dict[str, Any]:
+    """``data`` (a record, or a journal header, of ``version``) brought to SCHEMA_VERSION one step at a time."""
+    while version < SCHEMA_VERSION:
+        data = _UPGRADES[version](data)
+        version += 1
+    return data
+
+
+def _readable_version(version: Any, where: str) -> int:
+    if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION or version < 1:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION
+        raise BaselineError(f"{where}: run record schema_version {printable_repr(version)} is not readable by this harness "
+                            f"(reads 1..{SCHEMA_VERSION})",
+                            hint="upgrade the harness to read it" if newer else "pass the record.json of a harness run")
+    return version
+
+
 def upgrade(data: Any, where: str) -> dict[str, Any]:
     """Bring an older record up to SCHEMA_VERSION, or refuse with the reason."""
     if not isinstance(data, dict):
         raise BaselineError(f"{where}: a run record is a JSON object, not {type(data).__name__}",
                             hint="pass the record.json of a harness run")
     if data.get("schema") != SCHEMA:
-        raise BaselineError(f"{where}: not a harness run record (schema {data.get('schema')!r})")
-    version = data.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
-        raise BaselineError(f"{where}: run record schema_version {version!r} is not readable by this harness "
-                            f"(reads 1..{SCHEMA_VERSION})", hint="re-run the baseline with this harness version")
+        raise BaselineError(f"{where}: not a harness run record (schema {printable_repr(data.get('schema'))})",
+                            hint="pass the record.json of a harness run")
+    data = _upgraded(data, _readable_version(data.get("schema_version"), where))
     _check_shape(data, where)
     return data
+
+
+def printable_repr(value: Any, limit: int = 80) -> str:
+    """A foreign value, quoted and cut, for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _check_shape(data: dict[str, Any], where: str) -> None:
@@ -224,6 +273,8 @@ def _check_shape(data: dict[str, Any], where: str) -> None:
     for name in ("argv", "warnings", "write_errors"):
         if not isinstance(data.get(name, []), list):
             raise BaselineError(f"{where}: {name!r} must be a list")
+    if data.get("save_outputs", "failing") not in SAVE_OUTPUTS:
+        raise BaselineError(f"{where}: 'save_outputs' must be one of {', '.join(SAVE_OUTPUTS)}")
     for name in ("run_id", "created", "finished", "log"):
         if not isinstance(data.get(name, ""), str):
             raise BaselineError(f"{where}: {name!r} must be a string, not {type(data[name]).__name__}")
@@ -269,6 +320,77 @@ def _record(header: dict[str, Any], cells: list[CellResult], where: Path) -> Run
 def _header_fields(data: dict[str, Any]) -> dict[str, Any]:
     """The RunRecord fields in ``data`` other than its cells and location (unknown keys are dropped)."""
     return {k: v for k, v in data.items() if k in RunRecord.__dataclass_fields__ and k not in _NOT_IN_HEADER}
+
+
+def outputs_manifest(case: str, profile: str, outputs: list[dict[str, Any]], datasets: list[int]) -> bytes:
+    """The outputs.json of a cell's saved outputs: what a reader needs to parse the .pb files without the model
+    (each output's proto kind) and which data sets are there."""
+    body = {"case": case, "profile": profile, "layout": "onnx-test-data", "outputs": outputs, "datasets": datasets}
+    return (json.dumps(body, indent=1) + "\n").encode("utf-8")
+
+
+def saved_outputs_dir(folder: Path, cell: CellResult) -> Path | None:
+    """The folder of ``cell``'s saved outputs in the run ``folder``, or None when none were saved. A path that
+    leaves the run's folder (a hand-edited or hostile record) is refused."""
+    relative = cell.artifacts.get("actual_outputs")
+    if not relative:
+        return None
+    root = folder.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise BaselineError(f"{folder}: case {cell.case!r} on profile {cell.profile!r}: actual_outputs "
+                            f"{printable_repr(relative)} lies outside the run's folder", hint="pass an unedited record")
+    return path if path.is_dir() else None
+
+
+def read_saved_outputs(folder: Path, cell: CellResult) -> dict[int, dict[str, Any]]:
+    """The actual outputs ``cell`` saved beside the record in run ``folder``: data set index -> output name ->
+    value (a numpy array, or a list / dict / None for sequence, map and optional outputs), {} when none were
+    saved. A version 1 folder has no outputs.json: its files are read as TensorProtos, named by their protos."""
+    from harness.golden.layout import read_value  # onnx: only for a reader of saved outputs
+    where = saved_outputs_dir(folder, cell)
+    if where is None:
+        return {}
+    kinds = _saved_kinds(where)
+    found: dict[int, dict[str, Any]] = {}
+    for ds_dir in sorted(where.glob("test_data_set_*")):
+        index = ds_dir.name.removeprefix("test_data_set_")
+        if not index.isdigit():
+            continue
+        for pb in sorted(ds_dir.glob("output_*.pb")):
+            position = pb.stem.removeprefix("output_")
+            name, value = read_value(pb, _type_of(kinds.get(int(position)) if position.isdigit() else None))
+            found.setdefault(int(index), {})[name or pb.stem] = value
+    return found
+
+
+def _saved_kinds(where: Path) -> dict[int, str]:
+    """Output position -> proto kind, from the folder's outputs.json ({} when absent: all tensors)."""
+    manifest = where / OUTPUTS_MANIFEST
+    if not manifest.is_file():
+        return {}
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        kinds = {int(o["index"]): str(o["kind"]) for o in data["outputs"]}
+        if not set(kinds.values()) <= _KINDS:
+            raise ValueError(f"kinds {sorted(set(kinds.values()) - _KINDS)}")
+        return kinds
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise BaselineError(f"{manifest}: not a saved-outputs manifest ({type(exc).__name__})",
+                            hint="delete the folder's outputs.json to read its files as tensors") from None
+
+
+_KINDS = {"tensor", "sequence", "optional", "map"}
+
+
+def _type_of(kind: str | None) -> Any:
+    """A TypeProto of ``kind`` (only its kind matters to the reader); None for a tensor."""
+    if kind in (None, "tensor"):
+        return None
+    import onnx
+    type_proto = onnx.TypeProto()
+    getattr(type_proto, f"{kind}_type").SetInParent()
+    return type_proto
 
 
 class Journal:
@@ -343,8 +465,8 @@ def read_journal(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
             continue  # not ours (a stray or damaged line): skip it like a torn one
         kind = entry.pop("kind", None)
         if kind == "header" and not header:
-            entry.pop("schema_version", None)
-            header = _header_fields(entry)
+            version = _readable_version(entry.pop("schema_version", 1), str(path))
+            header = _header_fields(_upgraded(entry, version))
         elif kind == "cell" and not cell_problem(entry):  # an ill-typed line is skipped like a torn one: it reruns
             result = CellResult.from_dict(entry)
             cells[result.key] = result

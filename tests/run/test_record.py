@@ -179,3 +179,122 @@ def test_a_record_whose_ops_is_not_an_object_is_refused(tmp_path: Path) -> None:
     (tmp_path / R.RECORD_NAME).write_text(json.dumps(data))
     with pytest.raises(BaselineError, match="'ops' must be an object"):
         R.load_record(tmp_path)
+
+
+# ---- schema versions, upgrades and saved outputs --------------------------------------------------------------------
+
+RECORDS = Path(__file__).resolve().parents[1] / "data" / "records"
+
+
+def test_an_example_of_every_older_version_is_kept() -> None:
+    """Bumping SCHEMA_VERSION means keeping a record of the version before it here, and an upgrade step."""
+    for version in range(1, R.SCHEMA_VERSION):
+        assert (RECORDS / f"v{version}" / R.RECORD_NAME).is_file(), f"no example record of version {version}"
+        assert version in R._UPGRADES
+
+
+def test_a_version_1_record_is_upgraded_on_load() -> None:
+    raw = json.loads((RECORDS / "v1" / R.RECORD_NAME).read_text())
+    assert raw["schema_version"] == 1 and "save_outputs" not in raw
+    record, folder = R.load_record(RECORDS / "v1")
+    assert record.save_outputs == "failing"  # what version 1 did, unsaid
+    assert {c.key: c.verdict for c in record.cells} == {"good|cpu": R.PASS, "bad|cpu": R.FAIL}
+    assert json.loads(record.to_json())["schema_version"] == R.SCHEMA_VERSION
+
+
+def test_a_version_1_cells_saved_outputs_are_read_without_a_manifest() -> None:
+    record, folder = R.load_record(RECORDS / "v1")
+    bad, good = (next(c for c in record.cells if c.case == name) for name in ("bad", "good"))
+    saved = R.read_saved_outputs(folder, bad)
+    assert list(saved) == [0] and list(saved[0]) == ["y"]
+    comparison = bad.outputs[0]["comparison"]
+    assert list(saved[0]["y"].shape) == comparison["actual_shape"] and saved[0]["y"].dtype.name == "float32"
+    assert R.read_saved_outputs(folder, good) == {}
+
+
+def test_a_version_1_journal_header_is_upgraded(tmp_path: Path) -> None:
+    header = {"kind": "header", "schema_version": 1, **_record().header_dict()}
+    header.pop("save_outputs")
+    (tmp_path / R.JOURNAL_NAME).write_text(json.dumps(header) + "\n")
+    record, _ = R.load_record(tmp_path)
+    assert record.save_outputs == "failing" and record.run_id == "r1"
+
+
+def test_a_newer_record_says_to_upgrade_the_harness(tmp_path: Path) -> None:
+    data = json.loads(_record().to_json())
+    data["schema_version"] = R.SCHEMA_VERSION + 1
+    (tmp_path / R.RECORD_NAME).write_text(json.dumps(data))
+    with pytest.raises(BaselineError, match=f"schema_version {R.SCHEMA_VERSION + 1} is not readable") as info:
+        R.load_record(tmp_path)
+    assert "upgrade the harness" in info.value.one_line()
+
+
+@pytest.mark.parametrize("value", ["some", 3, None])
+def test_an_unknown_save_outputs_is_refused(tmp_path: Path, value) -> None:
+    data = json.loads(_record().to_json())
+    data["save_outputs"] = value
+    (tmp_path / R.RECORD_NAME).write_text(json.dumps(data))
+    with pytest.raises(BaselineError, match="'save_outputs' must be one of all, failing, none"):
+        R.load_record(tmp_path)
+
+
+def test_saved_outputs_outside_the_run_folder_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    cell = R.CellResult("a", "cpu", R.FAIL, artifacts={"actual_outputs": "../elsewhere"})
+    with pytest.raises(BaselineError, match="lies outside the run's folder"):
+        R.read_saved_outputs(tmp_path / "run", cell)
+
+
+def test_a_broken_outputs_manifest_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "cells" / "c").mkdir(parents=True)
+    (tmp_path / "cells" / "c" / R.OUTPUTS_MANIFEST).write_text('{"outputs": [{"index": 0, "kind": "graph"}]}')
+    cell = R.CellResult("a", "cpu", R.FAIL, artifacts={"actual_outputs": "cells/c"})
+    with pytest.raises(BaselineError, match="not a saved-outputs manifest"):
+        R.read_saved_outputs(tmp_path, cell)
+
+
+@pytest.fixture(scope="module")
+def saved_runs(tmp_path_factory, case_builder, break_golden) -> dict[str, R.RunRecord]:
+    """One passing and one failing case (two data sets) on cpu, run once per --save-outputs choice."""
+    from harness import api
+    root = tmp_path_factory.mktemp("saved")
+    cases = [case_builder(root / "good"), break_golden(case_builder(root / "bad", sets=2))]
+    return {choice: api.run_matrix(cases, ["cpu"], api.MatrixOptions(out=root / choice, numerics_only=True,
+                                                                      save_outputs=choice, root=root))
+            for choice in R.SAVE_OUTPUTS}
+
+
+def test_save_outputs_all_keeps_every_cells_outputs_in_the_test_data_layout(saved_runs) -> None:
+    record = saved_runs["all"]
+    folder = record.location.parent
+    assert record.save_outputs == "all" and json.loads(record.location.read_text())["save_outputs"] == "all"
+    for cell in record.cells:
+        where = folder / cell.artifacts["actual_outputs"]
+        sets = 2 if cell.case == "bad" else 1
+        assert sorted(p.relative_to(where).as_posix() for p in where.rglob("*.pb")) == \
+            [f"test_data_set_{k}/output_0.pb" for k in range(sets)]
+        manifest = json.loads((where / R.OUTPUTS_MANIFEST).read_text())
+        assert manifest == {"case": cell.case, "profile": "cpu", "layout": "onnx-test-data",
+                            "outputs": [{"index": 0, "name": "y", "kind": "tensor"}], "datasets": list(range(sets))}
+        saved = R.read_saved_outputs(folder, cell)
+        assert sorted(saved) == list(range(sets)) and all(list(v) == ["y"] for v in saved.values())
+
+
+def test_saved_outputs_are_the_actual_values(saved_runs, reference, make_model) -> None:
+    """The good case's saved output is what the model computes (the test-data inputs through numpy)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    record = saved_runs["all"]
+    good = next(c for c in record.cells if c.case == "good")
+    x = numpy_helper.to_array(onnx.load_tensor(str(Path(record.options["root"]) / "good/test_data_set_0/input_0.pb")))
+    actual = R.read_saved_outputs(record.location.parent, good)[0]["y"]
+    np.testing.assert_allclose(actual, reference(make_model(), x), rtol=1e-6, atol=1e-6)
+
+
+def test_save_outputs_failing_keeps_only_fail_cells_and_none_keeps_nothing(saved_runs) -> None:
+    failing = {c.case: c.artifacts.get("actual_outputs") for c in saved_runs["failing"].cells}
+    assert failing["good"] is None and failing["bad"]
+    assert all("actual_outputs" not in c.artifacts for c in saved_runs["none"].cells)
+    assert not list(saved_runs["none"].location.parent.rglob("*.pb"))
+    assert {c.verdict for c in saved_runs["none"].cells} == {R.PASS, R.FAIL}
