@@ -65,6 +65,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_finite(text: str) -> float:
+    """A multiple such as --k: finite and above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text!r}")
+    return value
+
+
 def _printable(text: str) -> str:
     from harness.report.console import printable  # rich is imported only when a message needs escaping
     return text if text.isprintable() else printable(text).replace("\n", "\\n")
@@ -127,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--save-outputs", choices=("all", "failing", "none"), default="failing",
                      help="keep actual outputs beside the record as ONNX TensorProto files in the test-data layout: "
                           "every cell's, FAIL cells' (default) or none")
+    run.add_argument("--localize", action="store_true",
+                     help="localise each failing cell (harness localize) and reference the result from the cell's "
+                          "artifacts (localize/<cell>.json beside the record)")
     run.add_argument("--in-process", action="store_true",
                      help="debugging: run cells in this process (no isolation, timeouts or memory limits)")
     _common(run)
@@ -162,6 +176,37 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--check", action="store_true",
                         help="re-export into a scratch folder and regression-check it against the committed goldens")
     _common(export)
+    loc = sub.add_parser("localize", help="find the first node where a profile parts ways with a reference, rank "
+                                          "suspects, cut a minimal repro case")
+    loc.add_argument("case", metavar="CASE", help="case name or folder")
+    loc.add_argument("--profile", required=True, help="the profile whose outputs fail")
+    loc.add_argument("--against", default="cpu", metavar="PROFILE",
+                     help="the reference profile (default: cpu; 'reference' is the float64 onnx.reference evaluator)")
+    loc.add_argument("--cap-mb", type=_positive_float, default=64.0,
+                     help="intermediate bytes exposed per side and batch (default: %(default)s)")
+    loc.add_argument("--growth", type=_positive_float, default=4.0,
+                     help="how much a node may amplify the relative error it receives before it is suspect "
+                          "(default: %(default)s)")
+    loc.add_argument("--rtol", type=float, help="with --atol: replace the profile's tolerance (outputs, scope rule "
+                                                "and the repro's case.json)")
+    loc.add_argument("--atol", type=float)
+    loc.add_argument("--out", type=Path, help="repro folder (default: results/localize/<case>__<profile>)")
+    loc.add_argument("--json", type=Path, metavar="FILE", help="also write the localisation as JSON")
+    loc.add_argument("--no-repro", action="store_true", help="do not cut a repro")
+    loc.add_argument("--no-pass-blame", action="store_true", help="do not bisect onnxruntime's optimisers")
+    loc.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=N")
+    loc.add_argument("--seed", type=_seed, default=0)
+    loc.add_argument("--timeout", type=_positive_float, help="per-run timeout in seconds (default: the profile's)")
+    loc.add_argument("--in-process", action="store_true", help="debugging: run sessions in this process")
+    _common(loc)
+    calibrate = sub.add_parser("calibrate", help="measure each case's noise floor (CPU EP at 3 graph optimisation "
+                                                 "levels + float64 reference) and write calibrated tolerances")
+    calibrate.add_argument("cases", nargs="*", metavar="CASE", help="case names or folders (default: every case)")
+    calibrate.add_argument("--k", type=_positive_finite, default=8.0,
+                           help="allowed multiple of the noise floor: |a-g| <= k*max(U,4)*ulp(max(|g|,f)) (default: 8)")
+    calibrate.add_argument("--force", action="store_true", help="replace an existing calibration")
+    calibrate.add_argument("--jobs", type=_positive_int, default=0, help="runs in parallel (default: every core)")
+    _common(calibrate)
     return parser
 
 

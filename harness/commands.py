@@ -142,6 +142,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         write_compare_html(matrix, args.html)
     return 1 if matrix.disagreements else 0
 
+
 def cmd_bless(args: argparse.Namespace) -> int:
     from harness.golden.cases import discover
     from harness.run.bless import bless, recover_for
@@ -172,3 +173,31 @@ def cmd_setup(args: argparse.Namespace) -> int:
     place = module.setup(force=args.force, say=lambda line: console.print(printable(line), markup=False))
     console.print(printable(f"{args.target}: ready in {place}"), markup=False)
     return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Measure each case's noise floor on benign CPU variants and the float64 reference; write case.json."""
+    from harness.calibrate.calibrate import calibrate, summary_lines
+    console = make_console()
+    results = calibrate(args.cases, _options(args), k=args.k, force=args.force, jobs=args.jobs)
+    for result in results:
+        for line in summary_lines(result):
+            console.print(printable(line), markup=False)
+    return 0
+
+
+def cmd_localize(args: argparse.Namespace) -> int:
+    """Exit 0 when the case passes (nothing to localise), 1 when a divergence was localised."""
+    from harness.localize import LocalizeOptions, localize
+    from harness.localize.render import lines, write_json
+    options = LocalizeOptions(against=args.against, cap_mb=args.cap_mb, growth=args.growth, rtol=args.rtol,
+                              atol=args.atol, out=args.out, repro=not args.no_repro,
+                              blame_passes=not args.no_pass_blame, dims=dict(args.dim), seed=args.seed,
+                              timeout_s=args.timeout, in_process=args.in_process, matrix=_options(args))
+    found = localize(args.case, args.profile, options)
+    console = make_console()
+    for line in lines(found):
+        console.print(printable(line), markup=False, soft_wrap=True)
+    if args.json:
+        write_json(found, args.json)
+    return 0 if found.status == "passes" else 1
