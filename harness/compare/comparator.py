@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from harness.compare.metrics import Metrics, compute_metrics, decode_float, encode_float, pair_category
-from harness.compare.tolerances import Tolerance
+from harness.compare.tolerances import MIN_ULPS, CalibratedRule, Tolerance, ulp_distance
 
 GOLDEN = "golden"
 NOTE = (
@@ -31,6 +31,12 @@ NON_FINITE_NOTE = (
     "Note: a NaN or Inf the other side does not have fails whatever the tolerance; localise the node that "
     "first produces it (reduced precision overflowing is a common cause)."
 )
+CALIBRATED_NOTE = (
+    "Note: this case's tolerance was measured by 'harness calibrate' (case.json 'calibration'); a difference this "
+    "far beyond the noise floor of benign CPU variants is a real divergence: localise the diverging node. To judge "
+    "with the profile's declared tolerance instead, run with --tolerance declared."
+)
+DECLARED, CALIBRATED = "declared", "calibrated"
 _EXACT_KIND = {"int": "integer", "other": "non-numeric"}
 MAX_ITEM_LINES = 5  # failing sequence items / map values named in the reasons, then a count
 
@@ -65,6 +71,10 @@ class OutputComparison:
     notes: list[str] = field(default_factory=list)  # said even when it passes (a dtype mismatch, both absent)
     kind: str = "tensor"  # or "sequence", "map", "optional" (see compare_value)
     items: list[OutputComparison] = field(default_factory=list)  # a sequence's items, a map's values
+    # Which rule judged it: "declared" (the tolerance layers) or "calibrated" (case.json 'calibration'); with the
+    # calibrated rule, ``calibration`` holds the rule and the score (worst_ulps, allowed_ulps, index, beyond).
+    rule: str = DECLARED
+    calibration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +93,8 @@ class OutputComparison:
             "notes": list(self.notes),
             "kind": self.kind,
             "items": [item.to_dict() for item in self.items],
+            "rule": self.rule,
+            "calibration": self.calibration,
         }
 
     @classmethod
@@ -106,6 +118,8 @@ class OutputComparison:
             notes=list(d.get("notes", [])),
             kind=str(d.get("kind", "tensor")),
             items=[cls.from_dict(item) for item in d.get("items", [])],
+            rule=str(d.get("rule", DECLARED)),
+            calibration=d.get("calibration"),
         )
 
 
@@ -133,11 +147,18 @@ def _ref(against: str) -> str:
 
 def compare_output(
     name: str, golden: np.ndarray, actual: np.ndarray, tolerance: Tolerance, *, chunk_elems: int = 1 << 20,
-    against: str = GOLDEN,
+    against: str = GOLDEN, calibrated: CalibratedRule | None = None,
 ) -> OutputComparison:
-    """Shapes must match exactly; dtypes may differ (reported) and are judged with ``tolerance``.
-    ``golden`` is whatever ``against`` names: the blessed golden, or a reference profile's output."""
+    """Shapes must match exactly; dtypes may differ (reported) and are judged with ``tolerance``, or with the
+    ``calibrated`` rule when one is given for a numeric output (it then replaces every declared gate; the NaN/Inf
+    pattern is still judged). ``golden`` is whatever ``against`` names: the blessed golden, or a reference
+    profile's output."""
     golden, actual = np.asarray(golden), np.asarray(actual)
+    kind = output_kind(golden.dtype.name, actual.dtype.name)
+    if calibrated is not None and _calibration_fits(calibrated, kind):
+        tolerance = calibrated.equivalent()
+    else:
+        calibrated = None
     result = OutputComparison(
         name=name,
         golden_shape=list(golden.shape),
@@ -161,10 +182,39 @@ def compare_output(
     result.metrics = compute_metrics(
         golden, actual, tolerance.rtol, tolerance.atol, chunk_elems=chunk_elems, topk=topk
     )
-    kind = output_kind(result.golden_dtype, result.actual_dtype)
-    result.reasons = failed_gates(result.metrics, tolerance, result.golden_shape, kind=kind, against=against)
+    if calibrated is not None:
+        result.rule = CALIBRATED
+        result.reasons = _calibrated_gates(result, golden, actual, calibrated, kind, chunk_elems)
+    else:
+        result.reasons = failed_gates(result.metrics, tolerance, result.golden_shape, kind=kind, against=against)
     result.passed = not result.reasons
     return result
+
+
+def _calibration_fits(rule: CalibratedRule, kind: str) -> bool:
+    """A float rule judges float outputs, an exact one integer and bool outputs; anything else (a calibration
+    written for another dtype, strings) keeps the declared tolerance."""
+    return (rule.kind == "float") == (kind == "float") and kind in ("float", "integer", "boolean")
+
+
+def _calibrated_gates(result: OutputComparison, golden: np.ndarray, actual: np.ndarray, rule: CalibratedRule,
+                      kind: str, chunk_elems: int) -> list[str]:
+    """NaN/Inf pattern first (a mismatch always fails), then the rule: elements within k*max(U,4) ULP of
+    max(|golden|, f) for float outputs, the exact match (less what calibration saw differ) for integers."""
+    m = result.metrics
+    assert m is not None
+    non_finite = _non_finite_gates(m, result.against)
+    result.calibration = {"rule": rule.to_dict()}
+    if kind != "float":
+        return [*non_finite, *_element_gates(m, result.tolerance, kind)]
+    score = ulp_distance(golden, actual, rule.floor, rule.dtype, limit=rule.allowed_ulps, chunk_elems=chunk_elems)
+    result.calibration.update(worst_ulps=score.worst_ulps, allowed_ulps=rule.allowed_ulps, index=score.index,
+                              beyond=score.beyond, scored=score.scored)
+    if not score.beyond:
+        return non_finite
+    return [*non_finite, f"calibrated: k·U = {rule.k:g}·{max(rule.ulps, MIN_ULPS):.3g} = {rule.allowed_ulps:.4g} ULP "
+                         f"allowed, observed {score.worst_ulps:.4g} ULP{_at(score.index)} ({score.beyond} / "
+                         f"{m.total} elements beyond)"]
 
 
 ToleranceFor = Callable[[np.dtype, np.dtype], Tolerance]
@@ -204,14 +254,15 @@ def _elem_dtypes(value: Any) -> str:
 
 
 def compare_value(name: str, golden: Any, actual: Any, tolerance_for: ToleranceFor, *, against: str = GOLDEN,
-                  chunk_elems: int = 1 << 20) -> OutputComparison:
+                  chunk_elems: int = 1 << 20, calibrated: CalibratedRule | None = None) -> OutputComparison:
     """Any ONNX value against its golden: tensors with ``compare_output`` (the tolerance for each pair of
-    dtypes from ``tolerance_for``), sequences item by item (a length mismatch fails), maps key by key, and
-    optionals: absent on both sides passes, absent on one side fails."""
+    dtypes from ``tolerance_for``, or the ``calibrated`` rule), sequences item by item (a length mismatch fails),
+    maps key by key, and optionals: absent on both sides passes, absent on one side fails. Calibration covers
+    tensor outputs only: the items of a sequence or map keep their declared tolerance."""
     if _kind_of(golden) == _kind_of(actual) == "tensor":
         golden, actual = np.asarray(golden), np.asarray(actual)
         return compare_output(name, golden, actual, tolerance_for(golden.dtype, actual.dtype),
-                              chunk_elems=chunk_elems, against=against)
+                              chunk_elems=chunk_elems, against=against, calibrated=calibrated)
     kind = _kind_of(golden)
     result = OutputComparison(name=name, golden_shape=_length(golden), actual_shape=_length(actual),
                               golden_dtype=_elem_dtypes(golden), actual_dtype=_elem_dtypes(actual),
@@ -369,15 +420,28 @@ def format_failure(cmp: OutputComparison, *, case: str, profile: str) -> str:
     if cmp.dtype_mismatch:
         lines.append(f"Dtypes differ: {cmp.against} {cmp.golden_dtype} vs actual {cmp.actual_dtype}")
     category = pair_category(cmp.golden_dtype, cmp.actual_dtype)
+    calibrated = cmp.rule == CALIBRATED
     lines += _first_mismatch_lines(cmp.metrics, cmp.against, category)
     if category != "other":
-        lines += _difference_lines(cmp.metrics, cmp.tolerance, category)
+        lines += _difference_lines(cmp.metrics, cmp.tolerance, category, in_force=not calibrated)
         lines += _signal_lines(cmp.metrics)
     if category == "float":
         lines += _non_finite_lines(cmp.metrics, cmp.against)
-        lines += _minimum_tolerance_lines(cmp.metrics, cmp.tolerance)
-    lines.append(NON_FINITE_NOTE if cmp.metrics.nan_mismatch or cmp.metrics.inf_mismatch else NOTE)
+        lines += _minimum_k_lines(cmp) if calibrated else _minimum_tolerance_lines(cmp.metrics, cmp.tolerance)
+    non_finite = cmp.metrics.nan_mismatch or cmp.metrics.inf_mismatch
+    lines.append(NON_FINITE_NOTE if non_finite else CALIBRATED_NOTE if calibrated else NOTE)
     return "\n".join(lines)
+
+
+def _minimum_k_lines(cmp: OutputComparison) -> list[str]:
+    """Under the calibrated rule, what the minimum tolerance line says in its terms: the k that would pass."""
+    score = cmp.calibration or {}
+    rule = score.get("rule") or {}
+    worst = score.get("worst_ulps")
+    if worst is None or not rule or cmp.metrics is None or cmp.metrics.nan_mismatch or cmp.metrics.inf_mismatch:
+        return []
+    return [f"Minimum k that would pass: {worst / max(rule.get('ulps', 0.0), MIN_ULPS):.4g} "
+            f"(this case's k is {rule.get('k', 0.0):g}; noise floor U = {rule.get('ulps', 0.0):.3g} ULP)"]
 
 
 def _format_container(cmp: OutputComparison, head: str, case: str, profile: str) -> str:
@@ -403,11 +467,12 @@ def _at(index: list[int] | None) -> str:
     return "" if index is None else f" at index {_shape(index)}"
 
 
-def _difference_lines(m: Metrics, tol: Tolerance, category: str) -> list[str]:
-    """torch.testing's two lines; '(up to ... allowed)' only where the element rule is in force."""
+def _difference_lines(m: Metrics, tol: Tolerance, category: str, *, in_force: bool = True) -> list[str]:
+    """torch.testing's two lines; '(up to ... allowed)' only where the element rule is in force (not under the
+    calibrated rule, whose limit is in ULPs)."""
     if m.max_abs_diff is None:
         return [f"Greatest absolute difference: n/a ({_note(m, 'max_abs_diff')})"]
-    in_force = category == "float" and tol.elementwise
+    in_force = in_force and category == "float" and tol.elementwise
     abs_allowed = f" (up to {_num(tol.atol)} allowed)" if in_force else ""
     rel_allowed = f" (up to {_num(tol.rtol)} allowed)" if in_force else ""
     return [

@@ -250,3 +250,133 @@ def resolve_tolerance(
         if override is not None:
             tol = tol.merged(override)
     return tol
+
+
+# ---- The calibrated rule (harness calibrate): a tolerance measured from a case's own noise floor -----------------
+#
+# Per output, with golden g: S = max|g| (the output's scale), f = 1e-3*S (a floor, so near-zero elements do not
+# inflate the relative error), ulp(x) = np.spacing(x) in the golden's float dtype, and U = the most ULPs of
+# max(|g|, f) that benign CPU variants (graph optimisation DISABLE_ALL, BASIC, ALL, and the float64 reference)
+# moved any element. An output passes iff every element has |a - g| <= k * max(U, 4) * ulp(max(|g|, f)).
+# That is about rtol = k*U*eps and atol = rtol*f; validated on 8 real models with k = 8 (issue 13).
+MIN_ULPS = 4.0  # a floor of 0 ULPs (bitwise-identical variants) would make the rule exact: no device is held to that
+DEFAULT_K = 8.0
+FLOOR_FRACTION = 1e-3
+_ULP_DTYPES = ("float16", "float32", "float64")
+
+
+def ulp_dtype(dtype: Any) -> str:
+    """Whose ULP the rule counts in: the golden's float dtype where numpy has it, else float32 (bfloat16 and the
+    float8 types have no np.spacing; float32 is the issue's rule)."""
+    name = _dtype_name(dtype)
+    return name if name in _ULP_DTYPES else "float32"
+
+
+def floor_for(scale: float, dtype: str = "float32") -> float:
+    """f = 1e-3 * S; an all-zero golden (S = 0) gets the dtype's smallest normal number instead, so that its ULP
+    is not a subnormal step no real kernel is held to."""
+    return max(FLOOR_FRACTION * scale, float(np.finfo(dtype).tiny))
+
+
+@dataclass(frozen=True)
+class UlpScore:
+    """The worst element of an output under the rule: ``worst_ulps`` = max |a - g| / ulp(max(|g|, f)) over the
+    elements finite on both sides (None when there are none), its index, and how many elements exceed ``limit``."""
+
+    worst_ulps: float | None
+    index: list[int] | None
+    beyond: int
+    scored: int
+
+
+def ulp_distance(golden: np.ndarray, actual: np.ndarray, floor: float, dtype: str = "float32", *,
+                 limit: float = math.inf, chunk_elems: int = 1 << 20) -> UlpScore:
+    """Vectorised and chunked (a few float64 temporaries of ``chunk_elems``): the rule's score of ``actual``.
+    NaN and Inf are not scored here; their pattern is judged apart (a mismatch always fails)."""
+    golden, actual = np.asarray(golden), np.asarray(actual)
+    flat_g, flat_a = golden.reshape(-1), actual.reshape(-1)
+    worst, where, beyond, scored = -1.0, -1, 0, 0
+    for start in range(0, flat_g.size, chunk_elems):
+        g = flat_g[start:start + chunk_elems].astype(np.float64)
+        a = flat_a[start:start + chunk_elems].astype(np.float64)
+        both = np.isfinite(g) & np.isfinite(a)
+        positions = None if both.all() else np.flatnonzero(both)
+        if positions is not None:
+            g, a = g[positions], a[positions]
+        if g.size == 0:
+            continue
+        ulps = np.abs(a - g) / np.spacing(np.maximum(np.abs(g), floor).astype(dtype)).astype(np.float64)
+        at = int(np.argmax(ulps))
+        if ulps[at] > worst:
+            worst, where = float(ulps[at]), start + int(at if positions is None else positions[at])
+        beyond += int(np.count_nonzero(ulps > limit))
+        scored += g.size
+    if scored == 0:
+        return UlpScore(None, None, 0, 0)
+    index = [int(i) for i in np.unravel_index(where, golden.shape)] if golden.shape else []
+    return UlpScore(worst, index, beyond, scored)
+
+
+@dataclass(frozen=True)
+class CalibratedRule:
+    """One output's calibrated tolerance, as case.json's ``calibration.outputs[<name>]`` holds it. Float outputs:
+    scale S, floor f, noise floor U in ULPs of ``dtype``. Integer and bool outputs: exact, unless calibration saw
+    them differ (``mismatch_fraction``: the largest share of elements any calibration run changed), in which case
+    k times that share may differ."""
+
+    k: float
+    kind: str = "float"  # or "exact" (integer, bool)
+    scale: float = 0.0
+    floor: float = 0.0
+    ulps: float = 0.0
+    dtype: str = "float32"
+    mismatch_fraction: float = 0.0
+
+    @property
+    def allowed_ulps(self) -> float:
+        return self.k * max(self.ulps, MIN_ULPS)
+
+    @property
+    def allowed_mismatch_fraction(self) -> float:
+        return min(1.0, self.k * self.mismatch_fraction)
+
+    def equivalent(self) -> Tolerance:
+        """The element rule that is about the same (rtol = k*U*eps, atol = rtol*f), for reports and the record's
+        'tolerance' field; the rule itself is judged in ULPs (``ulp_distance``)."""
+        if self.kind != "float":
+            return Tolerance(rtol=0.0, atol=0.0, max_mismatch_fraction=self.allowed_mismatch_fraction)
+        rtol = self.allowed_ulps * float(np.finfo(self.dtype).eps)
+        return Tolerance(rtol=rtol, atol=rtol * self.floor)
+
+    def describe(self) -> str:
+        if self.kind != "float":
+            seen = f"{self.mismatch_fraction:.3%}" if self.mismatch_fraction else "no element"
+            return f"calibrated: exact (calibration saw {seen} differ; {self.allowed_mismatch_fraction:.3%} allowed)"
+        return (f"calibrated: k·U = {self.k:g}·{max(self.ulps, MIN_ULPS):.3g} = {self.allowed_ulps:.4g} ULP allowed "
+                f"of max(|golden|, {self.floor:.3g}) in {self.dtype}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any], where: str) -> CalibratedRule:
+        """A case.json entry, checked: numbers finite and not negative, k above 0, a known kind and dtype."""
+        if not isinstance(d, Mapping):
+            raise ProfileError(f"{where}: expected an object with k, scale, floor, ulps, got {d!r}")
+        names = [f.name for f in fields(cls)]
+        unknown = [key for key in d if key not in names]
+        if unknown:
+            raise ProfileError(f"{where}: unknown calibration key {unknown[0]!r}{did_you_mean(unknown[0], names)}",
+                               hint="rerun 'harness calibrate CASE --force' to rewrite it")
+        if d.get("kind", "float") not in ("float", "exact"):
+            raise ProfileError(f"{where}: kind must be 'float' or 'exact', got {d.get('kind')!r}")
+        if d.get("dtype", "float32") not in _ULP_DTYPES:
+            raise ProfileError(f"{where}: dtype must be one of {', '.join(_ULP_DTYPES)}, got {d.get('dtype')!r}")
+        for key in ("k", "scale", "floor", "ulps", "mismatch_fraction"):
+            value = d.get(key, 0.0 if key != "k" else None)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ProfileError(f"{where}: {key} must be a finite number >= 0, got {value!r}",
+                                   hint="rerun 'harness calibrate CASE --force' to rewrite it")
+        if d["k"] <= 0 or d.get("mismatch_fraction", 0.0) > 1:
+            raise ProfileError(f"{where}: k must be above 0 and mismatch_fraction at most 1, got {dict(d)!r}")
+        return cls(**{key: (float(v) if key not in ("kind", "dtype") else v) for key, v in d.items()})

@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import GoldenError
+from harness.compare.tolerances import CalibratedRule
+from harness.errors import GoldenError, HarnessError
 from harness.suggest import did_you_mean
 
 MANIFEST_NAME = "case.json"
@@ -20,8 +21,11 @@ SCHEMA_VERSION = 1
 
 _FIELDS = (
     "schema_version", "case", "description", "model_sha256", "opset", "source", "host", "created",
-    "task", "dims", "input_ranges", "tolerance", "output_tolerance", "budgets",
+    "task", "dims", "input_ranges", "tolerance", "output_tolerance", "budgets", "calibration",
 )
+# case.json 'calibration' (written by 'harness calibrate'): the measured rule per output, and how it was measured.
+CALIBRATION_KEYS = ("outputs", "runs", "reference", "review", "versions", "model_sha256", "data_sha256", "created",
+                    "k")
 
 
 @dataclass
@@ -41,7 +45,22 @@ class CaseManifest:
     tolerance: dict[str, Any] = field(default_factory=dict)
     output_tolerance: dict[str, dict[str, Any]] = field(default_factory=dict)
     budgets: dict[str, Any] = field(default_factory=dict)
+    # {"k", "outputs": {name: CalibratedRule fields}, "runs": [...], "reference": {...}, "review": "" or why,
+    #  "versions": {...}, "model_sha256", "data_sha256", "created"}; {} = not calibrated
+    calibration: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+
+    def calibrated_rules(self) -> dict[str, CalibratedRule]:
+        """The calibrated rule of each output ({} when the case is not calibrated); checked on load."""
+        outputs = self.calibration.get("outputs") or {}
+        return {name: CalibratedRule.from_mapping(entry, f"case.json calibration.outputs.{name}")
+                for name, entry in outputs.items()}
+
+    @property
+    def calibration_review(self) -> str:
+        """Why the calibration is not to be trusted ('' when it is): the float64 reference deviated from the
+        golden by more than the review threshold, so the goldens' own resolution is coarser than the noise."""
+        return str(self.calibration.get("review") or "")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, allow_nan=False) + "\n"
@@ -63,7 +82,7 @@ class CaseManifest:
 
 
 def _check_types(m: CaseManifest, where: str) -> None:
-    for name in ("source", "host", "dims", "input_ranges", "tolerance", "output_tolerance", "budgets"):
+    for name in ("source", "host", "dims", "input_ranges", "tolerance", "output_tolerance", "budgets", "calibration"):
         if not isinstance(getattr(m, name), dict):
             raise GoldenError(f"{where}: manifest field {name!r} must be an object")
     for dim, value in m.dims.items():
@@ -74,6 +93,23 @@ def _check_types(m: CaseManifest, where: str) -> None:
                  and _is_number(rng["low"]) and _is_number(rng["high"]) and rng["low"] < rng["high"])
         if not valid:
             raise GoldenError(f"{where}: input_ranges[{name!r}] must be {{\"low\": a, \"high\": b}} with a < b")
+    if m.calibration:
+        _check_calibration(m, where)
+
+
+def _check_calibration(m: CaseManifest, where: str) -> None:
+    """A hand-edited or truncated calibration is refused when the case is read, never in the middle of a run."""
+    unknown = [key for key in m.calibration if key not in CALIBRATION_KEYS]
+    if unknown:
+        raise GoldenError(f"{where}: unknown calibration key {unknown[0]!r}{did_you_mean(unknown[0], CALIBRATION_KEYS)}",
+                          hint="rewrite it with 'harness calibrate CASE --force'")
+    if not isinstance(m.calibration.get("outputs"), dict) or not isinstance(m.calibration.get("review", ""), str):
+        raise GoldenError(f"{where}: calibration must hold an 'outputs' object (and 'review' is a string)",
+                          hint="rewrite it with 'harness calibrate CASE --force'")
+    try:
+        m.calibrated_rules()
+    except HarnessError as exc:
+        raise GoldenError(f"{where}: {exc.message}", hint=exc.hint) from None
 
 
 def _is_number(value: Any) -> bool:

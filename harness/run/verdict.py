@@ -6,6 +6,12 @@ profile [tolerance.dtype.<golden dtype>] -> case.json 'tolerance' -> case.json '
 profile [[tolerance.override]] matching case/output. data.json sits below the profile: it says how exact an
 implementation must be, and a profile's stated precision (a float16 shader, bfloat16 inference) is what its
 device can do; case.json is the user's own word about their case, so it stays above.
+
+A calibrated case (case.json 'calibration', written by 'harness calibrate') is judged instead by its measured rule
+on profiles that compute in float32, by default (``--tolerance auto``); reduced-precision profiles (fp16, bf16,
+int8) keep their declared gates, so expected precision loss stays green. ``--tolerance calibrated`` applies the
+rule on every profile ("how far from fp32 is this device, in ULPs?"), ``--tolerance declared`` on none. Each
+output's comparison records which rule judged it.
 """
 
 from __future__ import annotations
@@ -14,12 +20,58 @@ import fnmatch
 
 import numpy as np
 
-from harness.compare.comparator import GOLDEN, OutputComparison, compare_value, format_failure
-from harness.compare.tolerances import Tolerance, ToleranceOverride, resolve_tolerance
+from harness.compare.comparator import CALIBRATED, GOLDEN, OutputComparison, compare_value, format_failure
+from harness.compare.tolerances import CalibratedRule, Tolerance, ToleranceOverride, resolve_tolerance
 from harness.golden.cases import Case
 from harness.golden.layout import DataSet, Value
+from harness.profiles.known_keys import REFERENCE_EP
 from harness.profiles.schema import Profile
 from harness.run import record as R
+
+TOLERANCE_MODES = ("auto", "calibrated", "declared")
+_REDUCED = {"f16": "float16", "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
+
+
+def computes_in(profile: Profile) -> str:
+    """The precision a profile computes in, from what it declares (never from its name): 'float64' for the
+    reference evaluator; the precision transform ('fp16', 'fp16-mixed', 'int8-*'); OpenVINO's precision hint; an
+    EP option that switches reduced precision on (TensorRT's trt_fp16_enable, trt_int8_enable); else 'float32'."""
+    if profile.ep == REFERENCE_EP:
+        return "float64"
+    if profile.transform != "none":
+        return "float16" if profile.transform.startswith("fp16") else "int8"
+    if profile.precision_hint in _REDUCED:
+        return _REDUCED[profile.precision_hint]
+    for key, value in profile.ep_options.items():
+        tag = next((t for t in ("bf16", "fp16", "int8") if t in key.lower()), None)
+        if tag and str(value).strip().lower() not in ("0", "false", "", "no", "off"):
+            return _REDUCED[tag]
+    return "float32"
+
+
+def calibrated_rules(case: Case, profile: Profile, mode: str = "auto", against: str = GOLDEN
+                     ) -> tuple[dict[str, CalibratedRule], str]:
+    """The calibrated rule per output that judges this cell ({} for none), and why, in one phrase."""
+    if mode not in TOLERANCE_MODES:
+        raise ValueError(f"tolerance mode {mode!r} is not one of {TOLERANCE_MODES}")
+    rules = case.manifest.calibrated_rules() if case.has_manifest else {}
+    if mode == "declared":
+        return {}, "declared: --tolerance declared"
+    if not rules:
+        return {}, "declared: the case is not calibrated"
+    measured_on = case.manifest.calibration.get("model_sha256")
+    if measured_on and measured_on != case.info.sha256:
+        return {}, "declared: the calibration was measured on another model.onnx (rerun 'harness calibrate --force')"
+    if against != GOLDEN:
+        return {}, f"declared: compared with profile {against!r}, not the goldens it was calibrated on"
+    if mode == "calibrated":
+        return rules, "calibrated: --tolerance calibrated"
+    if case.manifest.calibration_review:
+        return {}, "declared: the case's calibration is flagged for review"
+    precision = computes_in(profile)
+    if precision != "float32":
+        return {}, f"declared: profile {profile.name!r} computes in {precision}"
+    return rules, f"calibrated: profile {profile.name!r} computes in float32"
 
 
 def tolerance_layers(case: Case, profile: Profile, output: str, golden_dtype: np.dtype) -> list[ToleranceOverride | None]:
@@ -40,10 +92,12 @@ def _missing_like(golden: Value) -> Value:
 
 
 def compare_datasets(case: Case, profile: Profile, datasets: list[DataSet], actual: dict[str, Value],
-                     against: str = GOLDEN) -> list[tuple[int, OutputComparison]]:
+                     against: str = GOLDEN, tolerance: str = "auto") -> list[tuple[int, OutputComparison]]:
     """Compare every expected output of every data set; ``actual`` is keyed "<k>/<output>". The data sets'
     outputs are the goldens, or (``against`` = a reference profile's name) that profile's outputs. Outputs are
-    any ONNX value (tensor, sequence, map, optional); each tensor inside gets the tolerance of its dtypes."""
+    any ONNX value (tensor, sequence, map, optional); each tensor inside gets the tolerance of its dtypes, or the
+    case's calibrated rule where ``tolerance`` (auto, calibrated, declared) says it applies."""
+    rules, _ = calibrated_rules(case, profile, tolerance, against)
     results = []
     for ds in datasets:
         for name, golden in ds.outputs.items():
@@ -53,7 +107,8 @@ def compare_datasets(case: Case, profile: Profile, datasets: list[DataSet], actu
             def tolerance_for(golden_dtype: np.dtype, actual_dtype: np.dtype, name: str = name) -> Tolerance:
                 return resolve_tolerance(golden_dtype, actual_dtype,
                                          tolerance_layers(case, profile, name, golden_dtype))
-            results.append((ds.index, compare_value(name, golden, got, tolerance_for, against=against)))
+            results.append((ds.index, compare_value(name, golden, got, tolerance_for, against=against,
+                                                    calibrated=rules.get(name))))
     return results
 
 
@@ -72,12 +127,22 @@ def numeric_verdict(case: Case, profile: Profile, comparisons: list[tuple[int, O
         names = sorted({c.name for _, c in failed})
         return R.FAIL, (f"{len(failed)} output(s) out of tolerance vs {against} ({', '.join(names)}); "
                         f"first in test_data_set_{k}")
-    notes = _notes(comparisons)
+    notes = "; ".join(n for n in (_calibrated_note(comparisons), _notes(comparisons)) if n)
     if fell_back(profile, placement):
         share = placement.get("fraction_on_ep", 0.0)
         return R.PASS_FELL_BACK, (f"passed, but only {share:.0%} of nodes ran on {profile.ep}; "
                                   f"{placement.get('fell_back_count', 0)} fell back" + (f"; {notes}" if notes else ""))
     return R.PASS, (f"passed; {notes}" if notes else "")
+
+
+def _calibrated_note(comparisons: list[tuple[int, OutputComparison]]) -> str:
+    """A passing cell judged by the calibrated rule says how close it came: the worst output's ULPs."""
+    scored = [c.calibration for _, c in comparisons if c.rule == CALIBRATED and c.calibration
+              and c.calibration.get("worst_ulps") is not None]
+    if not scored:
+        return ""
+    worst = max(scored, key=lambda s: s["worst_ulps"] / s["allowed_ulps"])
+    return f"calibrated rule: worst {worst['worst_ulps']:.3g} of {worst['allowed_ulps']:.3g} ULP allowed"
 
 
 def _notes(comparisons: list[tuple[int, OutputComparison]]) -> str:
