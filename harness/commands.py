@@ -71,10 +71,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                        in_process=args.in_process, resume=args.resume, reference=args.reference,
                        calibration_data=args.calibration_data, named_profiles=args.profiles or [],
                        save_outputs=args.save_outputs,
-                       argv=sys.argv[1:] if sys.argv else [], console=console)
+                       argv=sys.argv[1:] if sys.argv else [], console=None if args.quiet else console)
     record = run_matrix(targets, args.profiles, options)
     from harness.report.console import print_report  # after the run: its imports overlap the workers' start
     print_report(console, record, _noise_notes(record, args.repeat), by_op=args.by_op)
+    if args.localize:
+        _localize_cells(args, record, targets, console)
+    _write_reports(args, [record], console)
     if record.write_errors:  # the matrix above stands; what is not on disk is said, and the run is not green
         more = f" (and {len(record.write_errors) - 1} more write failure(s))" if len(record.write_errors) > 1 else ""
         print(f"harness: error: {printable(record.write_errors[0])}{more}. Note: free space or pass another --out, then "
@@ -87,6 +90,19 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"Note: make the profile runnable here, or drop --profile to skip it", file=sys.stderr)
         return 1
     return 1 if failing(record) else 0
+
+
+def _localize_cells(args: argparse.Namespace, record: R.RunRecord, targets: list, console) -> None:
+    """run --localize: each failing cell localised, its result referenced from the cell (harness.localize.cells)."""
+    from harness.golden.cases import Case, discover
+    from harness.localize import LocalizeOptions
+    from harness.localize.cells import localize_failing
+    cases = [t for t in targets if isinstance(t, Case)] + discover([str(t) for t in targets if not isinstance(t, Case)]
+                                                                    or [], args.root)
+    options = LocalizeOptions(dims=dict(args.dim), seed=args.seed, timeout_s=args.timeout, in_process=args.in_process,
+                              matrix=_options(args))
+    localize_failing(record, cases, args.reference, options,
+                     lambda line: console.print(printable(line), markup=False, soft_wrap=True))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -162,6 +178,25 @@ def cmd_export(args: argparse.Namespace) -> int:
         return check_zoo(args.names, args.root, _options(args))
     for path in export_zoo(args.names, args.root, force=args.force):
         print(f"exported {path}")
+    return 0
+
+
+def _write_reports(args: argparse.Namespace, records: list, console) -> None:
+    """--junit-xml, --markdown, --html: written from the records (harness.report.render), one line each."""
+    from harness.report.render import render
+    for path in render(records, html=args.html, markdown=args.markdown, junit_xml=args.junit_xml):
+        console.print(printable(f"wrote {path}"), markup=False)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Saved records rendered without re-running anything: the formats asked for, or each record's matrix."""
+    records = [R.load_record(path) for path in args.records]
+    console = make_console()
+    if not (args.html or args.markdown or args.junit_xml):
+        from harness.report.console import print_report
+        for record, _ in records:
+            print_report(console, record)
+    _write_reports(args, records, console)
     return 0
 
 

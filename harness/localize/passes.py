@@ -32,7 +32,7 @@ Judge = Callable[[dict[str, Any]], bool]  # outputs by name -> still diverges
 class PassBlame:
     searched: bool
     reason: str  # why not searched, or what was found, in one line
-    pass_name: str | None = None
+    passes: list[str] = field(default_factory=list)  # the pass(es) to blame: disabling them removes the divergence
     modified: list[str] = field(default_factory=list)  # the passes that changed the graph
     sessions: int = 0
 
@@ -72,11 +72,11 @@ def blame(profile: Profile, model: Path, feed: dict[str, Any], diverges: Judge) 
     outputs, log = _run(model, spec, feed, [], verbose=True)
     modified = list(dict.fromkeys(_MODIFIED.findall(log)))
     if not diverges(outputs):
-        return PassBlame(False, "the divergence does not show in an in-process session of this profile", None,
+        return PassBlame(False, "the divergence does not show in an in-process session of this profile", [],
                          modified, 1)
     if diverges(_run(model, _spec(profile, "disable"), feed, [])[0]):
         return PassBlame(False, "the divergence stays with every optimisation off (as under cpu-noopt): it is the "
-                                "kernels', not a pass's", None, modified, 2)
+                                "kernels', not a pass's", [], modified, 2)
     return _bisect(model, spec, feed, diverges, modified)
 
 
@@ -91,7 +91,7 @@ def _bisect(model: Path, spec: dict[str, Any], feed: dict[str, Any], diverges: J
     if not modified or not vanishes(modified):
         return PassBlame(False, "it vanishes with optimisations off, but disabling the passes onnxruntime reported as "
                                 "modifying the graph does not remove it (a pass it does not log, or the optimisation "
-                                "level itself)", None, modified, sessions)
+                                "level itself)", [], modified, sessions)
     suspects = list(modified)
     while len(suspects) > 1:
         half = suspects[: len(suspects) // 2]
@@ -100,8 +100,13 @@ def _bisect(model: Path, spec: dict[str, Any], feed: dict[str, Any], diverges: J
         elif vanishes(suspects[len(half):]):
             suspects = suspects[len(half):]
         else:
-            return PassBlame(True, f"no single pass: the divergence vanishes only with all of {', '.join(suspects)} "
-                                   f"disabled together", None, modified, sessions)
-    return PassBlame(True, f"the divergence vanishes with only {suspects[0]} disabled "
-                           f"(InferenceSession(..., disabled_optimizers=[{suspects[0]!r}]))",
-                     suspects[0], modified, sessions)
+            break
+    for name in list(suspects) if len(suspects) > 1 else []:  # several passes each cause part of it: keep only
+        if vanishes([s for s in suspects if s != name]):  # those without which it comes back (1-minimal)
+            suspects.remove(name)
+    call = f"InferenceSession(..., disabled_optimizers={suspects!r})"
+    if len(suspects) == 1:
+        return PassBlame(True, f"the divergence vanishes with only {suspects[0]} disabled ({call})", suspects,
+                         modified, sessions)
+    return PassBlame(True, f"no single pass: the divergence vanishes only with {', '.join(suspects)} all disabled "
+                           f"({call}); each alone leaves part of it", suspects, modified, sessions)

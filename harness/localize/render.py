@@ -48,7 +48,8 @@ def lines(found: Localization) -> list[str]:
         out.append(f"  reproduce with: harness run {r.path} --profile {found.profile}")
     if found.pass_blame:
         b = found.pass_blame
-        out.append(f"optimiser pass: {b.pass_name} ({b.reason})" if b.pass_name else f"optimiser pass: none named ({b.reason})")
+        out.append(f"optimiser pass: {', '.join(b.passes)} ({b.reason})" if b.passes
+                   else f"optimiser pass: none named ({b.reason})")
     out += [f"note: {n}" for n in found.notes]
     return out
 
