@@ -142,8 +142,8 @@ def write_calibration(case: Case, block: dict[str, Any], *, force: bool) -> Path
     path = case.path / MANIFEST_NAME
     manifest = read_manifest(case.path) or CaseManifest(case=case.name)
     if manifest.calibration and not force:
-        raise GoldenError(f"{path}: a calibration was written while this one ran",
-                          hint="pass --force to replace it")
+        raise GoldenError(f"{path}: already holds a calibration ({manifest.calibration.get('created', '?')}), "
+                          f"written before or while this one ran", hint="pass --force to replace it")
     manifest.calibration = block
     CaseManifest.from_dict(_json_round_trip(manifest), str(path))  # what is written must read back
     atomic_write_bytes(path, manifest.to_json().encode())
