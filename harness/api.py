@@ -59,6 +59,7 @@ class MatrixOptions:
     console: Any = None  # a rich Console for a transient progress bar (the CLI passes one); None: no progress
     source: dict[str, Any] | None = None  # what the cases came from (a case source's describe()), kept in the record
     save_outputs: str = "failing"  # actual outputs kept beside the record: "all", "failing" (FAIL cells) or "none"
+    ray: str | None = None  # a Ray cluster's address (or "auto"): each cell runs on a lab host (harness.lab)
 
 
 def load_profiles(names: Sequence[str] | None, options: MatrixOptions) -> list[Profile]:
@@ -315,6 +316,9 @@ def check_options(options: MatrixOptions) -> None:
                          hint="leave it unset for the profile's timeout_s")
     if not _positive_number(options.time_cap_s):
         raise UsageError(f"--time-cap {options.time_cap_s!r}: must be a finite number of seconds above 0")
+    if options.ray is not None and options.in_process:
+        raise UsageError("--ray and --in-process: a lab cell runs in its host's isolated worker, never in this process",
+                         hint="drop --in-process")
     if options.save_outputs not in R.SAVE_OUTPUTS:
         raise UsageError(f"--save-outputs {options.save_outputs!r}: must be one of {', '.join(R.SAVE_OUTPUTS)}")
     for name, value in (options.dims or {}).items():
@@ -362,8 +366,8 @@ def _prestart(pool: WorkerPool, profiles: list[Profile], options: MatrixOptions)
     """One worker per profile that has what it needs installed (its probe takes it), and as many more for the
     first such profile as the run has jobs (its cells run first), at most one per core: a start beyond that
     would wait for a core anyway, and an absurd --jobs must not fork the host over. Not in-process: that runner
-    is this process."""
-    if options.in_process:
+    is this process. Not in a lab (``ray``): the cells run on its hosts."""
+    if options.in_process or options.ray:
         return
     runnable = [p for p in profiles if not missing_requirements(p)]
     for index, profile in enumerate(runnable):
@@ -393,20 +397,21 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
     coverage = evaluate.check_coverage([R.cell_key(plan.case.name, p.name) for p in profile_list for plan in plans],
                                        str(options.baseline)) if evaluate else ""
     log = RunLog(out_dir / R.LOG_NAME)
-    executor = Executor(RunOptions(out_dir, options.jobs, options.timeout_s, measure, evaluate,
-                                   in_process=options.in_process, log=log.write, save_outputs=options.save_outputs),
-                        _journal(out_dir, options), pool)
+    executor = _executor(RunOptions(out_dir, options.jobs, options.timeout_s, measure, evaluate,
+                                    in_process=options.in_process, log=log.write, save_outputs=options.save_outputs),
+                         out_dir, options, pool)
     with log:
         try:
             if not options.resume:
                 _write_header(executor.journal, record, out_dir, options)
             probed = profile_list + ([reference] if reference and reference not in profile_list else [])
-            availability = _probe_all(probed, executor.pool)
+            availability = executor.probe_all(probed) if options.ray else _probe_all(probed, executor.pool)
             _refuse_named_but_uninstalled(options.named_profiles, availability)
             record.profiles = {p.name: {"available": availability[p.name].available,
                                         "reason": availability[p.name].reason, "ep": p.ep,
                                         "transform": p.transform, "target": p.target, "origin": profile_origin(p),
-                                        "worker": availability[p.name].hello, "notes": list(p.notes)}
+                                        "worker": availability[p.name].hello, "notes": list(p.notes),
+                                        "budgets": p.budgets.to_dict() if p.budgets else {}}
                               for p in profile_list}
             ref_cells = _reference_outputs(plans, reference, executor, availability) if reference else {}
             done = prior.keys() | ref_cells.keys()
@@ -428,6 +433,18 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
     record.write_errors = executor.write_errors + ([log.failed] if log.failed else [])
     _write_record(record, out_dir, executor.journal_errors)
     return record
+
+
+def _executor(run_options: Any, out_dir: Path, options: MatrixOptions, pool: WorkerPool) -> Executor:
+    """The local executor, or with ``options.ray`` the lab's (harness.lab), whose cells run on Ray hosts; it
+    connects before the journal is opened, so an unreachable cluster is refused before the run's folder exists."""
+    if options.ray:
+        from harness.lab.executor import LabExecutor
+        lab = LabExecutor(options.ray, run_options, None, pool)
+        lab.journal = _journal(out_dir, options)
+        return lab
+    from harness.run.executor import Executor
+    return Executor(run_options, _journal(out_dir, options), pool)
 
 
 def _source_option(options: MatrixOptions, record: R.RunRecord) -> dict[str, Any]:
