@@ -29,7 +29,7 @@ from harness.run.pool import FIXABLE_BY_INSTALL, WorkerPool, missing_requirement
 
 if TYPE_CHECKING:  # imported where used: they bring onnx (~1 s), and workers start while it loads
     from harness.golden.cases import Case
-    from harness.run.executor import Availability, Executor
+    from harness.run.executor import Availability, Executor, RunOptions
     from harness.run.plan import CasePlan
 
 
@@ -378,7 +378,7 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
                   resumed: tuple[R.RunRecord, Path] | None, pool: WorkerPool, commit: Future) -> R.RunRecord:
     from harness.run.bless import recover_for
     from harness.run.evaluation import Evaluator, measure_spec, run_repeats
-    from harness.run.executor import Executor, RunOptions
+    from harness.run.executor import RunOptions
     from harness.run.plan import plan_case
     from harness.run.quiet import RunLog
     recovered = recover_for([str(c) for c in cases if not _is_case(c)], options.root)
@@ -435,7 +435,7 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
     return record
 
 
-def _executor(run_options: Any, out_dir: Path, options: MatrixOptions, pool: WorkerPool) -> Executor:
+def _executor(run_options: RunOptions, out_dir: Path, options: MatrixOptions, pool: WorkerPool) -> Executor:
     """The local executor, or with ``options.ray`` the lab's (harness.lab), whose cells run on Ray hosts; it
     connects before the journal is opened, so an unreachable cluster is refused before the run's folder exists."""
     if options.ray:
