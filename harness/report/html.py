@@ -56,15 +56,20 @@ img.plot{max-width:100%;display:block;margin:.5em 0}.env{font-size:.8em;color:#4
 
 
 def esc(value: Any) -> str:
-    """Escaped text for an element or an attribute (quotes included)."""
-    return html.escape(str(value), quote=True)
+    """Escaped text for an element or an attribute (quotes included); control characters (a NUL, an ESC in a
+    case name) are shown as their escapes, since HTML cannot carry them."""
+    text = str(value)
+    if not text.isprintable():
+        text = "".join(c if c in "\n\t" or c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                       for c in text)
+    return html.escape(text, quote=True)
 
 
 def _loaded(records: Sequence[RecordLike]) -> list[tuple[R.RunRecord, Path | None]]:
     out: list[tuple[R.RunRecord, Path | None]] = []
     for item in records:
         if isinstance(item, tuple):
-            out.append((item[0], Path(item[1])))
+            out.append((item[0], None if item[1] is None else Path(item[1])))
         else:
             out.append((item, item.location.parent if item.location else None))
     return out

@@ -88,7 +88,7 @@ def verdict_heatmap(cases: Sequence[str], columns: Sequence[str], verdicts: Mapp
         ax.imshow(grid, cmap=cmap, vmin=0, vmax=len(present), aspect="auto", interpolation="nearest")
         ax.set_xticks(range(len(columns)), [short(c) for c in columns], rotation=30, ha="right")
         ax.set_yticks(range(len(cases)), [short(c) for c in cases] if len(cases) <= 150 else [""] * len(cases))
-        ax.set_title(f"Verdicts: {len(cases)} case(s) x {len(columns)} profile(s)")
+        fig.suptitle(f"Verdicts: {len(cases)} case(s) x {len(columns)} profile(s)")  # above the legend
         fig.legend(handles=[Patch(color=VERDICT_COLOURS.get(v, UNKNOWN_COLOUR), label=short(v)) for v in present],
                    loc="outside right upper", frameon=False)
         return fig

@@ -96,7 +96,10 @@ def test_a_pair_beyond_tolerance_exits_1_and_names_the_worst_pair(runs, capsys):
     code, out, _ = compare(capsys, runs["cpu"], runs["cpu-fp16-tight"])
     assert code == 1
     worst = next(x for x in out.splitlines() if x.startswith("worst pair:"))
-    assert "DISAGREE" in worst and "max abs diff" in worst and "beyond rtol=1e-04 atol=1e-05" in worst
+    case, dataset = worst.split(" / ")[0].removeprefix("worst pair: "), int(re.search(r"data set (\d+)", worst)[1])
+    judged = X.looser(*(X.recorded_tolerance(next(c for c in R.load_record(runs[p])[0].cells if c.case == case),
+                                             dataset, "output") for p in ("cpu", "cpu-fp16-tight")))
+    assert "DISAGREE" in worst and "max abs diff" in worst and f"beyond {judged.describe()}" in worst
     assert re.search(r"\d+/\d+ elements beyond", worst)
     assert " !" in out  # the matrix marks the cells whose outputs disagree
 
