@@ -24,6 +24,14 @@ from harness.profiles.schema import Profile
 from harness.worker.session import REFERENCE_EP, session_options
 
 _MODIFIED = re.compile(r"GraphTransformer (\S+) modified: 1")
+_LEVEL_SUFFIX = re.compile(r"L\d$")  # LayerNormFusionL1: one instance of a pass registered at several levels
+
+
+def _instances(name: str) -> list[str]:
+    """A pass and its instances at the other levels: disabling LayerNormFusionL1 alone lets the level-2
+    LayerNormFusion fuse the same nodes, so a pass is disabled at every level or not at all."""
+    base = _LEVEL_SUFFIX.sub("", name)
+    return list(dict.fromkeys([name, base, f"{base}L1", f"{base}L2"]))
 
 Judge = Callable[[dict[str, Any]], bool]  # outputs by name -> still diverges
 
@@ -70,7 +78,7 @@ def blame(profile: Profile, model: Path, feed: dict[str, Any], diverges: Judge) 
     if (spec.get("session") or {}).get("graph_optimization", "all") == "disable":
         return PassBlame(False, f"profile {profile.name!r} already runs with every optimisation off")
     outputs, log = _run(model, spec, feed, [], verbose=True)
-    modified = list(dict.fromkeys(_MODIFIED.findall(log)))
+    modified = _modified(log)
     if not diverges(outputs):
         return PassBlame(False, "the divergence does not show in an in-process session of this profile", [],
                          modified, 1)
@@ -80,19 +88,40 @@ def blame(profile: Profile, model: Path, feed: dict[str, Any], diverges: Judge) 
     return _bisect(model, spec, feed, diverges, modified)
 
 
+MAX_ROUNDS = 5  # disabling a pass lets another take over the same nodes (LayerNormFusion -> SimplifiedLayerNormFusion)
+
+
+def _modified(log: str) -> list[str]:
+    return list(dict.fromkeys(_LEVEL_SUFFIX.sub("", n) for n in _MODIFIED.findall(log)))
+
+
+def _expanded(disabled: list[str]) -> list[str]:
+    return [instance for name in disabled for instance in _instances(name)]
+
+
 def _bisect(model: Path, spec: dict[str, Any], feed: dict[str, Any], diverges: Judge, modified: list[str]) -> PassBlame:
     sessions = 2
 
     def vanishes(disabled: list[str]) -> bool:
         nonlocal sessions
         sessions += 1
-        return not diverges(_run(model, spec, feed, disabled)[0])
+        return not diverges(_run(model, spec, feed, _expanded(disabled))[0])
 
-    if not modified or not vanishes(modified):
-        return PassBlame(False, "it vanishes with optimisations off, but disabling the passes onnxruntime reported as "
-                                "modifying the graph does not remove it (a pass it does not log, or the optimisation "
-                                "level itself)", [], modified, sessions)
     suspects = list(modified)
+    for _ in range(MAX_ROUNDS):  # with these off, which passes modify the graph now?
+        outputs, log = _run(model, spec, feed, _expanded(suspects), verbose=True)
+        sessions += 1
+        if not diverges(outputs):
+            break
+        fresh = [n for n in _modified(log) if n not in suspects]
+        if not fresh:
+            return PassBlame(False, "it vanishes with optimisations off, but not with every pass onnxruntime reported "
+                                    "as modifying the graph disabled (a pass it does not log, or the optimisation level "
+                                    "itself)", [], suspects, sessions)
+        suspects += fresh
+    else:
+        return PassBlame(False, f"passes kept taking over after {MAX_ROUNDS} rounds of disabling", [], suspects, sessions)
+    every = list(suspects)
     while len(suspects) > 1:
         half = suspects[: len(suspects) // 2]
         if vanishes(half):
@@ -101,12 +130,13 @@ def _bisect(model: Path, spec: dict[str, Any], feed: dict[str, Any], diverges: J
             suspects = suspects[len(half):]
         else:
             break
-    for name in list(suspects) if len(suspects) > 1 else []:  # several passes each cause part of it: keep only
-        if vanishes([s for s in suspects if s != name]):  # those without which it comes back (1-minimal)
+    for name in list(suspects) if len(suspects) > 1 else []:  # keep only the passes without which it comes back
+        if vanishes([s for s in suspects if s != name]):
             suspects.remove(name)
-    call = f"InferenceSession(..., disabled_optimizers={suspects!r})"
+    call = f"InferenceSession(..., disabled_optimizers={_expanded(suspects)!r})"
     if len(suspects) == 1:
         return PassBlame(True, f"the divergence vanishes with only {suspects[0]} disabled ({call})", suspects,
-                         modified, sessions)
+                         every, sessions)
     return PassBlame(True, f"no single pass: the divergence vanishes only with {', '.join(suspects)} all disabled "
-                           f"({call}); each alone leaves part of it", suspects, modified, sessions)
+                           f"({call}); with any one of them on it comes back (each causes part of it, or takes over "
+                           f"the nodes another left)", suspects, every, sessions)
