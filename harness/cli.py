@@ -103,6 +103,16 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="use only user profiles (./device_profiles, $HARNESS_PROFILES, --profiles-dir)")
 
 
+def _report_flags(p: argparse.ArgumentParser) -> None:
+    """The report formats (harness.report.render), written from the run record."""
+    p.add_argument("--junit-xml", type=Path, metavar="PATH",
+                   help="write JUnit XML: one testcase per cell, skips, xfails and failures mapped as pytest maps them")
+    p.add_argument("--markdown", type=Path, metavar="PATH",
+                   help="write a Markdown summary: counts, the matrix, failing cells (fits $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--html", type=Path, metavar="PATH",
+                   help="write one self-contained HTML report with plots (needs the report extra)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Cross-device ONNX conformance harness.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -138,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--save-outputs", choices=("all", "failing", "none"), default="failing",
                      help="keep actual outputs beside the record as ONNX TensorProto files in the test-data layout: "
                           "every cell's, FAIL cells' (default) or none")
+    _report_flags(run)
+    run.add_argument("--quiet", action="store_true",
+                     help="no live progress line (cells done/total, ETA, the running cell); it is shown on a terminal only")
     run.add_argument("--localize", action="store_true",
                      help="localise each failing cell (harness localize) and reference the result from the cell's "
                           "artifacts (localize/<cell>.json beside the record)")
@@ -170,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("records", nargs="+", type=Path, metavar="RECORD",
                          help="results/<run>/ folders or their record.json (from any machine)")
     compare.add_argument("--html", type=Path, metavar="PATH", help="also write the comparison as one HTML file")
+    report = sub.add_parser("report", help="render saved run records as JUnit XML, Markdown or HTML without re-running "
+                                           "(no format given: print each record's matrix)")
+    report.add_argument("records", nargs="+", type=Path, metavar="RECORD",
+                        help="results/<run>/ folders or their record.json (older record versions are upgraded)")
+    _report_flags(report)
     export = sub.add_parser("export", help="export the bundled PyTorch zoo and write goldens from eager PyTorch")
     export.add_argument("names", nargs="*", help="zoo entries (default: all)")
     export.add_argument("--force", action="store_true", help="overwrite existing models and goldens")

@@ -183,22 +183,20 @@ def noise_floor(runs: list[list[R.CellResult]]) -> dict[str, Any]:
 
 def run_repeats(executor, todo, availability, repeat: int, console=None) -> list[R.CellResult]:
     """Run the cells ``repeat`` times; the first run is the record, later ones only feed the noise floor.
-    ``console``: a rich Console for a transient progress bar, or None for none."""
-    from contextlib import nullcontext
-
-    from rich.progress import Progress
+    ``console``: a rich Console for the transient progress line (harness.run.progress: shown on a terminal
+    only), or None for none."""
+    from harness.run.progress import CellProgress
     runs = []
-    with Progress(console=console, transient=True) if console is not None else nullcontext() as progress:
+    with CellProgress(console) as progress:
         for attempt in range(repeat):
-            task = progress.add_task(f"run {attempt + 1}/{repeat}", total=len(todo)) if progress else None
+            progress.new_run(f"run {attempt + 1}/{repeat}", len(todo))
             # Later repeats keep their own artifacts (repeat-<n>/) and stay out of the journal: the record
             # is the first run; the others only measure the spread.
             saved_journal, saved_dir = executor.journal, executor.options.out_dir
             if attempt:
                 executor.journal, executor.options.out_dir = None, saved_dir / f"repeat-{attempt}"
             try:
-                advance = (lambda _r, t=task: progress.advance(t)) if progress else None
-                runs.append(executor.run(todo, availability, advance))
+                runs.append(executor.run(todo, availability, progress.done, on_start=progress.started))
             finally:
                 executor.journal, executor.options.out_dir = saved_journal, saved_dir
     if repeat > 1:

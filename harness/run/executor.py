@@ -132,9 +132,10 @@ class Executor:
 
     def run(self, cells: list[tuple[CasePlan, Profile]], availability: dict[str, Availability],
             on_done: Callable[[R.CellResult], None] | None = None, *,
-            as_reference: bool = False) -> list[R.CellResult]:
+            as_reference: bool = False, on_start: Callable[[str, str], None] | None = None) -> list[R.CellResult]:
         """Run cells, ``jobs`` at a time. ``as_reference``: these cells' outputs become the comparison for
-        cases without goldens; they are kept in ``captured`` and the cells PASS when they ran."""
+        cases without goldens; they are kept in ``captured`` and the cells PASS when they ran. ``on_start(case,
+        profile)`` and ``on_done(result)`` tell a progress display which cell starts and which finished."""
         todo: queue.Queue = queue.Queue()
         for index, cell in enumerate(cells):
             todo.put((index, cell))
@@ -146,6 +147,8 @@ class Executor:
                     index, (plan, profile) = todo.get_nowait()
                 except queue.Empty:
                     return
+                if on_start:
+                    on_start(plan.case.name, profile.name)
                 try:
                     result = self.run_cell(plan, profile, availability[profile.name], as_reference)
                 except Exception as exc:  # a harness bug costs this cell, never the run or its record

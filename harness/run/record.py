@@ -86,6 +86,7 @@ class CellResult:
     artifacts: dict[str, str] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+    host: str = ""  # the machine that ran the cell, where it is not the record's own (a Ray lab host)
 
     @property
     def key(self) -> str:
@@ -104,7 +105,7 @@ class CellResult:
 _CELL_FIELDS = tuple(f.name for f in fields(CellResult))
 _FIELD_TYPES = {"case": str, "profile": str, "verdict": str, "detail": str, "outputs": list, "placement": dict,
                 "timing": dict, "memory": dict, "latency": dict, "budget": list, "error": dict, "known_failure": str,
-                "artifacts": dict, "model": dict, "duration_s": (int, float)}
+                "artifacts": dict, "model": dict, "duration_s": (int, float), "host": str}
 
 
 def cell_problem(data: Any) -> str:
@@ -311,10 +312,11 @@ def _load_record(path: Path, folder: Path, record_path: Path) -> tuple[RunRecord
 
 
 def _record(header: dict[str, Any], cells: list[CellResult], where: Path) -> RunRecord:
+    """The loaded record, with ``location`` the file it came from (its folder holds the cells' artifacts)."""
     missing = [name for name in ("run_id", "created", "machine", "versions", "commit", "argv") if name not in header]
     if missing:
         raise BaselineError(f"{where}: run record lacks {', '.join(missing)}", hint="pass the record of a harness run")
-    return RunRecord(**header, cells=cells)
+    return RunRecord(**header, cells=cells, location=where)
 
 
 def _header_fields(data: dict[str, Any]) -> dict[str, Any]:
