@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from harness.compare.comparator import OutputComparison, compare_value
 from harness.compare.tolerances import SIGNAL_GATES, Tolerance, resolve_tolerance
 from harness.errors import GoldenError, HarnessError, UsageError
-from harness.golden.layout import MODEL_NAME, Value, dataset_dirs, graph_types, read_value
+from harness.golden.layout import MODEL_NAME, Value, dataset_dirs, read_value
 from harness.run import record as R
 
 OUTPUTS_ARTIFACT = "actual_outputs"  # a cell's saved outputs folder (test-data layout), relative to the run
@@ -96,20 +97,14 @@ class CrossMatrix:
 
 # --- reading saved outputs and goldens -------------------------------------------------------------------------
 
-def _read_folder(folder: Path, types: Mapping[str, Any]) -> tuple[Outputs, list[str]]:
-    """Every test_data_set_<k>/output_<j>.pb under ``folder``, keyed by (k, the name inside the file)."""
-    values: Outputs = {}
-    problems: list[str] = []
-    for index, ds_dir in dataset_dirs(folder):
-        for path in sorted(ds_dir.glob("output_*.pb")):
-            try:
-                name, _ = read_value(path)  # the name first; then the value as its declared type says
-                name, value = read_value(path, types.get(name)) if name in types else (name, _)
-            except GoldenError as exc:
-                problems.append(exc.one_line())
-                continue
-            values[(index, name or path.stem)] = value
-    return values, problems
+def _graph_outputs(model_path: Path) -> list[tuple[str, Any]]:
+    """The model's outputs in order, (name, declared type): output_<j>.pb is the j-th. [] when unreadable."""
+    import onnx
+    try:
+        graph = onnx.load(str(model_path), load_external_data=False).graph
+    except (OSError, ValueError, RuntimeError, DecodeError):
+        return []
+    return [(value.name, value.type) for value in graph.output]
 
 
 def case_folder(record: R.RunRecord, case: str, roots: Sequence[Path] = ()) -> Path | None:
@@ -140,8 +135,20 @@ def saved_outputs(folder: Path | None, cell: R.CellResult) -> tuple[Outputs | No
 
 
 def golden_outputs(case_dir: Path) -> tuple[Outputs, list[str]]:
-    """The case's golden outputs, read with the model's declared types."""
-    return _read_folder(case_dir, graph_types(case_dir / MODEL_NAME))
+    """The case's golden outputs, keyed by (data set, output name), each read as its declared type."""
+    outputs = _graph_outputs(case_dir / MODEL_NAME)
+    values: Outputs = {}
+    problems: list[str] = []
+    for index, ds_dir in dataset_dirs(case_dir):
+        for position, (name, type_proto) in enumerate(outputs):
+            path = ds_dir / f"output_{position}.pb"
+            if not path.is_file():
+                continue
+            try:
+                values[(index, name)] = read_value(path, type_proto)[1]
+            except GoldenError as exc:
+                problems.append(exc.one_line())
+    return values, problems
 
 
 # --- columns ---------------------------------------------------------------------------------------------------

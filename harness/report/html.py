@@ -38,7 +38,7 @@ from harness.report.crossmatrix import (
 )
 from harness.run import record as R
 
-RecordLike = Union[R.RunRecord, tuple[R.RunRecord, Path]]
+RecordLike = Union[R.RunRecord, tuple[R.RunRecord, Union[Path, None]]]  # noqa: UP007 (a runtime alias)
 MAX_FAILING_PLOTTED = 40  # failing cells drawn with plots; the rest are listed with their numbers
 MAX_OUTPUT_PLOTS = 8  # failing outputs plotted per cell
 WORST_ELEMENTS = 10
@@ -213,8 +213,8 @@ def _failing_output(failure: _Failure, entry: dict[str, Any], actual: Outputs | 
     name, dataset = str(comparison.get("name", "?")), entry.get("dataset", 0)
     against = str(comparison.get("against", "golden"))
     tol = comparison.get("tolerance") or {}
-    parts = [f"<h3>{esc(failure.cell.case)} / {esc(failure.column.label)} / output {esc(name)} [data set "
-             f"{esc(dataset)}] against {esc(against)}</h3>",
+    parts = [(f"<h3>{esc(failure.cell.case)} / {esc(failure.column.label)} / output {esc(name)} [data set "
+              f"{esc(dataset)}] against {esc(against)}</h3>"),
              f"<pre>{esc(chr(10).join(comparison.get('reasons') or []))}</pre>", _metrics_table(comparison)]
     if actual is None:
         parts.append('<p class="note">Actual outputs were not saved for this cell (run with --save-outputs '

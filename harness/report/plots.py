@@ -44,7 +44,9 @@ def short(label: str, limit: int = MAX_LABEL) -> str:
 
 
 def _new_figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure  # a Figure, not pyplot: no global state, no GUI backend, nothing left open
+    # A Figure, not pyplot: no global state, no GUI backend, nothing left open.
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height), layout="constrained")
 
 

@@ -129,8 +129,7 @@ def test_real_openvino_profile_without_a_device_is_a_note_not_a_pass(runs, capsy
 
 
 def test_different_case_sets_compare_the_common_cells_with_a_note(runs, tmp_path, capsys):
-    record, folder = R.load_record(runs["cpu-fp16"])
-    shutil.copytree(folder, tmp_path / "part")
+    shutil.copytree(R.load_record(runs["cpu-fp16"])[1], tmp_path / "part")
     data = json.loads((tmp_path / "part" / R.RECORD_NAME).read_text(encoding="utf-8"))
     data["cells"] = [c for c in data["cells"] if c["case"] == "mlp"]
     (tmp_path / "part" / R.RECORD_NAME).write_text(json.dumps(data), encoding="utf-8")
@@ -152,7 +151,7 @@ def test_bad_records_are_one_line_and_exit_2(runs, tmp_path, capsys, damage, wor
     shutil.copytree(runs["cpu-fp16"], bad)
     path = bad / R.RECORD_NAME
     path.write_text(damage(path.read_text(encoding="utf-8")), encoding="utf-8")
-    code, out, err = compare(capsys, runs["cpu"], path)
+    code, _, err = compare(capsys, runs["cpu"], path)
     assert code == 2
     assert words in err and err.startswith("harness: error:") and len(err.strip().splitlines()) == 1
     assert "Traceback" not in err

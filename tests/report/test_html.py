@@ -171,7 +171,7 @@ def test_report_of_two_records_labels_columns_by_host(run, tmp_path):
                     reason="Chromium is not installed (Debian: apt-get install -y chromium)")
 def test_report_renders_in_headless_chromium_without_console_errors(tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "bench" / "html_report.py"), "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "html_report: all checks hold" in done.stdout
     assert (tmp_path / "report.png").stat().st_size > 10_000
