@@ -113,6 +113,7 @@ def measure_case(plan: CasePlan, runs: list[RunOutcome], k: float) -> CaseCalibr
         "reference": _reference_entry(runs, noises, reference_off),
         "review": review,
         "versions": R.versions(),
+        "host": {key: R.machine_info().get(key) for key in ("cpu", "machine", "cores")},
         "model_sha256": plan.info.sha256,
         "data_sha256": data_digest(plan),
         "created": R.now_iso(),

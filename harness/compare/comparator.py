@@ -213,8 +213,7 @@ def _calibrated_gates(result: OutputComparison, golden: np.ndarray, actual: np.n
     if not score.beyond:
         return non_finite
     return [*non_finite, f"calibrated: k·U = {rule.k:g}·{max(rule.ulps, MIN_ULPS):.3g} = {rule.allowed_ulps:.4g} ULP "
-                         f"allowed, observed {score.worst_ulps:.4g} ULP{_at(score.index)} ({score.beyond} / "
-                         f"{m.total} elements beyond)"]
+                         f"allowed, observed {score.worst_ulps:.4g} ULP{_at(score.index)}"]
 
 
 ToleranceFor = Callable[[np.dtype, np.dtype], Tolerance]
@@ -416,7 +415,7 @@ def format_failure(cmp: OutputComparison, *, case: str, profile: str) -> str:
     if cmp.shape_mismatch or cmp.metrics is None:
         shapes = f"{cmp.against} {_shape(cmp.golden_shape)} vs actual {_shape(cmp.actual_shape)}"
         return f"{head}: shape mismatch: {shapes}\n{NOTE}"
-    lines = [f"{head}: tensor-likes are not close vs {cmp.against}", *cmp.reasons]
+    lines = [f"{head}: tensor-likes are not close vs {cmp.against}", *cmp.reasons, *_beyond_lines(cmp)]
     if cmp.dtype_mismatch:
         lines.append(f"Dtypes differ: {cmp.against} {cmp.golden_dtype} vs actual {cmp.actual_dtype}")
     category = pair_category(cmp.golden_dtype, cmp.actual_dtype)
@@ -431,6 +430,16 @@ def format_failure(cmp: OutputComparison, *, case: str, profile: str) -> str:
     non_finite = cmp.metrics.nan_mismatch or cmp.metrics.inf_mismatch
     lines.append(NON_FINITE_NOTE if non_finite else CALIBRATED_NOTE if calibrated else NOTE)
     return "\n".join(lines)
+
+
+def _beyond_lines(cmp: OutputComparison) -> list[str]:
+    """torch.testing's count of mismatched elements, in the calibrated rule's terms."""
+    score = cmp.calibration or {}
+    beyond, total = score.get("beyond"), cmp.metrics.total if cmp.metrics else 0
+    if cmp.rule != CALIBRATED or not beyond or not total:
+        return []
+    return [f"Mismatched elements: {beyond} / {total} ({100 * beyond / total:.1f}%) beyond "
+            f"{score['allowed_ulps']:.4g} ULP"]
 
 
 def _minimum_k_lines(cmp: OutputComparison) -> list[str]:

@@ -24,8 +24,8 @@ _FIELDS = (
     "task", "dims", "input_ranges", "tolerance", "output_tolerance", "budgets", "calibration",
 )
 # case.json 'calibration' (written by 'harness calibrate'): the measured rule per output, and how it was measured.
-CALIBRATION_KEYS = ("outputs", "runs", "reference", "review", "versions", "model_sha256", "data_sha256", "created",
-                    "k")
+CALIBRATION_KEYS = ("outputs", "runs", "reference", "review", "versions", "host", "model_sha256", "data_sha256",
+                    "created", "k")
 
 
 @dataclass

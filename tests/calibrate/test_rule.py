@@ -59,7 +59,8 @@ def test_the_failure_message_says_the_allowance_and_what_was_observed_in_ulps() 
     result = compare_output("logits", g, _steps(g, 100), DECLARED_TOL, calibrated=_rule(ulps=3.0))
     message = format_failure(result, case="mlp [test_data_set_0]", profile="cpu-fp16")
     assert message.startswith("case 'mlp [test_data_set_0]' output 'logits' on profile 'cpu-fp16'")
-    assert "calibrated: k·U = 8·4 = 32 ULP allowed, observed 100 ULP at index (0, 0) (3 / 3 elements beyond)" in message
+    assert "\ncalibrated: k·U = 8·4 = 32 ULP allowed, observed 100 ULP at index (0, 0)\n" in message
+    assert "\nMismatched elements: 3 / 3 (100.0%) beyond 32 ULP\n" in message
     assert "Minimum k that would pass: 25" in message
     assert "up to" not in message  # no rtol/atol allowance is in force under the calibrated rule
 
