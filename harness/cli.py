@@ -183,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("records", nargs="+", type=Path, metavar="RECORD",
                          help="results/<run>/ folders or their record.json (from any machine)")
     compare.add_argument("--html", type=Path, metavar="PATH", help="also write the comparison as one HTML file")
+    compare.add_argument("--markdown", type=Path, metavar="PATH",
+                         help="also write the comparison as Markdown (fits $GITHUB_STEP_SUMMARY)")
     report = sub.add_parser("report", help="render saved run records as JUnit XML, Markdown or HTML without re-running "
                                            "(no format given: print each record's matrix)")
     report.add_argument("records", nargs="+", type=Path, metavar="RECORD",

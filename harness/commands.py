@@ -156,6 +156,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.html:
         from harness.report.html import write_compare_html
         write_compare_html(matrix, args.html)
+    if args.markdown:
+        from harness.atomic import atomic_write_bytes
+        from harness.report.crossmatrix import compare_markdown
+        atomic_write_bytes(args.markdown, compare_markdown(matrix).encode("utf-8"))
     return 1 if matrix.disagreements else 0
 
 

@@ -438,3 +438,18 @@ def print_cross_matrix(console: Any, matrix: CrossMatrix) -> None:
     console.print(table)
     for line in text_report(matrix):
         console.print(Text(printable(line)), soft_wrap=True)  # one line per pair, whatever the width: greppable
+
+
+def compare_markdown(matrix: CrossMatrix) -> str:
+    """The comparison as Markdown (a pull request or $GITHUB_STEP_SUMMARY): the common cases x columns table,
+    then the report's lines; every name escaped by the Markdown report's ``md``."""
+    from harness.report.markdown import md
+    marked = {(p.case, side) for p in matrix.disagreements for side in (p.left, p.right)}
+    header = ["case", *(md(c.label) + (" (not target)" if c.target_note else "") for c in matrix.columns)]
+    rows = [[md(case), *(md(golden_summary(c.cells[case])) + (" ❌" if (case, c.label) in marked else "")
+                         for c in matrix.columns)] for case in matrix.cases]
+    lines = [f"## Cross-device comparison: {len(matrix.columns)} columns, {len(matrix.cases)} common case(s)", "",
+             "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+             *("| " + " | ".join(row) + " |" for row in rows), ""]
+    lines += [f"- {md(line, 2000)}" for line in text_report(matrix)]
+    return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ import pytest
 from harness.cli import main
 from harness.compare.tolerances import Tolerance
 from harness.report import crossmatrix as X
+from harness.report.markdown import md
 from harness.run import record as R
 
 REPO = Path(__file__).resolve().parents[2]
@@ -225,3 +226,18 @@ def test_environment_differences_name_versions_and_cpu_flags():
     lines = X.env_differences(a, b)
     assert "onnxruntime: 1.32.0 vs 1.31.0" in lines
     assert "cpu flags: only a: avx512f; only b: amx_bf16" in lines
+
+
+def test_markdown_has_the_matrix_the_pairs_and_escaped_names(runs, tmp_path, capsys):
+    path = tmp_path / "cmp.md"
+    code = main(["compare", str(runs["cpu"]), str(runs["cpu-fp16-tight"]), "--markdown", str(path)])
+    capsys.readouterr()
+    text = path.read_text(encoding="utf-8")
+    assert code == 1
+    assert text.startswith("## Cross-device comparison: 2 columns, 3 common case(s)")
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    host = R.machine_info()["node"]
+    assert len(table) == 2 + 3 and table[0] == f"| case | {md(host + '/cpu')} | {md(host + '/cpu-fp16-tight')} |"
+    assert "mlp&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<script>" not in text
+    assert any(line.startswith("- worst pair:") and "DISAGREE" in line for line in text.splitlines())
+    assert text.count("❌") >= 2  # both sides of a disagreeing pair are marked
