@@ -411,7 +411,8 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
                                         "reason": availability[p.name].reason, "ep": p.ep,
                                         "transform": p.transform, "target": p.target, "origin": profile_origin(p),
                                         "worker": availability[p.name].hello, "notes": list(p.notes),
-                                        "budgets": p.budgets.to_dict() if p.budgets else {}}
+                                        "budgets": p.budgets.to_dict() if p.budgets else {},
+                                        "emulated": p.emulation}
                               for p in profile_list}
             ref_cells = _reference_outputs(plans, reference, executor, availability) if reference else {}
             done = prior.keys() | ref_cells.keys()

@@ -35,6 +35,10 @@ MEMORY_LIMIT_MB = (16, 1 << 24)  # 16 MB .. 16 TiB
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 TRANSFORMS = KINDS  # [precision] transform names one of the transforms harness.model offers
 LAUNCHERS = ("python", "qemu-aarch64", "node")  # harness/run/launchers.py resolves each
+# [worker] cpu: the CPU model qemu emulates for launcher = "qemu-aarch64" (its -cpu), which decides the kernels
+# onnxruntime picks (neoverse-n1: NEON + dot product; cortex-a57: baseline NEON). "max" is left out: it takes
+# SVE2/SME paths that no common board has. harness/setup/arm64.py gives each its /proc/cpuinfo.
+EMULATED_CPUS = ("cortex-a35", "cortex-a53", "cortex-a57", "cortex-a72", "cortex-a76", "neoverse-n1")
 OPT_LEVELS = ("disable", "basic", "extended", "layout", "all")
 EXEC_MODES = ("sequential", "parallel")
 PRECISION_HINTS = ("f32", "f16", "bf16")
@@ -72,7 +76,8 @@ _SCHEMA: dict[str, dict[str, Callable[[Any], bool]]] = {
     "precision": {"transform": _one_of(*TRANSFORMS), "keep_io_types": _bool,
                   "calibration": _one_of(*CALIBRATION_METHODS), "per_channel": _bool, "op_block_list": _str_list,
                   "mixed_rtol": _pos_num, "mixed_atol": _pos_num},
-    "worker": {"launcher": _one_of(*LAUNCHERS), "command": _str_list, "env": _str_map},
+    "worker": {"launcher": _one_of(*LAUNCHERS), "command": _str_list, "env": _str_map,
+               "cpu": _one_of(*EMULATED_CPUS)},
     "constraints": {"cpu_cores": _cores, "memory_limit_mb": _pos_int},
     "requires": {"packages": _str_list, "install": _str, "env": _str_list},
     "known_failures": {"case": _str, "output": _str, "reason": _str},
@@ -135,6 +140,8 @@ class Profile:
     launcher: str = "python"
     launch_command: tuple[str, ...] = ()
     launch_env: dict[str, str] = field(default_factory=dict)
+    # [worker] cpu: the emulated CPU model (launcher = "qemu-aarch64"); None for a worker on the host's own CPU
+    emulated_cpu: str | None = None
     cpu_cores: int | list[int] | None = None
     memory_limit_mb: int | None = None
     tolerance: ProfileTolerance = field(default_factory=ProfileTolerance)
@@ -150,6 +157,16 @@ class Profile:
     bases: tuple[Path, ...] = ()
     # Accepted but worth saying (e.g. more threads than this host has cores): one line each, for reports.
     notes: tuple[str, ...] = ()
+
+    @property
+    def emulated(self) -> bool:
+        """Its worker runs under emulation: numerics are the device's, timings and memory are the emulator's."""
+        return self.emulated_cpu is not None
+
+    @property
+    def emulation(self) -> str:
+        """What runs the device's code, for reports ("qemu-aarch64 neoverse-n1"); "" for the host's own CPU."""
+        return f"{self.launcher} {self.emulated_cpu}" if self.emulated_cpu else ""
 
     @property
     def strict_placement(self) -> bool:
@@ -183,6 +200,7 @@ def _check_table(table: dict, kind: str, where: str) -> None:
 
 def _choices_for(kind: str, key: str) -> str:
     table = {("precision", "calibration"): CALIBRATION_METHODS, ("worker", "launcher"): LAUNCHERS,
+             ("worker", "cpu"): EMULATED_CPUS,
              ("session", "graph_optimization"): OPT_LEVELS, ("session", "execution_mode"): EXEC_MODES,
              ("precision", "transform"): TRANSFORMS, ("ep", "precision_hint"): PRECISION_HINTS,
              ("ep", "device_type"): ("CPU", "GPU", "NPU")}
@@ -256,7 +274,8 @@ def parse_profile(data: dict, source: Path | None, default_name: str) -> Profile
         keep_io_types=precision.get("keep_io_types", True),
         precision_options={k: v for k, v in precision.items() if k not in ("transform", "keep_io_types")},
         launcher=worker.get("launcher", "python"), launch_command=tuple(worker.get("command", ())),
-        launch_env={k: str(v) for k, v in worker.get("env", {}).items()}, cpu_cores=constraints.get("cpu_cores"),
+        launch_env={k: str(v) for k, v in worker.get("env", {}).items()}, emulated_cpu=worker.get("cpu"),
+        cpu_cores=constraints.get("cpu_cores"),
         memory_limit_mb=constraints.get("memory_limit_mb"),
         tolerance=_parse_tolerance(data.get("tolerance", {}), where),
         budgets=parse_budgets(data["budgets"], f"{where} [budgets]") if "budgets" in data else None,
@@ -284,6 +303,7 @@ def _check_consistency(p: Profile, where: str) -> None:
                            hint="set precision.transform, or drop the options")
     if p.launch_command and p.launcher != "python":
         raise ProfileError(f"{where}: worker.command is only understood by launcher = 'python'")
+    _check_emulation(p, where)
     if p.precision_hint and p.ep != "OpenVINOExecutionProvider":
         raise ProfileError(f"{where}: ep.precision_hint is only understood by the OpenVINO EP, not {p.ep}")
     if p.plugin and p.ep in ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"):
@@ -296,6 +316,25 @@ def _check_consistency(p: Profile, where: str) -> None:
     if core_count and threads and threads > core_count:
         count = f" ({core_count} cores)" if isinstance(cores, list) else ""
         raise ProfileError(f"{where}: session.intra_op_threads = {threads} exceeds constraints.cpu_cores = {cores}{count}")
+
+
+def _check_emulation(p: Profile, where: str) -> None:
+    """An emulated CPU is named, and only for the emulating launcher; its timings are the emulator's, so a
+    profile under emulation must say latency = false and carry no budgets (they would measure qemu)."""
+    if p.emulated_cpu and p.launcher != "qemu-aarch64":
+        raise ProfileError(f"{where}: worker.cpu = {p.emulated_cpu!r} is only understood by launcher = 'qemu-aarch64'",
+                           hint="drop worker.cpu, or set worker.launcher = 'qemu-aarch64'")
+    if p.launcher != "qemu-aarch64":
+        return
+    if not p.emulated_cpu:
+        raise ProfileError(f"{where}: launcher = 'qemu-aarch64' needs worker.cpu, the CPU model to emulate",
+                           hint=f"e.g. cpu = \"neoverse-n1\"; one of {', '.join(EMULATED_CPUS)}")
+    if p.latency:
+        raise ProfileError(f"{where}: a worker under emulation (launcher = 'qemu-aarch64') times qemu, not a device",
+                           hint="set latency = false: its numerics are checked, its latency is never sampled")
+    if p.budgets is not None:
+        raise ProfileError(f"{where}: [budgets] cannot apply to a worker under emulation (launcher = 'qemu-aarch64')",
+                           hint="drop [budgets]; budget the real device's profile instead")
 
 
 def _check_code_and_env(p: Profile, where: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from rich.console import Console
 from rich.table import Table
@@ -41,12 +41,33 @@ def _ci_pct(value: float, ci: list[float] | None) -> str:
     return f" ±{100 * (ci[1] - ci[0]) / 2 / value:.0f}%"
 
 
-def cell_text(cell: R.CellResult) -> Text:
+def max_ulps(cell: R.CellResult) -> dict[str, int]:
+    """Per float output, the largest ULP distance from what it was compared with over the cell's data sets (the
+    comparator's max_ulp). Left out: outputs with no ULP measure (integers, strings, sequences), and outputs judged
+    by signal quality rather than elementwise (int8: millions of ULP there say nothing the SNR does not)."""
+    found: dict[str, int] = {}
+    for entry in cell.outputs:
+        comparison = entry.get("comparison") or {}
+        ulp = (comparison.get("metrics") or {}).get("max_ulp")
+        if isinstance(ulp, int) and (comparison.get("tolerance") or {}).get("elementwise", True):
+            name = str(comparison.get("name", "?"))
+            found[name] = max(found.get(name, 0), ulp)
+    return found
+
+
+def cell_text(cell: R.CellResult, emulated: bool = False) -> Text:
+    """The verdict, then placement, latency and memory. An emulated cell shows instead the largest ULP distance
+    over its outputs: its timings and memory are the emulator's, its numerics are the device's."""
     text = Text(cell.verdict, style=_STYLE.get(cell.verdict, ""))
     placement = cell.placement
     if placement.get("available") and placement.get("fraction_on_ep", 1.0) < 1.0:
         text.append(f" {placement['fraction_on_ep']:.0%} on EP", style="yellow")
     if cell.verdict == R.SKIPPED:
+        return text
+    if emulated:
+        ulps = max_ulps(cell)
+        if ulps:
+            text.append(f" {max(ulps.values())}ulp")
         return text
     stats = cell.latency.get("stats") if cell.latency else None
     if stats:
@@ -58,10 +79,25 @@ def cell_text(cell: R.CellResult) -> Text:
     return text
 
 
-def matrix(cells: list[R.CellResult], profiles: Iterable[str]) -> Table:
+def emulated_profiles(record: R.RunRecord) -> dict[str, str]:
+    """Profile name -> what emulates it (e.g. "qemu neoverse-n1"), for the profiles of the run that ran emulated."""
+    return {name: str(entry["emulated"]) for name, entry in record.profiles.items()
+            if isinstance(entry, dict) and entry.get("emulated")}
+
+
+def _profile_label(name: str, emulated: Mapping[str, str]) -> Text:
+    label = Text(printable(name))
+    if name in emulated:
+        label.append("\nemulated: max ULP, no timing", style="dim")
+    return label
+
+
+def matrix(cells: list[R.CellResult], profiles: Iterable[str], emulated: Mapping[str, str] | None = None) -> Table:
     """One verdict per case x profile. The longer dimension runs down the rows, so a dozen profiles
-    over a handful of cases stays readable in a terminal (and 1,800 node cases still scroll)."""
+    over a handful of cases stays readable in a terminal (and 1,800 node cases still scroll). ``emulated``
+    profiles (name -> emulator) are labelled so, and show the max ULP in place of timings."""
     profiles = list(profiles)
+    emulated = emulated or {}
     cases = list(dict.fromkeys(c.case for c in cells))
     by_key = {c.key: c for c in cells}
     rows_are_cases = len(cases) >= len(profiles)
@@ -70,15 +106,49 @@ def matrix(cells: list[R.CellResult], profiles: Iterable[str]) -> Table:
     table = Table(title="Conformance matrix", show_lines=True)
     table.add_column(Text(corner), no_wrap=True, min_width=max(len(corner), *(len(printable(r)) for r in rows)))
     for name in columns:
-        table.add_column(Text(printable(name)), overflow="fold")
+        table.add_column(_profile_label(name, emulated) if rows_are_cases else Text(printable(name)), overflow="fold")
     for row_name in rows:
-        row = [Text(printable(row_name))]
+        row = [Text(printable(row_name)) if rows_are_cases else _profile_label(row_name, emulated)]
         for column in columns:
             case, profile = (row_name, column) if rows_are_cases else (column, row_name)
             cell = by_key.get(R.cell_key(case, profile))
-            row.append(cell_text(cell) if cell else Text("-", style="dim"))
+            row.append(cell_text(cell, profile in emulated) if cell else Text("-", style="dim"))
         table.add_row(*row)
     return table
+
+
+def ulp_table(cells: list[R.CellResult], profiles: Iterable[str]) -> Table | None:
+    """Max ULP vs golden per case and float output, one column per profile: how far an emulated device's
+    numerics are from the host's, output by output. None when no output has a ULP measure."""
+    per: dict[tuple[str, str], dict[str, int]] = {}
+    for cell in cells:
+        for output, ulp in max_ulps(cell).items():
+            per.setdefault((cell.case, output), {})[cell.profile] = ulp
+    if not per:
+        return None
+    measured = {name for ulps in per.values() for name in ulps}
+    profiles = [name for name in profiles if name in measured]
+    table = Table(title="Max ULP vs golden per output", title_justify="left")
+    table.add_column("case")
+    table.add_column("output")
+    for name in profiles:
+        table.add_column(Text(printable(name)), justify="right", overflow="fold")
+    for (case, output), ulps in per.items():
+        table.add_row(Text(printable(case)), Text(printable(output)), *(str(ulps.get(p, "-")) for p in profiles))
+    return table
+
+
+def ulp_lines(cells: list[R.CellResult], emulated: Mapping[str, str]) -> list[str]:
+    """The compact form of ulp_table, one line per emulated profile: its largest ULP and where."""
+    lines = []
+    for name, how in emulated.items():
+        worst = [(ulp, cell.case, output) for cell in cells if cell.profile == name
+                 for output, ulp in max_ulps(cell).items()]
+        if worst:
+            ulp, case, output = max(worst, key=lambda found: found[0])  # the first of the worst
+            lines.append(f"{name} ({how}): max ULP vs golden over {len(worst)} float output(s): {ulp} "
+                         f"({case}/{output}); the run record has each output's")
+    return lines
 
 
 def details(cells: list[R.CellResult]) -> list[str]:
@@ -177,7 +247,13 @@ def print_report(console: Console, record: R.RunRecord, notes: list[str] | None 
     cells = record.cells
     profiles = list(record.profiles or dict.fromkeys(c.profile for c in cells))
     compact = len({c.case for c in cells}) > COMPACT_CASES
-    console.print(counts_table(cells, profiles) if compact else matrix(cells, profiles))
+    emulated = {name: how for name, how in emulated_profiles(record).items() if name in profiles}
+    console.print(counts_table(cells, profiles) if compact else matrix(cells, profiles, emulated))
+    ulps = ulp_table(cells, profiles) if emulated and not compact else None
+    if ulps is not None:
+        console.print(ulps)
+    for line in ulp_lines(cells, emulated) if compact else []:
+        console.print(printable(line), markup=False)
     if by_op:
         print_by_op(console, cells, profiles)
     note = comparison_note(record)

@@ -338,6 +338,34 @@ def test_bad_precision_and_worker_options_are_refused(tmp_path: Path, text: str,
         assert word in line, line
 
 
+EMULATED = MINIMAL + "latency = false\n[worker]\nlauncher = 'qemu-aarch64'\ncpu = 'neoverse-n1'\n"
+
+
+def test_an_emulated_worker_names_its_cpu(tmp_path: Path) -> None:
+    profile = _load(tmp_path, EMULATED)
+    assert (profile.launcher, profile.emulated_cpu, profile.emulated) == ("qemu-aarch64", "neoverse-n1", True)
+    assert profile.emulation == "qemu-aarch64 neoverse-n1"
+    plain = _load(tmp_path, MINIMAL)
+    assert (plain.emulated_cpu, plain.emulated, plain.emulation) == (None, False, "")
+
+
+@pytest.mark.parametrize("text, words", [
+    (EMULATED.replace("neoverse-n1", "neoverse_n1"), ["[worker]: cpu = 'neoverse_n1' is not valid",
+                                                      "expected one of cortex-a35, ", "neoverse-n1"]),
+    (EMULATED.replace("neoverse-n1", "max"), ["cpu = 'max' is not valid"]),  # SVE2/SME paths no board has
+    (MINIMAL + "[worker]\ncpu = 'cortex-a57'\n", ["worker.cpu = 'cortex-a57' is only understood by launcher = "
+                                                   "'qemu-aarch64'", "Note: drop worker.cpu"]),
+    (MINIMAL + "latency = false\n[worker]\nlauncher = 'qemu-aarch64'\n", ["needs worker.cpu",
+                                                                         "one of cortex-a35, cortex-a53"]),
+    (EMULATED.replace("latency = false\n", ""), ["times qemu, not a device", "Note: set latency = false"]),
+    (EMULATED + "[budgets]\np50_ms = 5\n", ["[budgets] cannot apply to a worker under emulation"]),
+])
+def test_bad_emulation_settings_are_refused(tmp_path: Path, text: str, words: list[str]) -> None:
+    line = _refused(tmp_path, text)
+    for word in words:
+        assert word in line, line
+
+
 def test_fp16_inputs_and_outputs_are_refused(tmp_path: Path) -> None:
     """keep_io_types = false would give a model the float32 inputs and goldens cannot feed or match."""
     line = _refused(tmp_path, MINIMAL + "[precision]\ntransform = 'fp16'\nkeep_io_types = false\n")

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from harness.compare.comparator import compare_output
 from harness.compare.tolerances import Tolerance
-from harness.report.console import cell_text, details, matrix, print_report, skipped_profiles, summary
+from harness.report.console import cell_text, details, matrix, max_ulps, print_report, skipped_profiles, summary
 from harness.run import record as R
 
 
@@ -164,3 +164,60 @@ def test_by_op_prints_each_profile_and_the_ops_that_pass_on_one_only() -> None:
     assert "cpu: per operator" in text and "bf16: per operator" in text
     diff = text[text.index("pass on one of cpu / bf16"):]
     assert "Abs" in diff and "test_abs" in diff and "Relu" not in diff.split("\n\n")[0]
+
+
+# ---- emulated profiles (harness/setup/arm64.py): the max ULP per output in place of timings -------------------
+
+def _ulp_cell(case: str, profile: str, outputs: dict[str, float], *, elementwise: bool = True) -> R.CellResult:
+    """A passing cell whose outputs each differ from a golden of 1.0 by ``outputs[name]`` (float32 steps of 2^-23)."""
+    tolerance = Tolerance(rtol=1e-4, atol=1e-5) if elementwise else Tolerance(rtol=1e-4, atol=1e-5, elementwise=False, min_cosine=0.99)
+    entries = []
+    for name, steps in outputs.items():
+        golden = np.ones(4, dtype=np.float32)
+        actual = golden + np.float32(steps * 2.0 ** -23) * np.float32([0, 1, 0, 0])
+        entries.append({"dataset": 0, "comparison": compare_output(name, golden, actual, tolerance).to_dict()})
+    return R.CellResult(case, profile, R.PASS, outputs=entries, memory={"peak_delta_mb": 150.0},
+                        timing={"session_ms": 900.0})
+
+
+def _emulated_record(cells: list[R.CellResult]) -> R.RunRecord:
+    profiles = {"cpu": {"emulated": ""}, "arm": {"emulated": "qemu-aarch64 neoverse-n1"}}
+    return R.RunRecord("run", "", {}, {}, {}, [], profiles=profiles, cells=cells)
+
+
+def test_max_ulps_per_output_leave_out_outputs_judged_by_signal_quality() -> None:
+    cell = _ulp_cell("gru", "arm", {"output": 3, "h_n": 11})
+    assert max_ulps(cell) == {"output": 3, "h_n": 11}
+    assert max_ulps(_ulp_cell("mlp", "arm-int8", {"y": 7}, elementwise=False)) == {}
+
+
+def test_an_emulated_cell_shows_its_max_ulp_and_neither_latency_nor_memory() -> None:
+    cell = _ulp_cell("gru", "arm", {"output": 3, "h_n": 11})
+    assert cell_text(cell, emulated=True).plain == "PASS 11ulp"
+    assert cell_text(cell).plain == "PASS\npeak +150 MB"  # the same cell on the host's CPU: memory is the device's
+
+
+def test_the_matrix_labels_emulated_columns_and_lists_max_ulp_per_output() -> None:
+    cells = [_ulp_cell("gru", "cpu", {"output": 2, "h_n": 0}), _ulp_cell("gru", "arm", {"output": 3, "h_n": 11}),
+             _ulp_cell("mlp", "cpu", {"y": 1}), _ulp_cell("mlp", "arm", {"y": 5})]
+    text = _report(_emulated_record(cells))
+    assert "emulated: max ULP, no timing" in text and "PASS 11ulp" in text and "PASS 5ulp" in text
+    assert text.count("peak +150 MB") == 2  # the cpu cells only
+    table = text[text.index("Max ULP vs golden per output"):]
+    rows = [[part.strip() for part in line.strip("│ ").split("│")] for line in table.splitlines() if line.startswith("│")]
+    assert rows == [["gru", "output", "2", "3"], ["gru", "h_n", "0", "11"], ["mlp", "y", "1", "5"]]
+
+
+def test_a_run_without_emulated_profiles_has_no_ulp_table() -> None:
+    record = _emulated_record([_ulp_cell("mlp", "cpu", {"y": 1})])
+    record.profiles = {"cpu": {"emulated": ""}}
+    assert "Max ULP" not in _report(record)
+
+
+def test_a_large_run_says_each_emulated_profile_worst_ulp_in_one_line() -> None:
+    from harness.report.console import COMPACT_CASES
+    cells = [_ulp_cell(f"test_{i}", "arm", {"y": i % 7}) for i in range(COMPACT_CASES + 5)]
+    text = _report(_emulated_record(cells))
+    assert "Max ULP vs golden per output" not in text
+    assert (f"arm (qemu-aarch64 neoverse-n1): max ULP vs golden over {COMPACT_CASES + 5} float output(s): 6 "
+            f"(test_6/y); the run record has each output's") in text
