@@ -14,7 +14,7 @@ const DTYPES = {
   float32: [1, Float32Array], uint8: [2, Uint8Array], int8: [3, Int8Array], uint16: [4, Uint16Array],
   int16: [5, Int16Array], int32: [6, Int32Array], int64: [7, BigInt64Array], string: [8, null],
   bool: [9, Uint8Array], float16: [10, Uint16Array], float64: [11, Float64Array], uint32: [12, Uint32Array],
-  uint64: [13, BigUint64Array],
+  uint64: [13, BigUint64Array], uint4: [21, Uint8Array], int4: [22, Int8Array],  // 4-bit: one byte each on the wire
 };
 const DTYPE_OF_ELEM = Object.fromEntries(Object.entries(DTYPES).map(([name, [elem]]) => [elem, name]));
 
@@ -143,6 +143,24 @@ function decodeStrings(bytes, count, name) {
   return out;
 }
 
+/** Unpacked 4-bit elements (one byte each, as the wire carries them) -> two per byte, low nibble first (as
+ * ONNX and onnxruntime-web store them). */
+function pack4(values) {
+  const packed = new Uint8Array(Math.ceil(values.length / 2));
+  for (let i = 0; i < values.length; i++) packed[i >> 1] |= (values[i] & 0x0f) << ((i & 1) * 4);
+  return packed;
+}
+
+/** The reverse of pack4: ``count`` elements, int4 sign-extended. */
+function unpack4(packed, count, signed) {
+  const out = signed ? new Int8Array(count) : new Uint8Array(count);
+  for (let i = 0; i < count; i++) {
+    const nibble = (packed[i >> 1] >> ((i & 1) * 4)) & 0x0f;
+    out[i] = signed && nibble > 7 ? nibble - 16 : nibble;
+  }
+  return out;
+}
+
 /** The bytes a tensor {dtype, shape, data} takes on the wire. */
 function tensorBytes(dtype, data) {
   if (dtype === 'string') {
@@ -181,4 +199,4 @@ function encodeMessage(header, tensors = {}) {
 /** What onnxruntime-web cannot take (a dtype, a sequence): the session's edge says so by name. */
 class Unsupported extends Error {}
 
-module.exports = { FrameReader, encodeMessage, ProtocolError, Unsupported, DTYPES };
+module.exports = { FrameReader, encodeMessage, ProtocolError, Unsupported, DTYPES, pack4, unpack4 };

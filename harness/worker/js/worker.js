@@ -13,7 +13,7 @@
 // stdout carries frames only: everything else that would print there goes to stderr.
 
 const fs = require('node:fs');
-const { FrameReader, encodeMessage, ProtocolError, Unsupported, DTYPES } = require('./protocol');
+const { FrameReader, encodeMessage, ProtocolError, Unsupported, DTYPES, pack4, unpack4 } = require('./protocol');
 const { measureLatency } = require('./sampling');
 const pkg = require('./package.json');
 
@@ -26,10 +26,44 @@ const STATUS = ['OK', 'FAIL', 'INVALID_ARGUMENT', 'NO_SUCHFILE', 'NO_MODEL', 'EN
   'INVALID_PROTOBUF', 'MODEL_LOADED', 'NOT_IMPLEMENTED', 'INVALID_GRAPH', 'EP_FAIL'];
 const OPT_LEVELS = { disable: 'disabled', basic: 'basic', extended: 'extended', layout: 'layout', all: 'all' };
 const ONNX_DTYPE_NAMES = { 14: 'complex64', 15: 'complex128', 16: 'bfloat16', 17: 'float8e4m3fn', 18: 'float8e4m3fnuz',
-  19: 'float8e5m2', 20: 'float8e5m2fnuz', 21: 'uint4', 22: 'int4', 23: 'float4e2m1' };
+  19: 'float8e5m2', 20: 'float8e5m2fnuz', 23: 'float4e2m1' };
+const FOUR_BIT = new Set(['int4', 'uint4']);
 
 function send(header, tensors) {
   for (const piece of encodeMessage(header, tensors)) writeFrame(piece);
+}
+
+const LOCATION = /(?<![\w/.])\/?[\w.+-]+(?:\/[\w.+-]+)*\.(?:cc|cpp|cxx|c|h|hpp|cu|mm):\d+\s/g;
+const QUALIFIER = /^(?:const|volatile|noexcept|override|&&?)(?=\s|$)|^\[/;
+
+/** Where the C++ signature that follows a source location ends (GCC's __PRETTY_FUNCTION__, e.g. ``virtual Status
+ * onnxruntime::ConvInteger::Compute(OpKernelContext *) const``): the first blank outside brackets after its
+ * argument list, past trailing qualifiers; ``start`` when no signature is there. */
+function signatureEnd(text, start) {
+  let depth = 0;
+  let called = false;
+  for (let i = start; i < Math.min(text.length, start + 1000); i++) {
+    const ch = text[i];
+    if ('(<['.includes(ch)) depth += 1;
+    else if (')>]'.includes(ch) && !(ch === '>' && text[i - 1] === '-')) {
+      depth -= 1;
+      called = called || (ch === ')' && depth === 0);
+      if (depth < 0) return start;
+    } else if (/\s/.test(ch) && depth === 0 && called && !QUALIFIER.test(text.slice(i + 1))) return i + 1;
+  }
+  return start;
+}
+
+/** ORT's text without ``<file>:<line> <signature> `` spans (the Python worker's ort_message does the same). */
+function stripLocations(text) {
+  let kept = '';
+  let pos = 0;
+  for (const match of text.matchAll(LOCATION)) {
+    if (match.index < pos) continue;
+    kept += text.slice(pos, match.index);
+    pos = signatureEnd(text, match.index + match[0].length);
+  }
+  return kept + text.slice(pos);
 }
 
 /** ``STATUS: words`` (ORT's code named, C++ source locations dropped), then the full text when that line
@@ -42,9 +76,10 @@ function ortWords(err) {
   const dtype = /unsupported data type: (\d+)/.exec(full);
   if (dtype) {  // thrown by onnxruntime-web's JS side while it reads the model's input/output types
     status = 'NOT_IMPLEMENTED';
-    text = `onnxruntime-web (wasm) has no ${ONNX_DTYPE_NAMES[dtype[1]] || 'element type ' + dtype[1]} tensors (ONNX element type ${dtype[1]})`;
+    const name = ONNX_DTYPE_NAMES[dtype[1]];
+    text = `onnxruntime-web (wasm) has no ${name ? name + ' tensors' : 'tensors of element type ' + dtype[1]} (its words: "${dtype[0]}")`;
   }
-  text = text.replace(/(?<![\w/.])\/?[\w.+-]+(?:\/[\w.+-]+)*\.(?:cc|cpp|h):\d+\s+(?:[^\s(]+\([^)]*\)\s*(?:const\s+)?)?/g, '');
+  text = stripLocations(text);
   const line = (status ? `${status}: ` : '') + text.split(/\s+/).join(' ').trim();
   return { status, message: line === full ? line : `${line}\n${full}` };
 }
@@ -117,6 +152,9 @@ function unsupportedValue(session) {
     for (const meta of list || []) {
       if (!meta.isTensor) return `onnxruntime-web takes tensors only; ${role} ${JSON.stringify(meta.name)} is not a tensor`;
       if (!(meta.type in DTYPES)) return `onnxruntime-web (wasm) has no ${meta.type} tensors (${role} ${JSON.stringify(meta.name)})`;
+      if (role === 'output' && FOUR_BIT.has(meta.type)) {  // it takes them in, but its run cannot hand them back
+        return `onnxruntime-web (wasm) returns no ${meta.type} outputs (its run fails with "unsupported type: ${meta.type}"; output ${JSON.stringify(meta.name)})`;
+      }
     }
   }
   return '';
@@ -131,7 +169,8 @@ class Worker {
   }
 
   tensor(value) {
-    return new this.ort.Tensor(value.dtype, value.data, value.shape);
+    const data = FOUR_BIT.has(value.dtype) ? pack4(value.data) : value.data;
+    return new this.ort.Tensor(value.dtype, data, value.shape);
   }
 
   async onLoad(header) {
@@ -185,7 +224,8 @@ class Worker {
       if (firstMs === null) firstMs = Number(process.hrtime.bigint() - began) / 1e6;
       for (const name of session.outputNames) {
         const t = result[name];
-        outputs[`${k}/${name}`] = { dtype: t.type, shape: t.dims, data: t.data };
+        const data = FOUR_BIT.has(t.type) ? unpack4(t.data, t.size, t.type === 'int4') : t.data;
+        outputs[`${k}/${name}`] = { dtype: t.type, shape: t.dims, data };
       }
     }
     const now = memoryNow();

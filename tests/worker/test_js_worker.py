@@ -1,0 +1,190 @@
+"""The Node.js worker (harness/worker/js/worker.js) driven over the worker protocol directly, as the parent drives
+it: hello after a probe session, load/infer on an Add model, the dtypes the wasm build holds, a dtype it lacks
+(an error the executor reads as UNSUPPORTED), latency sampling, a bad frame, and a version it does not pair with.
+
+Skipped, with the reason, where Node.js >= 20 or the npm packages (harness setup web) are missing."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from harness.profiles.registry import load_all
+from harness.run.executor import is_unsupported
+from harness.setup import web
+from harness.worker import protocol
+
+REPO = Path(__file__).resolve().parents[2]
+WHY_NOT = web.state()
+pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=f"no JS worker here: {WHY_NOT}")
+
+
+class JsWorker:
+    """One worker process and its frames (stderr kept for the failure message)."""
+
+    def __init__(self, spec: dict[str, Any], env: dict[str, str] | None = None) -> None:
+        profile = load_all(cwd=REPO)["wasm"]
+        launch = web.launch(profile)
+        self.proc = subprocess.Popen(launch.argv(spec), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=launch.environment(spec, env))
+        self.hello = self.receive()
+
+    def send(self, header: dict[str, Any], tensors: dict | None = None) -> None:
+        protocol.write_message(self.proc.stdin, header, tensors)
+
+    def receive(self) -> tuple[dict[str, Any], dict[str, Any]] | Any:
+        message = protocol.read_message(self.proc.stdout)
+        assert message is not None, self.proc.stderr.read().decode()
+        return message
+
+    def request(self, header: dict[str, Any], tensors: dict | None = None):
+        self.send(header, tensors)
+        return self.receive()
+
+    def close(self) -> int:
+        if self.proc.poll() is None:
+            self.send({"type": "bye"})
+            self.proc.stdin.close()
+        code = self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return code
+
+
+def _spec(threads: int = 1) -> dict[str, Any]:
+    return {**load_all(cwd=REPO)["wasm"].worker_spec(), "session": {"intra_op_threads": threads}}
+
+
+@pytest.fixture(scope="module")
+def worker() -> Iterator[JsWorker]:
+    handle = JsWorker(_spec())
+    yield handle
+    handle.close()
+
+
+def _save(tmp: Path, name: str, nodes: list, inputs: list, outputs: list, opset: int = 17) -> Path:
+    model = helper.make_model(helper.make_graph(nodes, name, inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 9
+    path = tmp / f"{name}.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def _add_model(tmp: Path) -> Path:
+    info = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3]) for n in ("a", "b", "c")]
+    return _save(tmp, "add", [helper.make_node("Add", ["a", "b"], ["c"])], info[:2], info[2:])
+
+
+def _identity(tmp: Path, elem_type: int) -> Path:
+    name = f"identity_{TensorProto.DataType.Name(elem_type).lower()}"
+    return _save(tmp, name, [helper.make_node("Identity", ["x"], ["y"])],
+                 [helper.make_tensor_value_info("x", elem_type, [2, 2])],
+                 [helper.make_tensor_value_info("y", elem_type, [2, 2])], opset=21)
+
+
+def test_hello_says_available_after_a_probe_session_with_both_versions(worker: JsWorker) -> None:
+    hello, _ = worker.hello
+    assert (hello["type"], hello["runtime"], hello["protocol"], hello["available"]) == ("hello", "node", 2, True)
+    assert hello["versions"]["onnxruntime-web"] == web.web_version()
+    assert hello["versions"]["onnxruntime"] == web.python_onnxruntime_version()
+    assert hello["pid"] == worker.proc.pid
+
+
+def test_add_model_runs_every_data_set(worker: JsWorker, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    feed = {f"{k}/{n}": rng.standard_normal((k + 1, 3)).astype(np.float32) for k in (0, 3) for n in ("a", "b")}
+    loaded, _ = worker.request({"type": "load", "case": "add", "model_path": str(_add_model(tmp_path))})
+    assert loaded["type"] == "loaded" and loaded["session_ms"] > 0, loaded
+    assert loaded["threads"]["intra_op_effective"] == 1
+    result, outputs = worker.request({"type": "infer", "datasets": 2, "dataset_ids": [0, 3], "measure": None}, feed)
+    assert result["type"] == "result" and result["output_names"] == ["c"], result
+    assert sorted(outputs) == ["0/c", "3/c"]
+    for k in (0, 3):
+        np.testing.assert_array_equal(outputs[f"{k}/c"], feed[f"{k}/a"] + feed[f"{k}/b"])
+    assert result["memory"]["rss_start"] > 0 and result["memory"]["peak"] >= result["memory"]["rss_start"]
+
+
+@pytest.mark.parametrize("elem_type, values", [
+    (TensorProto.INT64, np.array([[-(2**62), 1], [2, 2**40]], dtype=np.int64)),
+    (TensorProto.BOOL, np.array([[True, False], [False, True]])),
+    (TensorProto.FLOAT16, np.array([[0.5, -1.0], [65504.0, 1e-4]], dtype=np.float16)),
+    (TensorProto.DOUBLE, np.array([[np.pi, -0.0], [1e300, 5e-324]])),
+    (TensorProto.UINT8, np.array([[0, 255], [7, 128]], dtype=np.uint8)),
+    (TensorProto.INT32, np.array([[-(2**31), 2**31 - 1], [0, 5]], dtype=np.int32)),
+    (TensorProto.UINT64, np.array([[2**64 - 1, 0], [1, 2**33]], dtype=np.uint64)),
+    (TensorProto.STRING, np.array([["a", "bé"], ["", "ünïcode"]], dtype=object)),
+])
+def test_dtypes_the_wasm_build_holds_round_trip_exactly(worker: JsWorker, tmp_path: Path, elem_type: int,
+                                                        values: np.ndarray) -> None:
+    loaded, _ = worker.request({"type": "load", "case": "id", "model_path": str(_identity(tmp_path, elem_type))})
+    assert loaded["type"] == "loaded", loaded
+    result, outputs = worker.request({"type": "infer", "datasets": 1}, {"0/x": values})
+    assert result["type"] == "result", result
+    assert outputs["0/y"].dtype == values.dtype
+    np.testing.assert_array_equal(outputs["0/y"], values)
+
+
+def test_a_dtype_the_wasm_build_lacks_is_unsupported_by_name(worker: JsWorker, tmp_path: Path) -> None:
+    reply, _ = worker.request({"type": "load", "case": "bf16", "model_path": str(_identity(tmp_path, TensorProto.BFLOAT16))})
+    assert (reply["type"], reply["kind"], reply["status"]) == ("error", "session", "NOT_IMPLEMENTED"), reply
+    assert reply["message"].startswith("NOT_IMPLEMENTED: onnxruntime-web (wasm) has no bfloat16 tensors")
+    assert is_unsupported(reply)  # the executor's reading: an UNSUPPORTED cell, not an ERROR
+    answer, _ = worker.request({"type": "infer", "datasets": 1}, {"0/x": np.zeros((2, 2), np.float32)})
+    assert answer["type"] == "error" and "infer before load" in answer["message"]  # and it goes on serving
+
+
+def test_a_failing_session_keeps_ort_words(worker: JsWorker, tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.onnx"
+    bogus.write_bytes(b"not a model")
+    reply, _ = worker.request({"type": "load", "case": "bogus", "model_path": str(bogus)})
+    assert reply["type"] == "error" and reply["kind"] == "session", reply
+    assert reply["status"] and reply["message"].startswith(f"{reply['status']}: "), reply
+
+
+def test_latency_samples_follow_the_stopping_rule(worker: JsWorker, tmp_path: Path) -> None:
+    worker.request({"type": "load", "case": "add", "model_path": str(_add_model(tmp_path))})
+    measure = {"warmup": {"count": 3}, "stopping": {"targets": ["p50"], "min_iters": 20, "time_cap_s": 0.2}}
+    feed = {"0/a": np.ones((1, 3), np.float32), "0/b": np.ones((1, 3), np.float32)}
+    result, outputs = worker.request({"type": "infer", "datasets": 1, "measure": measure}, feed)
+    samples = outputs["__latency_ns"]
+    assert samples.dtype == np.int64 and len(samples) == result["latency"]["iters"] >= 20
+    assert result["latency"]["warmup_iters"] == 3 and result["latency"]["stop_reason"] in ("converged", "time_cap")
+    assert (samples > 0).all()
+
+
+def test_a_bad_frame_is_a_protocol_error_and_the_worker_stops() -> None:
+    handle = JsWorker(_spec())
+    handle.proc.stdin.write(b"XXXX" + bytes(12))
+    handle.proc.stdin.flush()
+    reply, _ = handle.receive()
+    assert (reply["type"], reply["kind"]) == ("error", "protocol")
+    assert reply["message"] == 'protocol error: bad magic "XXXX", expected "OHW1"'
+    assert handle.proc.wait(timeout=10) == 2
+    handle.proc.stdout.close()
+    handle.proc.stderr.close()
+
+
+def test_a_python_onnxruntime_it_does_not_pair_with_is_refused_in_one_line() -> None:
+    handle = JsWorker(_spec(), {"HARNESS_PYTHON_ONNXRUNTIME": "1.99.0"})
+    hello, _ = handle.hello
+    assert hello["available"] is False and hello["unavailable"] == "not_installed"
+    assert "\n" not in hello["reason"]
+    assert hello["reason"].startswith(f"onnxruntime-web {web.web_version()} (Node worker) is paired with Python "
+                                      f"onnxruntime {web.paired_python_version()}.x, but the harness runs "
+                                      f"onnxruntime 1.99.0; fix: ")
+    assert handle.close() == 0
+
+
+def test_two_threads_are_fixed_at_the_first_session(tmp_path: Path) -> None:
+    handle = JsWorker(_spec(threads=2))
+    loaded, _ = handle.request({"type": "load", "case": "add", "model_path": str(_add_model(tmp_path))})
+    assert loaded["threads"]["intra_op"] == loaded["threads"]["intra_op_effective"] == 2, loaded
+    assert handle.close() == 0
