@@ -303,23 +303,33 @@ def build(loaded: Sequence[tuple[R.RunRecord, Path]]) -> CrossMatrix:
         raise UsageError("the records share no case, so there is nothing to compare",
                          hint="run the same cases on each machine (harness run CASE... --save-outputs all)")
     matrix = CrossMatrix(columns, cases, notes=notes)
-    unsaved: dict[str, int] = {}
+    missing: dict[tuple[str, bool], int] = {}  # (column, ran) -> cases without saved outputs
     for case in cases:
         saved = {}
         for column in columns:
             outputs, problems = saved_outputs(column.folder, column.cells[case])
             notes.extend(problems)
             if outputs is None:
-                unsaved[column.label] = unsaved.get(column.label, 0) + 1
+                ran = column.cells[case].verdict not in _DID_NOT_RUN
+                missing[(column.label, ran)] = missing.get((column.label, ran), 0) + 1
             else:
                 saved[column.label] = outputs
         for left, right in itertools.combinations(columns, 2):
             if left.label in saved and right.label in saved:
                 matrix.pairs.extend(compare_pair(case, left, right, saved[left.label], saved[right.label]))
-    for label, count in unsaved.items():
-        notes.append(f"{label}: {count} of {len(cases)} common case(s) have no saved outputs, so they are compared "
-                     f"with the golden only (run with --save-outputs all to compare devices directly)")
+    notes.extend(_missing_notes(missing, len(cases)))
     return matrix
+
+
+_DID_NOT_RUN = frozenset({R.SKIPPED, R.NOT_APPLICABLE, R.TRANSFORM_FAILED, R.UNSUPPORTED})
+
+
+def _missing_notes(missing: dict[tuple[str, bool], int], cases: int) -> list[str]:
+    """Why a column's cases take no part in a direct comparison: they did not run there, or ran unsaved."""
+    return [f"{label}: {count} of {cases} common case(s) " + (
+        "have no saved outputs, so they are compared with the golden only (run with --save-outputs all to compare "
+        "devices directly)" if ran else "did not run there (SKIPPED or not applicable), so they have no outputs "
+        "to compare") for (label, ran), count in missing.items()]
 
 
 # --- text ------------------------------------------------------------------------------------------------------
