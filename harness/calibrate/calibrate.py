@@ -30,6 +30,7 @@ from harness.golden.cases import Case, discover
 from harness.golden.manifest import MANIFEST_NAME, CaseManifest, read_manifest
 from harness.run import record as R
 from harness.run.plan import CasePlan, plan_case
+from harness.run.verdict import goldens_digest
 
 
 @dataclass
@@ -116,6 +117,7 @@ def measure_case(plan: CasePlan, runs: list[RunOutcome], k: float) -> CaseCalibr
         "host": {key: R.machine_info().get(key) for key in ("cpu", "machine", "cores")},
         "model_sha256": plan.info.sha256,
         "data_sha256": data_digest(plan),
+        "goldens_sha256": goldens_digest(plan.datasets),
         "created": R.now_iso(),
     }
     return CaseCalibration(plan.case.name, plan.case.path, noises, runs, review, block)

@@ -147,7 +147,10 @@ def _run(todo: list[tuple[CasePlan, Profile, Path]], jobs: int) -> dict[tuple[st
         if outputs is None:
             outcome = RunOutcome(profile.name, None, cell.verdict, cell.detail[:300], cell.duration_s)
         else:
-            save_cached(path, outputs)
             outcome = RunOutcome(profile.name, _cacheable(outputs), "ran", "", cell.duration_s or elapsed)
+            try:
+                save_cached(path, outputs)
+            except OSError as exc:  # a full or read-only cache costs the next calibration time, not this one
+                outcome.detail = f"not cached ({path.parent}: {exc.strerror or exc})"
         outcomes[(plan.case.name, profile.name)] = outcome
     return outcomes

@@ -25,7 +25,7 @@ _FIELDS = (
 )
 # case.json 'calibration' (written by 'harness calibrate'): the measured rule per output, and how it was measured.
 CALIBRATION_KEYS = ("outputs", "runs", "reference", "review", "versions", "host", "model_sha256", "data_sha256",
-                    "created", "k")
+                    "goldens_sha256", "created", "k")
 
 
 @dataclass

@@ -23,7 +23,7 @@ import numpy as np
 from harness.compare.comparator import CALIBRATED, GOLDEN, OutputComparison, compare_value, format_failure
 from harness.compare.tolerances import CalibratedRule, Tolerance, ToleranceOverride, resolve_tolerance
 from harness.golden.cases import Case
-from harness.golden.layout import DataSet, Value
+from harness.golden.layout import DataSet, Value, value_digest
 from harness.profiles.known_keys import REFERENCE_EP
 from harness.profiles.schema import Profile
 from harness.run import record as R
@@ -49,9 +49,15 @@ def computes_in(profile: Profile) -> str:
     return "float32"
 
 
-def calibrated_rules(case: Case, profile: Profile, mode: str = "auto", against: str = GOLDEN
-                     ) -> tuple[dict[str, CalibratedRule], str]:
-    """The calibrated rule per output that judges this cell ({} for none), and why, in one phrase."""
+def goldens_digest(datasets: list[DataSet]) -> str:
+    """The goldens a calibration was measured against, as one digest: a re-bless changes it."""
+    return value_digest({f"{ds.index}/{name}": value for ds in datasets for name, value in ds.outputs.items()})
+
+
+def calibrated_rules(case: Case, profile: Profile, mode: str = "auto", against: str = GOLDEN,
+                     datasets: list[DataSet] | None = None) -> tuple[dict[str, CalibratedRule], str]:
+    """The calibrated rule per output that judges this cell ({} for none), and why, in one phrase. A calibration
+    measured on another model.onnx, or (given the ``datasets``) against other goldens, is stale and not applied."""
     if mode not in TOLERANCE_MODES:
         raise ValueError(f"tolerance mode {mode!r} is not one of {TOLERANCE_MODES}")
     rules = case.manifest.calibrated_rules() if case.has_manifest else {}
@@ -64,6 +70,9 @@ def calibrated_rules(case: Case, profile: Profile, mode: str = "auto", against: 
         return {}, "declared: the calibration was measured on another model.onnx (rerun 'harness calibrate --force')"
     if against != GOLDEN:
         return {}, f"declared: compared with profile {against!r}, not the goldens it was calibrated on"
+    measured_against = case.manifest.calibration.get("goldens_sha256")
+    if datasets is not None and measured_against and measured_against != goldens_digest(datasets):
+        return {}, "declared: the goldens changed since the calibration (rerun 'harness calibrate --force')"
     if mode == "calibrated":
         return rules, "calibrated: --tolerance calibrated"
     if case.manifest.calibration_review:
@@ -97,7 +106,7 @@ def compare_datasets(case: Case, profile: Profile, datasets: list[DataSet], actu
     outputs are the goldens, or (``against`` = a reference profile's name) that profile's outputs. Outputs are
     any ONNX value (tensor, sequence, map, optional); each tensor inside gets the tolerance of its dtypes, or the
     case's calibrated rule where ``tolerance`` (auto, calibrated, declared) says it applies."""
-    rules, _ = calibrated_rules(case, profile, tolerance, against)
+    rules, _ = calibrated_rules(case, profile, tolerance, against, datasets)
     results = []
     for ds in datasets:
         for name, golden in ds.outputs.items():

@@ -105,3 +105,17 @@ def test_a_passing_calibrated_cell_says_how_close_it_came(tiny_case: Path) -> No
     comparisons = compare_datasets(case, BUILTIN["cpu"], [ds], {"0/y": ds.outputs["y"].copy()})
     verdict, detail = numeric_verdict(case, BUILTIN["cpu"], comparisons, {})
     assert verdict == "PASS" and detail == "passed; calibrated rule: worst 0 of 32 ULP allowed"
+
+
+def test_a_calibration_against_other_goldens_is_not_applied(tiny_case: Path) -> None:
+    """A re-bless keeps case.json: the goldens' digest tells the calibration is stale."""
+    from harness.run.verdict import goldens_digest
+    case = _calibrated_case(tiny_case)
+    datasets = case.datasets()
+    block = {**case.manifest.calibration, "goldens_sha256": goldens_digest(datasets)}
+    (tiny_case / "case.json").write_text(json.dumps({"case": "tiny", "calibration": block}))
+    case = load_case(tiny_case, "tiny")
+    assert calibrated_rules(case, BUILTIN["cpu"], "auto", datasets=datasets)[0]
+    datasets[0].outputs["y"] = datasets[0].outputs["y"] + np.float32(1)
+    rules, why = calibrated_rules(case, BUILTIN["cpu"], "auto", datasets=datasets)
+    assert rules == {} and "goldens changed" in why
