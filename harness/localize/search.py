@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from harness.localize.passes import PassBlame, blame
 from harness.localize.rank import Suspect, rank
 from harness.localize.repro import Repro, cut
 from harness.localize.scope import DEFAULT_GROWTH, RULE, TensorError, base_of, judge
-from harness.localize.sides import Side, as_array
+from harness.localize.sides import Side, SideFailed, as_array
 from harness.profiles.schema import Profile
 from harness.run.executor import probe
 from harness.run.plan import CasePlan, plan_case
@@ -234,10 +235,17 @@ def _scan(search: _Search, view: X.GraphView, names: list[str], sizes: dict[str,
     result.cap_bytes = cap
     errors: dict[str, TensorError] = {}
     level: dict[str, float] = {}
-    plan = X.batches(names, sizes, cap)
-    result.batches = len(plan)
-    for index, batch in enumerate(plan):
-        ref, act = ref_side.run(batch).outputs, act_side.run(batch).outputs
+    queue = deque(X.batches(names, sizes, cap))
+    index = -1
+    while queue:
+        batch = queue.popleft()
+        index += 1
+        result.batches += 1
+        try:
+            ref, act = ref_side.run(batch).outputs, act_side.run(batch).outputs
+        except SideFailed as exc:
+            _split_or_skip(search, batch, queue, exc)
+            continue
         result.largest_batch_bytes = max(result.largest_batch_bytes,
                                          sum(getattr(ref.get(t), "nbytes", 0) for t in batch))
         for name in batch:
@@ -253,6 +261,18 @@ def _scan(search: _Search, view: X.GraphView, names: list[str], sizes: dict[str,
     for name in view.graph_outputs:
         level.setdefault(name, plain_errors.get(name, 0.0))
     return errors, {t: _level(view, t, errors, level) for n in view.nodes for t in list(n.input) + list(n.output) if t}
+
+
+def _split_or_skip(search: _Search, batch: list[str], queue: deque, exc: SideFailed) -> None:
+    """A session that cannot be created with these outputs exposed (onnxruntime has crashed on a fusion whose
+    intermediate became a graph output): halve the batch until the one tensor is found, and skip only it."""
+    if len(batch) > 1:
+        half = len(batch) // 2
+        queue.appendleft(batch[half:])
+        queue.appendleft(batch[:half])
+        return
+    search.result.notes.append(f"exposing tensor {batch[0]!r} alone makes a side fail ({exc.message}); it was not "
+                               f"compared. That failure is itself worth reporting to the runtime's maintainers")
 
 
 def _level(view: X.GraphView, tensor: str, errors: dict[str, TensorError], level: dict[str, float]) -> float:
