@@ -114,7 +114,10 @@ def _label(column: Column, single: bool) -> str:
     return column.profile if single else column.label
 
 
-def _matrix(columns: list[Column], single: bool, marks: dict[tuple[str, str], list[str]]) -> str:
+def _matrix(columns: list[Column], single: bool, marks: dict[tuple[str, str], list[str]],
+            disagree: frozenset[tuple[str, str]] = frozenset()) -> str:
+    """The heatmap table (and plot). ``marks``: cells whose outputs differ from another column's (with the
+    environment differences, shown on hover), ``disagree``: those beyond tolerance ('!'; within it: '~')."""
     cases = list(dict.fromkeys(case for column in columns for case in column.cells))
     head = "".join(f"<th>{esc(_label(c, single))}{'<br><span class=warn>not target</span>' if c.target_note else ''}"
                    f"</th>" for c in columns)
@@ -128,7 +131,7 @@ def _matrix(columns: list[Column], single: bool, marks: dict[tuple[str, str], li
                 continue
             why = "; ".join(marks.get((case, column.label), []))
             title = cell.detail + (f" | differs: {why}" if why else "")
-            flag = " !" if (case, column.label) in marks else ""
+            flag = " !" if (case, column.label) in disagree else " ~" if (case, column.label) in marks else ""
             tds.append(f'<td class="v" style="{_verdict_style(cell.verdict)}" title="{esc(title)}">'
                        f"{esc(golden_summary(cell))}{flag}</td>")
         rows.append(f"<tr><th>{esc(case)}</th>{''.join(tds)}</tr>")
@@ -392,7 +395,11 @@ def write_compare_html(matrix: CrossMatrix, path: Path) -> Path:
                     for p in sorted(matrix.pairs, key=lambda p: p.score(), reverse=True) if not p.identical)
     env = "".join(f"<tr><td>{esc(c.label)}</td><td class=env>{esc('; '.join(f'{k} {v}' for k, v in c.env.items()))}"
                   f"</td><td class=warn>{esc(c.target_note) or '-'}</td></tr>" for c in matrix.columns)
-    body = (f"<h2>Matrix (common cases)</h2>{_matrix([_common_only(c, matrix.cases) for c in matrix.columns], False, marks)}"
+    disagree = frozenset((p.case, side) for p in matrix.disagreements for side in (p.left, p.right))
+    common = [_common_only(c, matrix.cases) for c in matrix.columns]
+    legend = ('<p class="note">! outputs disagree with another column beyond tolerance; ~ they differ within it '
+              "(hover a cell for the environment differences).</p>")
+    body = (f"<h2>Matrix (common cases)</h2>{legend}{_matrix(common, False, marks, disagree)}"
             f"<h2>Report</h2><pre>{esc(chr(10).join(text_report(matrix)))}</pre>"
             f"<h2>Differing pairs</h2><ul>{pairs or '<li>none</li>'}</ul>"
             f"<h2>Environments</h2><table><tr><th>column</th><th>environment</th><th>target</th></tr>{env}</table>")

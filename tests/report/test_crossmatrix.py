@@ -178,6 +178,7 @@ def test_hostile_case_names_are_escaped_in_the_html(runs, tmp_path, capsys):
     assert code == 1
     assert "<script" not in text and "mlp&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "DISAGREE" in text and "Content-Security-Policy" in text
+    assert text.count(" !</td>") >= 2 and "outputs disagree with another column beyond tolerance" in text
 
 
 # --- units ----------------------------------------------------------------------------------------------------
