@@ -33,8 +33,9 @@ def test_each_builtin_profile_computes_in_what_it_declares(name: str, precision:
 def test_precision_comes_from_the_profile_not_its_name() -> None:
     assert computes_in(_profile(name="my-fp16-board")) == "float32"
     assert computes_in(_profile(name="fast", transform="fp16")) == "float16"
-    assert computes_in(_profile(name="trt", ep="TensorrtExecutionProvider", ep_options={"trt_int8_enable": "1"})) == "int8"
-    assert computes_in(_profile(name="trt", ep="TensorrtExecutionProvider", ep_options={"trt_fp16_enable": "false"})) == "float32"
+    trt = "TensorrtExecutionProvider"
+    assert computes_in(_profile(name="trt", ep=trt, ep_options={"trt_int8_enable": "1"})) == "int8"
+    assert computes_in(_profile(name="trt", ep=trt, ep_options={"trt_fp16_enable": "false"})) == "float32"
 
 
 def _calibrated_case(case_dir: Path, *, review: str = "", ulps: float = 2.0, model_sha: str | None = None):
@@ -60,7 +61,8 @@ def test_modes(tiny_case: Path, mode: str, profile: str, applies: bool) -> None:
 
 def test_a_case_under_review_keeps_declared_gates_unless_asked(tiny_case: Path) -> None:
     case = _calibrated_case(tiny_case, review="the float64 reference deviates by ≈3% of scale")
-    assert calibrated_rules(case, BUILTIN["cpu"], "auto") == ({}, "declared: the case's calibration is flagged for review")
+    flagged = "declared: the case's calibration is flagged for review"
+    assert calibrated_rules(case, BUILTIN["cpu"], "auto") == ({}, flagged)
     assert calibrated_rules(case, BUILTIN["cpu"], "calibrated")[0]
 
 
