@@ -117,9 +117,11 @@ def matrix(cells: list[R.CellResult], profiles: Iterable[str], emulated: Mapping
     return table
 
 
-def ulp_table(cells: list[R.CellResult], profiles: Iterable[str]) -> Table | None:
+def ulp_table(cells: list[R.CellResult], profiles: Iterable[str],
+              emulated: Mapping[str, str] | None = None) -> Table | None:
     """Max ULP vs golden per case and float output, one column per profile: how far an emulated device's
-    numerics are from the host's, output by output. None when no output has a ULP measure."""
+    numerics are from the host's, output by output. None when no output has a ULP measure, or (given
+    ``emulated``) when none of those profiles measured any: there is nothing to set the host's numbers against."""
     per: dict[tuple[str, str], dict[str, int]] = {}
     for cell in cells:
         for output, ulp in max_ulps(cell).items():
@@ -127,6 +129,8 @@ def ulp_table(cells: list[R.CellResult], profiles: Iterable[str]) -> Table | Non
     if not per:
         return None
     measured = {name for ulps in per.values() for name in ulps}
+    if emulated is not None and not measured & set(emulated):
+        return None
     profiles = [name for name in profiles if name in measured]
     table = Table(title="Max ULP vs golden per output", title_justify="left")
     table.add_column("case")
@@ -249,7 +253,7 @@ def print_report(console: Console, record: R.RunRecord, notes: list[str] | None 
     compact = len({c.case for c in cells}) > COMPACT_CASES
     emulated = {name: how for name, how in emulated_profiles(record).items() if name in profiles}
     console.print(counts_table(cells, profiles) if compact else matrix(cells, profiles, emulated))
-    ulps = ulp_table(cells, profiles) if emulated and not compact else None
+    ulps = ulp_table(cells, profiles, emulated) if emulated and not compact else None
     if ulps is not None:
         console.print(ulps)
     for line in ulp_lines(cells, emulated) if compact else []:

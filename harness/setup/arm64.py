@@ -133,10 +133,10 @@ def launch(profile: Profile) -> Launch:
     cpuinfo first on qemu's path. PYTHONNOUSERSITE keeps the host's x86 user site-packages out of it."""
     why = state()
     if why:
-        raise LauncherUnavailable(f"profile {profile.name!r}: {why}")
+        raise LauncherUnavailable(why)  # shown next to the profile's name (its SKIPPED line), so not named here
     cpu = profile.emulated_cpu or ""
     if cpu not in CORES:
-        raise LauncherUnavailable(f"profile {profile.name!r}: worker.cpu {cpu!r} is not an emulated CPU this "
+        raise LauncherUnavailable(f"worker.cpu {cpu!r} of profile {profile.name!r} is not an emulated CPU this "
                                   f"harness sets up (known: {', '.join(CORES)})")
     root = cpu_root(cpu)
     return Launch((shutil.which(QEMU) or QEMU, "-L", str(root), "-cpu", cpu, str(root / PYTHON)),
@@ -178,7 +178,7 @@ def _versions_line(stamp: dict[str, Any]) -> str:
 def _run(argv: Sequence[str], what: str, cwd: Path | None = None) -> str:
     """Run a set-up step; a failure is one SetupError with the step and the tool's last words."""
     try:
-        proc = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(list(argv), check=False, cwd=cwd, capture_output=True, text=True, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SetupError(f"arm64 setup: {what} could not run: {exc}", hint=f"fix the cause, then {FIX}") from None
     if proc.returncode != 0:

@@ -214,6 +214,13 @@ def test_a_run_without_emulated_profiles_has_no_ulp_table() -> None:
     assert "Max ULP" not in _report(record)
 
 
+def test_no_ulp_table_when_the_emulated_profile_was_skipped() -> None:
+    record = _emulated_record([_ulp_cell("mlp", "cpu", {"y": 1}),
+                               R.CellResult("mlp", "arm", R.SKIPPED, detail="not set up; fix: harness setup arm64")])
+    text = _report(record)
+    assert "Max ULP" not in text and "arm: SKIPPED - not set up; fix: harness setup arm64" in text
+
+
 def test_a_large_run_says_each_emulated_profile_worst_ulp_in_one_line() -> None:
     from harness.report.console import COMPACT_CASES
     cells = [_ulp_cell(f"test_{i}", "arm", {"y": i % 7}) for i in range(COMPACT_CASES + 5)]
