@@ -41,7 +41,7 @@ class Column:
     host: str
     profile: str
     record: R.RunRecord
-    folder: Path
+    folder: Path | None  # None: a record never written (no files beside it)
     cells: dict[str, R.CellResult]
     env: dict[str, str]
     target_note: str = ""
@@ -208,7 +208,7 @@ def target_note(record: R.RunRecord, profile: str) -> str:
     return "; ".join(notes)
 
 
-def columns_of(loaded: Sequence[tuple[R.RunRecord, Path]]) -> list[Column]:
+def columns_of(loaded: Sequence[tuple[R.RunRecord, Path | None]]) -> list[Column]:
     """A column per (record, profile) in record order; a (host, profile) seen twice is told apart by run id."""
     raw = [(record, folder, profile) for record, folder in loaded
            for profile in dict.fromkeys(c.profile for c in record.cells)]

@@ -370,7 +370,7 @@ def render_html(records: Sequence[RecordLike], *, golden_roots: Sequence[Path] =
     loaded = _loaded(records)
     if not loaded:
         raise ValueError("render_html needs at least one record")
-    columns = columns_of([(r, f) for r, f in loaded])  # type: ignore[misc]
+    columns = columns_of(loaded)
     single = len(loaded) == 1
     title = f"Conformance report: {loaded[0][0].run_id}" if single else f"Conformance report: {len(loaded)} runs"
     body = (f"{_header(loaded)}{_summary(columns)}<h2>Matrix</h2>{_matrix(columns, single, {})}"
