@@ -187,7 +187,7 @@ def launch(profile: Profile) -> Launch:
     when Node.js or the packages are missing, or when this onnxruntime does not pair with the pinned build."""
     problem = state() or version_mismatch(python_onnxruntime_version())
     if problem:
-        raise LauncherUnavailable(f"profile {profile.name!r}: {problem}")
+        raise LauncherUnavailable(problem)  # the run names the profile in front of it
     env = {"NODE_PATH": str(install_dir() / "node_modules"),
            "HARNESS_PYTHON_ONNXRUNTIME": python_onnxruntime_version(),
            "HARNESS_PROBE_MODEL": base64.b64encode(PROBE_MODEL).decode("ascii")}

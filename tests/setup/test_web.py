@@ -59,7 +59,7 @@ def test_launch_without_setup_is_unavailable_with_the_fix(host: Path) -> None:
     with pytest.raises(LauncherUnavailable) as caught:
         launch_for(_wasm())
     message = str(caught.value)
-    assert message.startswith("profile 'wasm': the web worker's npm packages are not installed in ")
+    assert message.startswith("the web worker's npm packages are not installed in ")
     assert message.endswith("; fix: harness setup web") and "\n" not in message
     assert missing_requirements(_wasm()) == message  # what the run reports as the SKIPPED reason
 

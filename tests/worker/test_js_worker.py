@@ -6,6 +6,7 @@ Skipped, with the reason, where Node.js >= 20 or the npm packages (harness setup
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,6 +140,42 @@ def test_a_dtype_the_wasm_build_lacks_is_unsupported_by_name(worker: JsWorker, t
     assert is_unsupported(reply)  # the executor's reading: an UNSUPPORTED cell, not an ERROR
     answer, _ = worker.request({"type": "infer", "datasets": 1}, {"0/x": np.zeros((2, 2), np.float32)})
     assert answer["type"] == "error" and "infer before load" in answer["message"]  # and it goes on serving
+
+
+def test_int4_inputs_are_packed_for_onnxruntime_web(worker: JsWorker, tmp_path: Path) -> None:
+    """The wire carries int4 unpacked (a byte each, sign-extended); onnxruntime-web wants two per byte."""
+    model = _save(tmp_path, "int4_cast", [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.INT8)],
+                  [helper.make_tensor_value_info("x", TensorProto.INT4, [5])],
+                  [helper.make_tensor_value_info("y", TensorProto.INT8, [5])], opset=21)
+    import ml_dtypes
+    values = np.array([-8, 7, 0, -1, 3], dtype=ml_dtypes.int4)  # odd count: the last byte holds one element
+    loaded, _ = worker.request({"type": "load", "case": "int4", "model_path": str(model)})
+    assert loaded["type"] == "loaded", loaded
+    _, outputs = worker.request({"type": "infer", "datasets": 1}, {"0/x": values})
+    np.testing.assert_array_equal(outputs["0/y"], np.array([-8, 7, 0, -1, 3], dtype=np.int8))
+
+
+def test_a_sequence_input_is_unsupported_by_name(worker: JsWorker, tmp_path: Path) -> None:
+    seq = helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, None)
+    model = _save(tmp_path, "seq_len", [helper.make_node("SequenceLength", ["s"], ["n"])], [seq],
+                  [helper.make_tensor_value_info("n", TensorProto.INT64, [])])
+    reply, _ = worker.request({"type": "load", "case": "seq", "model_path": str(model)})
+    assert reply["message"] == 'NOT_IMPLEMENTED: onnxruntime-web takes tensors only; input "s" is not a tensor', reply
+    assert is_unsupported(reply)
+
+
+def test_the_stopping_rule_counts_match_the_python_one() -> None:
+    """The JS sampler's minimum counts and nearest ranks are stats.py's, for every target and a range of n."""
+    from harness.worker.stats import PERCENTILE_NAMES, _nearest_rank, min_samples_for
+    script = ("const s = require(process.argv[1]); const qs = JSON.parse(process.argv[2]);"
+              "console.log(JSON.stringify([qs.map(s.minSamplesFor),"
+              " qs.map((q) => [1, 7, 10, 99, 100, 1001].map((n) => s.nearestRank(n, q)))]))")
+    qs = list(PERCENTILE_NAMES.values())
+    out = subprocess.run(["node", "-e", script, str(web.WORKER_DIR / "sampling.js"), json.dumps(qs)],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    counts, ranks = json.loads(out)
+    assert counts == [min_samples_for(q) for q in qs] == [11, 64, 130, 662, 6636]
+    assert ranks == [[_nearest_rank(n, q) for n in (1, 7, 10, 99, 100, 1001)] for q in qs]
 
 
 def test_a_failing_session_keeps_ort_words(worker: JsWorker, tmp_path: Path) -> None:
