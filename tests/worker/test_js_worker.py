@@ -178,6 +178,28 @@ def test_the_stopping_rule_counts_match_the_python_one() -> None:
     assert ranks == [[_nearest_rank(n, q) for n in (1, 7, 10, 99, 100, 1001)] for q in qs]
 
 
+ORT_TEXTS = [  # onnxruntime-web's own error texts, met in the ONNX node suite
+    "/mnt/azure_nvme_temp/_work/1/s/onnxruntime/core/providers/cpu/quantization/conv_integer.cc:52 virtual Status "
+    "onnxruntime::ConvInteger::Compute(OpKernelContext *) const IsScalarOr1ElementVector(W_Zero_Point) was false. "
+    "Non per-tensor quantization is not supported now.",
+    "/mnt/azure_nvme_temp/_work/1/s/onnxruntime/core/providers/cpu/rnn/rnn.h:49 onnxruntime::RNN<float>::RNN(const "
+    "OpKernelInfo &) [T = float] layout_ == 0 was false. Batchwise recurrent operations (layout == 1) are not supported.",
+    "/mnt/azure_nvme_temp/_work/1/s/onnxruntime/core/graph/model.cc:203 onnxruntime::Model::Model(ModelProto &&, const "
+    "PathString &, const IOnnxRuntimeOpSchemaRegistryList *, const logging::Logger &, const ModelOptions &) "
+    "Unsupported model IR version: 14, max supported IR version: 13",
+    "Unrecognized attribute: left_window_size for operator Attention",
+]
+
+
+def test_source_locations_are_dropped_as_the_python_worker_drops_them() -> None:
+    from harness.worker.ort_message import strip_locations
+    script = "const m = require(process.argv[1]); console.log(JSON.stringify(JSON.parse(process.argv[2]).map(m.stripLocations)))"
+    out = subprocess.run(["node", "-e", script, str(web.WORKER_DIR / "ort-message.js"), json.dumps(ORT_TEXTS)],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    assert json.loads(out) == [strip_locations(text) for text in ORT_TEXTS]
+    assert json.loads(out)[2] == "Unsupported model IR version: 14, max supported IR version: 13"
+
+
 def test_a_failing_session_keeps_ort_words(worker: JsWorker, tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.onnx"
     bogus.write_bytes(b"not a model")
