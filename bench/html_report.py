@@ -7,6 +7,7 @@ budget, so the latency plot has a budget line. The report is written with ``harn
 then Chromium (Debian's ``chromium``) loads it from a file with no network and takes a screenshot.
 
 Checks, each printed:
+- the console check can fail: a probe page with an uncaught ReferenceError is caught by the same log reading;
 - Chromium exits 0 and logs no console message, uncaught error or Content-Security-Policy refusal (the page
   has no script; a name that escaped escaping would show up here as a refused load or an alert);
 - the report holds every section and the plots (inline SVG images) and no raw hostile markup;
@@ -74,6 +75,14 @@ def screenshot(chromium: str, page: Path, png: Path) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+def console_check_works(chromium: str, work: Path) -> bool:
+    """The console check can fail: a page with an uncaught error must show up in Chromium's log as we read it."""
+    probe = work / "probe.html"
+    probe.write_text("<!DOCTYPE html><html><body><script>undefinedFunction();</script></body></html>", encoding="utf-8")
+    _, log = screenshot(chromium, probe, work / "probe.png")
+    return any(CONSOLE_PATTERNS.search(line) and "undefinedFunction" in line for line in log.splitlines())
+
+
 def colour_pixels(png: Path, rgb: tuple[int, int, int], slack: int = 12) -> int:
     """Pixels within ``slack`` of ``rgb`` in each channel."""
     import numpy as np
@@ -109,6 +118,7 @@ def main() -> int:
     console = [line for line in log.splitlines() if CONSOLE_PATTERNS.search(line)]
     verdicts = {f"{c.case}|{c.profile}": c.verdict for c in record.cells}
     checks = {"run has a failing cell": "FAIL" in verdicts.values(), "chromium exit 0": code == 0,
+              "console check catches an uncaught error (probe page)": console_check_works(args.chromium, work),
               "no console errors": not console, "screenshot written": png.is_file(), **check_html(text)}
     if png.is_file():
         red, green = colour_pixels(png, FAIL_RGB), colour_pixels(png, PASS_RGB)
