@@ -205,7 +205,7 @@ def _metrics_table(comparison: dict[str, Any]) -> str:
         if value is None:
             continue
         text = f"{value} / {metrics.get('total')}" if key == "mismatched" else (
-            f"{value:.6g}" if isinstance(value, float) else value)
+            f"{value:.{9 if key == 'cosine' else 6}g}" if isinstance(value, float) else value)  # 0.99999997, not 1
         cells.append(f"<tr><th>{esc(label)}</th><td class=num>{esc(text)}</td></tr>")
     return f"<table>{''.join(cells)}</table>" if cells else ""
 

@@ -242,3 +242,16 @@ def test_markdown_has_the_matrix_the_pairs_and_escaped_names(runs, tmp_path, cap
     assert "mlp&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<script>" not in text
     assert any(line.startswith("- worst pair:") and "DISAGREE" in line for line in text.splitlines())
     assert text.count("❌") >= 2  # both sides of a disagreeing pair are marked
+
+
+def test_saved_outputs_outside_the_run_folder_are_refused_with_a_note(runs, tmp_path, capsys):
+    shutil.copytree(R.load_record(runs["cpu-fp16"])[1], tmp_path / "edited")
+    path = tmp_path / "edited" / R.RECORD_NAME
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for cell in data["cells"]:
+        cell["artifacts"]["actual_outputs"] = "../../../../etc"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    (tmp_path / "edited" / R.JOURNAL_NAME).unlink(missing_ok=True)
+    code, out, _ = compare(capsys, runs["cpu"], tmp_path / "edited")
+    assert code == 0 and "0 output pair(s) compared directly" in out
+    assert "lies outside the run's folder" in out
