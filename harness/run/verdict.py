@@ -29,6 +29,9 @@ from harness.profiles.schema import Profile
 from harness.run import record as R
 
 TOLERANCE_MODES = ("auto", "calibrated", "declared")
+# A calibration that no longer describes the case: said on every cell it would have judged, so that it is redone.
+STALE_MODEL = "declared: the calibration was measured on another model.onnx (rerun 'harness calibrate --force')"
+STALE_GOLDENS = "declared: the goldens changed since the calibration (rerun 'harness calibrate --force')"
 _REDUCED = {"f16": "float16", "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
 
 
@@ -67,12 +70,12 @@ def calibrated_rules(case: Case, profile: Profile, mode: str = "auto", against: 
         return {}, "declared: the case is not calibrated"
     measured_on = case.manifest.calibration.get("model_sha256")
     if measured_on and measured_on != case.info.sha256:
-        return {}, "declared: the calibration was measured on another model.onnx (rerun 'harness calibrate --force')"
+        return {}, STALE_MODEL
     if against != GOLDEN:
         return {}, f"declared: compared with profile {against!r}, not the goldens it was calibrated on"
     measured_against = case.manifest.calibration.get("goldens_sha256")
     if datasets is not None and measured_against and measured_against != goldens_digest(datasets):
-        return {}, "declared: the goldens changed since the calibration (rerun 'harness calibrate --force')"
+        return {}, STALE_GOLDENS
     if mode == "calibrated":
         return rules, "calibrated: --tolerance calibrated"
     if case.manifest.calibration_review:
@@ -106,7 +109,8 @@ def compare_datasets(case: Case, profile: Profile, datasets: list[DataSet], actu
     outputs are the goldens, or (``against`` = a reference profile's name) that profile's outputs. Outputs are
     any ONNX value (tensor, sequence, map, optional); each tensor inside gets the tolerance of its dtypes, or the
     case's calibrated rule where ``tolerance`` (auto, calibrated, declared) says it applies."""
-    rules, _ = calibrated_rules(case, profile, tolerance, against, datasets)
+    rules, why = calibrated_rules(case, profile, tolerance, against, datasets)
+    stale = why.removeprefix("declared: ") if why in (STALE_MODEL, STALE_GOLDENS) else ""
     results = []
     for ds in datasets:
         for name, golden in ds.outputs.items():
@@ -116,8 +120,10 @@ def compare_datasets(case: Case, profile: Profile, datasets: list[DataSet], actu
             def tolerance_for(golden_dtype: np.dtype, actual_dtype: np.dtype, name: str = name) -> Tolerance:
                 return resolve_tolerance(golden_dtype, actual_dtype,
                                          tolerance_layers(case, profile, name, golden_dtype))
-            results.append((ds.index, compare_value(name, golden, got, tolerance_for, against=against,
-                                                    calibrated=rules.get(name))))
+            compared = compare_value(name, golden, got, tolerance_for, against=against, calibrated=rules.get(name))
+            if stale:
+                compared.notes.append(f"calibration not applied: {stale}")
+            results.append((ds.index, compared))
     return results
 
 

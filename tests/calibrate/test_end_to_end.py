@@ -58,6 +58,7 @@ def test_a_re_blessed_case_is_judged_by_its_declared_tolerance(calibrated: Path,
                      .SerializeToString())
     cell = _run(calibrated, tmp_path)
     assert cell.verdict == R.PASS and {o["comparison"]["rule"] for o in cell.outputs} == {"declared"}
+    assert "calibration not applied: the goldens changed since the calibration" in cell.detail
 
 
 def _run(case: Path, tmp_path: Path) -> R.CellResult:
