@@ -58,6 +58,9 @@ class MatrixOptions:
     builtin_profiles: bool = True
     console: Any = None  # a rich Console for a transient progress bar (the CLI passes one); None: no progress
     source: dict[str, Any] | None = None  # what the cases came from (a case source's describe()), kept in the record
+    # Which rule judges a calibrated case (case.json 'calibration'): "auto" (the calibrated rule on profiles that
+    # compute in float32, declared gates elsewhere), "calibrated" (on every profile) or "declared" (on none).
+    tolerance: str = "auto"
     save_outputs: str = "failing"  # actual outputs kept beside the record: "all", "failing" (FAIL cells) or "none"
     ray: str | None = None  # a Ray cluster's address (or "auto"): each cell runs on a lab host (harness.lab)
 
@@ -92,7 +95,8 @@ RESUMED_OPTIONS = {"numerics_only": "--numerics-only", "seed": "--seed", "dims":
                    "timeout_s": "--timeout", "time_cap_s": "--time-cap", "baseline": "--baseline",
                    "max_regression": "--max-regression", "repeat": "--repeat", "calibration_data": "--calibration-data",
                    "root": "--root", "profile_dirs": "--profiles-dir", "builtin_profiles": "--no-builtin-profiles",
-                   "named_profiles": "--profile", "save_outputs": "--save-outputs"}
+                   "named_profiles": "--profile", "save_outputs": "--save-outputs",
+                   "tolerance": "--tolerance"}
 _PATH_OPTIONS = ("baseline", "calibration_data", "root")
 
 
@@ -321,6 +325,8 @@ def check_options(options: MatrixOptions) -> None:
                          hint="drop --in-process")
     if options.save_outputs not in R.SAVE_OUTPUTS:
         raise UsageError(f"--save-outputs {options.save_outputs!r}: must be one of {', '.join(R.SAVE_OUTPUTS)}")
+    if options.tolerance not in ("auto", "calibrated", "declared"):
+        raise UsageError(f"--tolerance {options.tolerance!r}: must be auto, calibrated or declared")
     for name, value in (options.dims or {}).items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UsageError(f"--dim {name}={value!r}: a dimension is a whole number, at least 1")
@@ -398,7 +404,8 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
                                        str(options.baseline)) if evaluate else ""
     log = RunLog(out_dir / R.LOG_NAME)
     executor = _executor(RunOptions(out_dir, options.jobs, options.timeout_s, measure, evaluate,
-                                    in_process=options.in_process, log=log.write, save_outputs=options.save_outputs),
+                                    in_process=options.in_process, log=log.write, save_outputs=options.save_outputs,
+                                    tolerance=options.tolerance),
                          out_dir, options, pool)
     with log:
         try:

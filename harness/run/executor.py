@@ -41,6 +41,8 @@ from harness.run.pool import (
 )
 from harness.run.runner import InProcessRunner, Runner
 from harness.run.verdict import apply_known_failure, compare_datasets, numeric_verdict
+from harness.task import FAIL_ON_TASK, PASS_ON_TASK, case_task, profile_gates
+from harness.task import judge as judge_task
 from harness.worker.protocol import value_nbytes
 
 PIPE_HEADROOM = 32 * 1024  # room for the frame prefix and JSON header
@@ -57,6 +59,7 @@ class RunOptions:
     in_process: bool = False  # debugging: run cells in this process (no isolation, timeouts or limits)
     log: Callable[[str, str], None] | None = None  # (source, text): library output kept off the terminal
     save_outputs: str = "failing"  # whose actual outputs go beside the record: "all", "failing" (FAIL) or "none"
+    tolerance: str = "auto"  # which rule judges a calibrated case: auto, calibrated, declared (run/verdict.py)
 
 
 # What ONNX Runtime 1.32 says when it cannot create a session because it does not implement something the model
@@ -332,14 +335,32 @@ class Executor:
         elif not plan.has_goldens:
             result.verdict, result.detail = R.NO_GOLDEN, plan.no_golden_reason
         else:
-            comparisons = compare_datasets(plan.case, profile, plan.datasets, tensors, against=plan.against)
+            comparisons = compare_datasets(plan.case, profile, plan.datasets, tensors, against=plan.against,
+                                           tolerance=self.options.tolerance)
             result.outputs = [{"dataset": k, "comparison": c.to_dict()} for k, c in comparisons]
             result.verdict, result.detail = numeric_verdict(plan.case, profile, comparisons, result.placement,
                                                             against=plan.against)
+            self._judge_task(plan, profile, result, tensors)
         if self._keeps_outputs(result.verdict):
             self._keep_artifact(result, "actual_outputs", lambda: self._save_outputs(result, plan, tensors))
         if self.options.evaluate:
             self.options.evaluate(result, plan, profile, samples)
+
+    @staticmethod
+    def _judge_task(plan: CasePlan, profile: Profile, result: R.CellResult, tensors: dict[str, Any]) -> None:
+        """Task metrics (harness.task) beside the elementwise verdict; the profile's [task] gates may fail the
+        cell, or pass one that failed elementwise when its case declares its kind (PASS*, the failure kept)."""
+        spec = case_task(plan.case)
+        if spec is None or result.verdict not in (R.PASS, R.PASS_FELL_BACK, R.FAIL):
+            return
+        outcome = judge_task(spec, profile_gates(profile), plan.datasets, tensors, result.verdict != R.FAIL)
+        result.task = outcome.record
+        if outcome.outcome == FAIL_ON_TASK:
+            result.verdict = R.FAIL
+        elif outcome.outcome == PASS_ON_TASK:
+            result.verdict, result.detail = R.PASS_FELL_BACK, f"{outcome.note}; elementwise: {result.detail}"
+            return
+        result.detail = "; ".join(p for p in (result.detail, outcome.note) if p)
 
     def _keeps_outputs(self, verdict: str) -> bool:
         """--save-outputs: "all" keeps every cell's outputs that ran to the end, "failing" those of FAIL cells
