@@ -32,7 +32,7 @@ from harness.worker.probe import PROBE_MODEL
 WORKER_DIR = Path(__file__).resolve().parents[1] / "worker" / "js"
 PACKAGE_FILES = ("package.json", "package-lock.json")
 MIN_NODE = 20
-NODE_FIX = "apt-get install nodejs npm (Node.js >= 20)"
+NODE_FIX = "apt-get install nodejs npm, where the distribution's nodejs is 20 or newer (Debian 12's is 18)"
 SETUP_FIX = "harness setup web"
 STAMP = ".harness-setup.json"  # written last: its presence means npm ci finished
 NPM_TIMEOUT_S = 900
