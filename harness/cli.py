@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "artifacts (localize/<cell>.json beside the record)")
     run.add_argument("--in-process", action="store_true",
                      help="debugging: run cells in this process (no isolation, timeouts or memory limits)")
+    run.add_argument("--ray", metavar="ADDRESS|auto",
+                     help="run each cell on a host of this Ray cluster that offers its profile (harness lab join); "
+                          "needs the ray extra")
     _common(run)
     lst = sub.add_parser("list", help="show cases and profiles")
     _common(lst)
@@ -227,6 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--force", action="store_true", help="replace an existing calibration")
     calibrate.add_argument("--jobs", type=_positive_int, default=0, help="runs in parallel (default: every core)")
     _common(calibrate)
+    lab = sub.add_parser("lab", help="a lab of machines on Ray: 'harness lab join' makes this host run cells of the "
+                                     "profiles that work here")
+    lab_sub = lab.add_subparsers(dest="lab_command", parser_class=_Parser, required=True)
+    join = lab_sub.add_parser("join", help="join the lab's Ray cluster (ray start), offering the profiles that run "
+                                           "on this host as profile:<name> resources")
+    join.add_argument("--address", required=True, metavar="HEAD", help="the head's HOST:PORT (port 6379 by default)")
+    join.add_argument("--profiles", metavar="A,B", help="profiles to offer (default: every profile that runs here); "
+                                                        "one that does not run here is left out, with the reason")
+    join.add_argument("--slots", type=_positive_int, default=1,
+                      help="cells of each profile this host runs at once (default: 1, so latency is not disturbed)")
+    join.add_argument("--print", action="store_true", dest="print_only", help="print the ray start line, do not run it")
+    _common(join)
     return parser
 
 

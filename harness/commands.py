@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        baseline=args.baseline, max_regression=args.max_regression, repeat=args.repeat,
                        in_process=args.in_process, resume=args.resume, reference=args.reference,
                        calibration_data=args.calibration_data, named_profiles=args.profiles or [],
-                       save_outputs=args.save_outputs,
+                       save_outputs=args.save_outputs, ray=args.ray,
                        argv=sys.argv[1:] if sys.argv else [], console=None if args.quiet else console)
     record = run_matrix(targets, args.profiles, options)
     from harness.report.console import print_report  # after the run: its imports overlap the workers' start
@@ -240,3 +240,22 @@ def cmd_localize(args: argparse.Namespace) -> int:
     if args.json:
         write_json(found, args.json)
     return 0 if found.status == "passes" else 1
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    """``harness lab join``: print or run the ``ray start`` line offering the profiles that run on this host."""
+    import shlex
+    from harness.lab.join import join_argv, perform, runnable
+    names = [n.strip() for n in args.profiles.split(",") if n.strip()] if args.profiles else None
+    profiles = load_profiles(names, _options(args))
+    offered, dropped = runnable([p.name for p in profiles], probe_profiles(profiles))
+    for name, reason in dropped.items():
+        print(printable(f"not offered: {name}: {reason}"), file=sys.stderr)
+    if not offered:
+        raise UsageError(f"none of the profiles {', '.join(p.name for p in profiles)} runs on this host",
+                         hint="see 'harness profiles' for each one's reason, and install what it needs")
+    argv = join_argv(args.address, {name: args.slots for name in offered})
+    if args.print_only:
+        print(shlex.join(argv))
+        return 0
+    return perform(argv)

@@ -39,7 +39,7 @@ def connect(address: str) -> bool:
     try:
         ray.init(address=address.strip(), logging_level=logging.ERROR, log_to_driver=False,
                  include_dashboard=False)
-    except Exception as exc:  # ConnectionError, ValueError, RuntimeError...: Ray's words, in one line
+    except (ConnectionError, ValueError, RuntimeError, TimeoutError, OSError, ray.exceptions.RayError) as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"--ray {address}: cannot connect to the Ray cluster: {first}",
                          hint="start the head with 'ray start --head' (README, lab) and pass its HOST:6379, "

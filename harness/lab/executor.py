@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import threading
 import time
-from itertools import zip_longest
 from collections.abc import Callable
+from functools import partial
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from harness.run.pool import HELLO_TIMEOUT_S, WorkerFailure, WorkerPool
 MAX_RESENDS = 3  # a cell whose host died is sent again at most this many times
 MAX_IN_FLIGHT = 256  # threads waiting on cells at once, whatever the lab offers
 PROBE_DEADLINE_S = HELLO_TIMEOUT_S + 60.0
+READY, LATE, DIED, NO_HOST = "ready", "late", "died", "no_host"  # how a try ended
+HOST_CHECK_S = 5.0  # while a cell waits, how often the head checks that a live host still offers its profile
 
 
 class CellLost(Exception):
@@ -59,6 +62,7 @@ class LabExecutor(Executor):
         self._shared: dict[tuple[int, str, bool], Any] = {}
         self._shared_lock = threading.Lock()
         self._slots: dict[str, threading.Semaphore] = {}
+        self._gone: set[str] = set()  # profiles whose last host died during the run: their cells are LOST at once
         self.offered: dict[str, int] = {}
 
     # -- probing -------------------------------------------------------------------------------------------------
@@ -134,36 +138,57 @@ class LabExecutor(Executor):
 
     def _send(self, plan: CasePlan, profile: Profile, result: R.CellResult, as_reference: bool,
               settings: dict[str, Any]) -> Observed:
-        """Submit the cell and wait for it under its deadline; send it again where the policy says so."""
-        ray = self.ray
-        shared = self._shared_ref(plan)
-        deadline = cluster.cell_deadline(self.options.timeout_s or profile.timeout_s)
+        """Submit the cell and wait for it under its deadline; send it again where the failure policy says so."""
         task = self._observe_task.options(resources={resource_name(profile.name): 1})
-        where = f"case {plan.case.name!r} on profile {profile.name!r}"
-        tries: list[str] = []  # why each earlier try ended
-        late = died = 0
+        call = partial(task.remote, self._shared_ref(plan), profile, result, as_reference, settings)
+        deadline = cluster.cell_deadline(self.options.timeout_s or profile.timeout_s)
+        kinds: list[str] = []
+        tries: list[str] = []  # how each try ended
         while True:
             with self._slots[profile.name]:
-                ref = task.remote(shared, profile, result, as_reference, settings)
-                ready, _ = ray.wait([ref], timeout=deadline)
-                if not ready:
-                    ray.cancel(ref, force=True)
-                    late += 1
-                    tries.append(f"no answer within its deadline of {deadline:.0f} s (cancelled)")
-                    if late > 1:
-                        raise CellLost(f"{where}: " + "; then ".join(tries))
-                    continue
-                try:
-                    return ray.get(ref)
-                except ray.exceptions.RayTaskError:
-                    raise  # the harness failed on the host: the cell's harness error, as it would be locally
-                except ray.exceptions.RayError as exc:
-                    died += 1
-                    tries.append(f"its host was lost ({type(exc).__name__}: {_first_line(exc)[:200]})")
-                    left = cluster.hosts_offering(profile.name)
-                    if not left or died > MAX_RESENDS:
-                        why = "no live host offers the profile any more" if not left else f"sent {died} times"
-                        raise CellLost(f"{where}: " + "; then ".join(tries) + f"; {why}") from None
+                outcome = self._try(call, deadline, profile.name)
+            if isinstance(outcome, Observed):
+                return outcome
+            kinds.append(outcome[0])
+            tries.append(outcome[1])
+            if outcome[0] == NO_HOST or kinds.count(LATE) > 1 or kinds.count(DIED) > MAX_RESENDS:
+                raise CellLost(f"case {plan.case.name!r} on profile {profile.name!r}: " + "; then ".join(tries))
+
+    def _try(self, call: Callable[[], Any], deadline: float, profile: str) -> Observed | tuple[str, str]:
+        """One try: the host's answer, or why there is none (NO_HOST, LATE, DIED) in words."""
+        if profile in self._gone:
+            return NO_HOST, "no live host offers the profile any more (its last host died during the run)"
+        ray = self.ray
+        ref = call()
+        state = self._wait(ref, deadline, profile)
+        if state != READY:
+            ray.cancel(ref, force=True)
+            if state == NO_HOST:
+                self._gone.add(profile)
+                return NO_HOST, "no live host offers the profile any more (its last host died during the run)"
+            return LATE, f"no answer within its deadline of {deadline:g} s (cancelled)"
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError:
+            raise  # the harness failed on the host: the cell's harness error, as it would be locally
+        except ray.exceptions.RayError as exc:  # the node, its worker process or an object was lost
+            if not cluster.hosts_offering(profile):
+                self._gone.add(profile)
+            return DIED, f"its host was lost ({type(exc).__name__}: {_first_line(exc)[:200]})"
+
+    def _wait(self, ref: Any, deadline: float, profile: str) -> str:
+        """READY, LATE (past the deadline) or NO_HOST: no live host offers the profile, so the task would wait in
+        Ray's queue for a host that never comes (checked every ``HOST_CHECK_S`` while waiting)."""
+        end = time.monotonic() + deadline
+        while True:
+            left = end - time.monotonic()
+            ready, _ = self.ray.wait([ref], timeout=max(0.0, min(left, HOST_CHECK_S)))
+            if ready:
+                return READY
+            if left <= HOST_CHECK_S:
+                return LATE
+            if not cluster.hosts_offering(profile):
+                return NO_HOST
 
     def _shared_ref(self, plan: CasePlan) -> Any:
         """The case in the object store, put once and shared by its cells (again after a reference run gave it
@@ -226,4 +251,4 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-__all__ = ["CellLost", "LabExecutor", "MAX_RESENDS"]
+__all__ = ["MAX_RESENDS", "CellLost", "LabExecutor"]
