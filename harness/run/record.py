@@ -87,6 +87,7 @@ class CellResult:
     model: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
     host: str = ""  # the machine that ran the cell, where it is not the record's own (a Ray lab host)
+    task: dict[str, Any] = field(default_factory=dict)  # task metrics and gates (harness.task), {} for no task kind
 
     @property
     def key(self) -> str:
@@ -105,7 +106,7 @@ class CellResult:
 _CELL_FIELDS = tuple(f.name for f in fields(CellResult))
 _FIELD_TYPES = {"case": str, "profile": str, "verdict": str, "detail": str, "outputs": list, "placement": dict,
                 "timing": dict, "memory": dict, "latency": dict, "budget": list, "error": dict, "known_failure": str,
-                "artifacts": dict, "model": dict, "duration_s": (int, float), "host": str}
+                "artifacts": dict, "model": dict, "duration_s": (int, float), "host": str, "task": dict}
 
 
 def cell_problem(data: Any) -> str:
