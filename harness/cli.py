@@ -242,7 +242,45 @@ def build_parser() -> argparse.ArgumentParser:
                       help="cells of each profile this host runs at once (default: 1, so latency is not disturbed)")
     join.add_argument("--print", action="store_true", dest="print_only", help="print the ray start line, do not run it")
     _common(join)
+    _fuzz_parser(sub)
     return parser
+
+def _budget(text: str) -> float:
+    """'10m', '90s', '1h' or plain seconds: a campaign's wall-clock budget in seconds."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1.0)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 10m, 90s, 1h)") from None
+    if not (seconds > 0 and seconds < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: a budget is a finite duration above 0")
+    return seconds
+
+
+def _fuzz_parser(sub) -> None:
+    fuzz = sub.add_parser("fuzz", help="differential fuzzing: random valid ONNX graphs on every profile and the "
+                                       "float64 reference; disagreements localised, shrunk and saved as cases")
+    fuzz.add_argument("--profile", action="append", default=[], metavar="NAME",
+                      help="a profile to fuzz (repeatable; at least one)")
+    fuzz.add_argument("--reference", default="reference", metavar="NAME",
+                      help="the profile every other one is compared with (default: %(default)s, float64)")
+    fuzz.add_argument("--budget", type=_budget, default=600.0, metavar="DURATION",
+                      help="wall-clock budget of this session: 10m, 90s, 1h (default: 10m)")
+    fuzz.add_argument("--seed", type=_seed, default=0, help="the same seed draws the same graphs (default: 0)")
+    fuzz.add_argument("--out", type=Path, default=None, metavar="DIR",
+                      help="campaign folder (default: results/fuzz/seed-<S>)")
+    fuzz.add_argument("--resume", type=Path, metavar="DIR", help="continue the campaign in DIR where it stopped")
+    fuzz.add_argument("--batch", type=_positive_int, default=24, help="graphs per run_matrix batch (default: 24)")
+    fuzz.add_argument("--max-nodes", type=_positive_int, default=8, help="nodes per graph at most (default: 8)")
+    fuzz.add_argument("--opset", type=_positive_int, default=None, help="opset of the graphs (default: 21)")
+    fuzz.add_argument("--op", action="append", default=[], metavar="OP", help="draw only these ops (repeatable)")
+    fuzz.add_argument("--timeout", type=_positive_float, default=60.0,
+                      help="seconds per cell before it is a TIMEOUT finding (default: %(default)s)")
+    fuzz.add_argument("--jobs", type=int, default=0, help="cells at a time (default: 0, every core)")
+    fuzz.add_argument("--json", type=Path, metavar="FILE", help="also write the report here (it is always written "
+                                                                  "as fuzz-report.json in the campaign folder)")
+    _common(fuzz)
 
 
 def _tolerant_streams() -> None:

@@ -259,3 +259,26 @@ def cmd_lab(args: argparse.Namespace) -> int:
         print(shlex.join(argv))
         return 0
     return perform(argv)
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    """``harness fuzz``: exit 1 when the campaign has findings, 0 when every graph agreed."""
+    from pathlib import Path
+    from harness.fuzzing.campaign import CampaignOptions, run_campaign
+    from harness.fuzzing.generate import DEFAULT_OPSET, GeneratorConfig
+    from harness.fuzzing.report import lines, write_json
+    generator = GeneratorConfig(opset=args.opset or DEFAULT_OPSET, ops=tuple(args.op), max_nodes=args.max_nodes)
+    console = make_console()
+
+    def say(line: str) -> None:
+        console.print(printable(line), markup=False, soft_wrap=True)
+    out = args.resume or args.out or Path("results/fuzz") / f"seed-{args.seed}"
+    options = CampaignOptions(profiles=list(args.profile), reference=args.reference, budget_s=args.budget,
+                              seed=args.seed, out=out, batch=args.batch, timeout_s=args.timeout, jobs=args.jobs,
+                              generator=generator, resume=args.resume is not None, matrix=_options(args), say=say)
+    report = run_campaign(options)
+    for line in lines(report):
+        say(line)
+    if args.json:
+        write_json(args.json, report)
+    return 1 if report["findings"] else 0
