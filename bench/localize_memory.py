@@ -3,8 +3,8 @@
 
 Each mode runs in a fresh child process that runs the sessions in worker processes, as 'harness run' and
 'harness localize' do. The child reports its own peak RSS (it holds both sides' exposed values and compares them)
-and the largest peak RSS among its workers (``getrusage``: RUSAGE_SELF and RUSAGE_CHILDREN, whose ru_maxrss is the
-largest child's, read after the pool has waited for its workers); their sum bounds the mode's peak from above. The
+and the largest peak RSS a worker reported for one of its runs (the per-load VmHWM every worker reports, as
+'harness run' records per cell); their sum bounds the mode's peak from above. The
 exposed-all mode in one process is Polygraphy's "mark all"; here its weight is split between the two. The modes:
 
     plain       both profiles run the model once, graph outputs only, and are compared (what 'harness run' does
@@ -43,7 +43,7 @@ def child(mode: str, args: argparse.Namespace) -> dict:
     found = localize(args.case, args.profile, options)
     first = found.first or {}
     return {"batches": found.batches, "tensors": len(found.tensors), "largest_batch_bytes": found.largest_batch_bytes,
-            "first": first.get("node"), "status": found.status}
+            "first": first.get("node"), "status": found.status, "worker_peak_bytes": found.worker_peak_bytes}
 
 
 def plain(args: argparse.Namespace, options) -> dict:
@@ -59,12 +59,13 @@ def plain(args: argparse.Namespace, options) -> dict:
     pool = WorkerPool()
     try:
         index = plan.datasets[0].index
-        ref = Side(reference, plan, index, pool).run([]).outputs
-        act = Side(target, plan, index, pool).run([]).outputs
+        sides = [Side(reference, plan, index, pool), Side(target, plan, index, pool)]
+        ref, act = (side.run([]).outputs for side in sides)
         failed = _Search(plan, target, reference, pool, options).failing_outputs(ref, act)
     finally:
         pool.close()
-    return {"failing_outputs": [f["output"] for f in failed]}
+    return {"failing_outputs": [f["output"] for f in failed],
+            "worker_peak_bytes": max(side.peak_worker_bytes for side in sides)}
 
 
 def run_mode(mode: str, args: argparse.Namespace) -> dict:
@@ -79,10 +80,12 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
     return {"mode": mode, "wall_s": round(time.perf_counter() - start, 2), **result}
 
 
-def peaks() -> dict:
-    """This process's peak RSS and its largest finished child's, in MiB (Linux reports ru_maxrss in KiB)."""
+def peaks(result: dict) -> dict:
+    """This process's peak RSS (ru_maxrss, KiB on Linux) and the largest peak a worker reported for one of its runs
+    (VmHWM reset at each session load: the worker's own memory report, the one 'harness run' records per cell;
+    getrusage(RUSAGE_CHILDREN) cannot be used, since that reset lowers the children's ru_maxrss too), in MiB."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    workers = result.pop("worker_peak_bytes", 0) / 2**20
     return {"parent_mib": round(own, 1), "worker_mib": round(workers, 1), "sum_mib": round(own + workers, 1)}
 
 
@@ -99,7 +102,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         result = child(args.child, args)
-        print(json.dumps({**result, **peaks()}))
+        print(json.dumps({**result, **peaks(result)}))
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-localize-") as scratch:
         args.scratch = scratch

@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--localize", action="store_true",
                      help="localise each failing cell (harness localize) and reference the result from the cell's "
                           "artifacts (localize/<cell>.json beside the record)")
+    run.add_argument("--tolerance", choices=("auto", "calibrated", "declared"), default="auto",
+                     help="for calibrated cases (harness calibrate): auto = the calibrated rule on float32 profiles, "
+                          "declared gates on reduced-precision ones; calibrated = on every profile; declared = never")
     run.add_argument("--in-process", action="store_true",
                      help="debugging: run cells in this process (no isolation, timeouts or memory limits)")
     run.add_argument("--ray", metavar="ADDRESS|auto",
@@ -215,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--atol", type=float)
     loc.add_argument("--out", type=Path, help="repro folder (default: results/localize/<case>__<profile>)")
     loc.add_argument("--json", type=Path, metavar="FILE", help="also write the localisation as JSON")
+    loc.add_argument("--bisect", action="store_true",
+                     help="binary-search the first diverging batch (log2 of the batches' count runs) instead of "
+                          "comparing every batch; suspects are then ranked among the batches that ran")
     loc.add_argument("--no-repro", action="store_true", help="do not cut a repro")
     loc.add_argument("--no-pass-blame", action="store_true", help="do not bisect onnxruntime's optimisers")
     loc.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=N")
@@ -243,7 +249,26 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--print", action="store_true", dest="print_only", help="print the ray start line, do not run it")
     _common(join)
     _fuzz_parser(sub)
+    _data_parsers(sub)
     return parser
+
+
+def _data_parsers(sub) -> None:
+    """harness validate (data sets against the model) and harness drift (two input sets) (harness.golden)."""
+    validate = sub.add_parser("validate", help="check cases' inputs and goldens against the model before running: "
+                                               "dtype, rank, dims, NaN/Inf, declared ranges, empty and duplicate sets")
+    validate.add_argument("cases", nargs="*", metavar="CASE", help="case names or folders (default: every case)")
+    _common(validate)
+    drift = sub.add_parser("drift", help="compare two input sets (e.g. the goldens' inputs and a new capture): "
+                                         "per-input statistics and a two-sample KS test, shift flagged")
+    drift.add_argument("a", type=Path, metavar="A", help="a case folder or test-data layout folder")
+    drift.add_argument("b", type=Path, metavar="B", help="the same for the other set")
+    drift.add_argument("--alpha", type=_positive_finite, default=0.01, help="p-value below which a shift may be "
+                                                                            "flagged (default: %(default)s)")
+    drift.add_argument("--min-d", type=_positive_finite, default=0.1, help="KS distance at or above which a shift "
+                                                                           "may be flagged (default: %(default)s)")
+    drift.add_argument("--json", type=Path, metavar="FILE", help="also write the comparison as JSON")
+
 
 def _budget(text: str) -> float:
     """'10m', '90s', '1h' or plain seconds: a campaign's wall-clock budget in seconds."""

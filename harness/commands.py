@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        baseline=args.baseline, max_regression=args.max_regression, repeat=args.repeat,
                        in_process=args.in_process, resume=args.resume, reference=args.reference,
                        calibration_data=args.calibration_data, named_profiles=args.profiles or [],
-                       save_outputs=args.save_outputs, ray=args.ray,
+                       save_outputs=args.save_outputs, ray=args.ray, tolerance=args.tolerance,
                        argv=sys.argv[1:] if sys.argv else [], console=None if args.quiet else console)
     record = run_matrix(targets, args.profiles, options)
     from harness.report.console import print_report  # after the run: its imports overlap the workers' start
@@ -230,7 +230,7 @@ def cmd_localize(args: argparse.Namespace) -> int:
     from harness.localize import LocalizeOptions, localize
     from harness.localize.render import lines, write_json
     options = LocalizeOptions(against=args.against, cap_mb=args.cap_mb, growth=args.growth, rtol=args.rtol,
-                              atol=args.atol, out=args.out, repro=not args.no_repro,
+                              atol=args.atol, out=args.out, repro=not args.no_repro, bisect=args.bisect,
                               blame_passes=not args.no_pass_blame, dims=dict(args.dim), seed=args.seed,
                               timeout_s=args.timeout, in_process=args.in_process, matrix=_options(args))
     found = localize(args.case, args.profile, options)
@@ -282,3 +282,28 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, report)
     return 1 if report["findings"] else 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Every problem of the cases' data sets, one line each naming the file: exit 1 when any is an error."""
+    from harness.golden.cases import discover
+    from harness.golden.validate import ERROR, validate
+    found = 0
+    for case in discover(list(args.cases), args.root):
+        for problem in validate(case.name, case.info, case.datasets(), case.manifest.input_ranges):
+            print(printable(f"{problem.severity}: {problem.line}"))
+            found += problem.severity == ERROR
+    print(f"{found} error(s)" if found else "no errors")
+    return 1 if found else 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    """Exit 1 when an input shifted between the two sets, 0 when none did."""
+    import json
+    from harness.golden.drift import drift, lines, to_json
+    found = drift(args.a, args.b, args.alpha, args.min_d)
+    for line in lines(found, args.alpha, args.min_d):
+        print(printable(line))
+    if args.json:
+        args.json.write_text(json.dumps(to_json(found), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return 1 if any(item.shifted for item in found) else 0

@@ -89,7 +89,7 @@ def judge(name: str, reference: np.ndarray, actual: np.ndarray, carried: float, 
     if reference.shape != actual.shape:
         return TensorError(name, list(actual.shape), reference.dtype.name, actual.dtype.name, math.nan, math.inf,
                            math.inf, carried, allowed, None, None, f"shape {list(reference.shape)} vs {list(actual.shape)}")
-    metrics = compute_metrics(reference, actual, 0.0, 0.0)
+    metrics = compute_metrics(reference, actual, 0.0, 0.0, engine="numpy")  # no JIT: its memory is not the model's
     numeric = reference.dtype.kind in "fiub" and actual.dtype.kind in "fiub"
     magnitude = float(np.max(np.abs(reference[np.isfinite(reference)]), initial=0.0)) if numeric and reference.size else 0.0
     unmatched = metrics.nan_mismatch + metrics.inf_mismatch

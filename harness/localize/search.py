@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,7 +38,7 @@ from harness.localize.passes import PassBlame, blame
 from harness.localize.rank import Suspect, rank
 from harness.localize.repro import Repro, cut
 from harness.localize.scope import DEFAULT_GROWTH, RULE, TensorError, base_of, judge
-from harness.localize.sides import Side, SideFailed, as_array
+from harness.localize.sides import Side, SideFailed, as_array, saved
 from harness.profiles.schema import Profile
 from harness.run.executor import probe
 from harness.run.plan import CasePlan, plan_case
@@ -57,6 +56,7 @@ class LocalizeOptions:
     rtol: float | None = None  # with atol: replaces the profile's tolerance, for the outputs and the scope rule
     atol: float | None = None
     out: Path | None = None  # the repro folder (default results/localize/<case>__<profile>)
+    bisect: bool = False  # binary search for the first diverging batch instead of comparing every batch
     repro: bool = True
     blame_passes: bool = True
     dims: dict[str, int] = field(default_factory=dict)
@@ -85,6 +85,7 @@ class Localization:
     cap_bytes: int = 0
     largest_batch_bytes: int = 0
     skipped: int = 0  # intermediates a transform renamed away (not on both sides)
+    worker_peak_bytes: int = 0  # the largest peak RSS a worker reported for one of this localisation's runs
     exposure: dict[str, Any] | None = None  # set when exposing outputs moved a graph output's error
     fallback: dict[str, Any] | None = None
     repro: Repro | None = None
@@ -223,56 +224,98 @@ def _localize(plan: CasePlan, target: Profile, reference: Profile, pool: WorkerP
                             f"the top level; the inside was not searched")
     names = X.candidates(view, [X.node_outputs(ref_side.model()), X.node_outputs(act_side.model())])
     result.skipped = sum(1 for n in view.nodes for t in n.output if t) - len(names) - len(view.graph_outputs)
-    errors, carried = _scan(search, view, names, sizes, ref_side, act_side, plain_errors)
-    _conclude(search, view, errors, carried, ref_side, act_side)
+    result.cap_bytes = int(options.cap_mb * (1 << 20))
+    batches = _Batches(search, view, sizes, ref_side, act_side, plain_errors)
+    plan = X.batches(names, sizes, result.cap_bytes)
+    (_bisect if options.bisect and len(plan) > 2 else _scan)(batches, plan)
+    _conclude(search, view, batches.errors, batches.carried(), ref_side, act_side)
+    result.worker_peak_bytes = max(ref_side.peak_worker_bytes, act_side.peak_worker_bytes)
     return result
 
 
-def _scan(search: _Search, view: X.GraphView, names: list[str], sizes: dict[str, int], ref_side: Side,
-          act_side: Side, plain_errors: dict[str, float]) -> tuple[dict[str, TensorError], dict[str, float]]:
-    """Every batch in order; returns the judged tensors and the error each tensor carries (judged or inherited)."""
-    result, cap = search.result, int(search.options.cap_mb * (1 << 20))
-    result.cap_bytes = cap
-    errors: dict[str, TensorError] = {}
-    level: dict[str, float] = {}
-    queue = deque(X.batches(names, sizes, cap))
-    index = -1
-    while queue:
-        batch = queue.popleft()
-        index += 1
+class _Batches:
+    """Compares batches of intermediates on both sides and keeps what each tensor's judgement needs."""
+
+    def __init__(self, search: _Search, view: X.GraphView, sizes: dict[str, int], ref_side: Side, act_side: Side,
+                 plain_errors: dict[str, float]) -> None:
+        self.search, self.view, self.sizes = search, view, sizes
+        self.sides = (ref_side, act_side)
+        self.plain_errors = plain_errors
+        self.errors: dict[str, TensorError] = {}
+        self.level: dict[str, float] = {}
+
+    def compare(self, batch: list[str]) -> None:
+        """Expose ``batch`` on both sides, judge each tensor, drop the values. A side that cannot run with these
+        outputs exposed (onnxruntime has crashed on a fusion whose intermediate became a graph output): the batch is
+        halved until the one tensor is found, and only it is skipped, with a note."""
+        result = self.search.result
         result.batches += 1
         try:
-            ref, act = ref_side.run(batch).outputs, act_side.run(batch).outputs
+            ref, act = (side.run(batch).outputs for side in self.sides)
         except SideFailed as exc:
-            _split_or_skip(search, batch, queue, exc)
-            continue
-        result.largest_batch_bytes = max(result.largest_batch_bytes,
-                                         sum(getattr(ref.get(t), "nbytes", 0) for t in batch))
+            if len(batch) == 1:
+                result.notes.append(f"exposing tensor {batch[0]!r} alone makes a side fail ({exc.message}); it was "
+                                    f"not compared. That failure is itself worth reporting to the runtime's maintainers")
+                return
+            self.compare(batch[: len(batch) // 2])
+            self.compare(batch[len(batch) // 2:])
+            return
+        result.largest_batch_bytes = max(result.largest_batch_bytes, sum(getattr(ref.get(t), "nbytes", 0) for t in batch))
+        self.level.clear()  # carried errors are recomputed from what has been judged so far
         for name in batch:
-            r, a = as_array(ref.pop(name, None)), as_array(act.pop(name, None))
-            sizes[name] = r.nbytes if r is not None else sizes.get(name, 0)
-            producer = view.producer[name]
-            carried = max((_level(view, t, errors, level) for t in view.inputs_of(producer)), default=0.0)
-            if r is None or a is None:
-                continue
-            errors[name] = judge(name, r, a, carried, search.base(r.dtype), search.options.growth)
-        _check_exposure(search, index, len(batch), plain_errors, search.output_errors(ref, act))
-        del ref, act
-    for name in view.graph_outputs:
-        level.setdefault(name, plain_errors.get(name, 0.0))
-    return errors, {t: _level(view, t, errors, level) for n in view.nodes for t in list(n.input) + list(n.output) if t}
+            self._judge(name, as_array(ref.pop(name, None)), as_array(act.pop(name, None)))
+        _check_exposure(self.search, result.batches - 1, len(batch), self.plain_errors,
+                        self.search.output_errors(ref, act))
+
+    def _judge(self, name: str, r: np.ndarray | None, a: np.ndarray | None) -> None:
+        self.sizes[name] = r.nbytes if r is not None else self.sizes.get(name, 0)
+        inputs = self.view.inputs_of(self.view.producer[name])
+        carried = max((_level(self.view, t, self.errors, self.level) for t in inputs), default=0.0)
+        if r is not None and a is not None:
+            self.errors[name] = judge(name, r, a, carried, self.search.base(r.dtype), self.search.options.growth)
+
+    def appeared(self, batch: list[str]) -> bool:
+        """The divergence has appeared by this batch: a tensor in it is beyond its own rounding budget (``base``,
+        without the allowance for inherited error), which, once a divergence starts, holds downstream too."""
+        return any(self.errors[t].error > self.errors[t].allowed - self.search.options.growth * self.errors[t].carried
+                   for t in batch if t in self.errors)
+
+    def carried(self) -> dict[str, float]:
+        self.level.clear()
+        for name in self.view.graph_outputs:
+            self.level.setdefault(name, self.plain_errors.get(name, 0.0))
+        view = self.view
+        return {t: _level(view, t, self.errors, self.level) for n in view.nodes for t in list(n.input) + list(n.output)
+                if t}
 
 
-def _split_or_skip(search: _Search, batch: list[str], queue: deque, exc: SideFailed) -> None:
-    """A session that cannot be created with these outputs exposed (onnxruntime has crashed on a fusion whose
-    intermediate became a graph output): halve the batch until the one tensor is found, and skip only it."""
-    if len(batch) > 1:
-        half = len(batch) // 2
-        queue.appendleft(batch[half:])
-        queue.appendleft(batch[:half])
-        return
-    search.result.notes.append(f"exposing tensor {batch[0]!r} alone makes a side fail ({exc.message}); it was not "
-                               f"compared. That failure is itself worth reporting to the runtime's maintainers")
+def _scan(batches: _Batches, plan: list[list[str]]) -> None:
+    """Every batch in order: every node judged, so the ranking covers the whole graph."""
+    for batch in plan:
+        batches.compare(batch)
+
+
+def _bisect(batches: _Batches, plan: list[list[str]]) -> None:
+    """Binary search for the first batch where the divergence has appeared (log2 of the batches' count runs,
+    assuming a divergence persists downstream), then that batch again after the one before it, so that its
+    tensors are judged with the error their inputs carry. The ranking covers the batches that were run."""
+    lo, hi, seen = 0, len(plan) - 1, set()
+    while lo < hi:
+        mid = (lo + hi) // 2
+        batches.compare(plan[mid])
+        seen.add(mid)
+        if batches.appeared(plan[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo > 0 and lo - 1 not in seen:
+        batches.compare(plan[lo - 1])
+    for name in plan[lo]:
+        batches.errors.pop(name, None)
+    batches.compare(plan[lo])
+    batches.search.result.notes.append(
+        f"bisected: {batches.search.result.batches} of {len(plan)} batches run; suspects are ranked among the "
+        f"{len(batches.errors)} tensors those batches held (run without --bisect to rank every node)")
 
 
 def _level(view: X.GraphView, tensor: str, errors: dict[str, TensorError], level: dict[str, float]) -> float:
@@ -329,12 +372,12 @@ def _conclude(search: _Search, view: X.GraphView, errors: dict[str, TensorError]
         result.fallback = _prefix_bisect(search, view, [e.name for e in ordered], ref_side, act_side)
         confirmed = result.fallback.get("first")
         first = next((e for e in ordered if e.name == confirmed), None) if confirmed else None
-    node_index = _diverging_node(view, first, result)
+    node_index = _repro_node(view, ordered, first, result)
     if first is not None:
         result.status = "localized"
         node = view.nodes[view.producer[first.name]]
         suspect = next((s for s in result.suspects if s.output == first.name), None)
-        result.first = {"tensor": first.name, "node": node.name, "op_type": node.op_type,
+        result.first = {"tensor": first.name, "node": node.name or f"#{view.producer[first.name]}", "op_type": node.op_type,
                         "ep": suspect.ep if suspect else search.profile.ep, "error": first.to_dict()}
     else:
         result.status = "outputs only"
@@ -346,11 +389,21 @@ def _conclude(search: _Search, view: X.GraphView, errors: dict[str, TensorError]
         result.pass_blame = _blame(search, act_side, ref_side)
 
 
-def _diverging_node(view: X.GraphView, first: TensorError | None, result: Localization) -> int | None:
+def _repro_node(view: X.GraphView, ordered: list[TensorError], first: TensorError | None,
+                result: Localization) -> int | None:
+    """Where the repro is cut: the first diverging node that reads a runtime tensor (a node computing from weights
+    alone, e.g. a weight reshaped under fp16, has no inputs to feed a repro), else the failing output's producer."""
     if first is not None:
-        return view.producer[first.name]
+        start = ordered.index(first)
+        fed = next((e for e in ordered[start:] if e.beyond and view.inputs_of(view.producer[e.name])), None)
+        if fed is not None:
+            if fed is not first:
+                result.notes.append(f"the repro is cut at {view.nodes[view.producer[fed.name]].name!r}, the first "
+                                    f"diverging node with a runtime input: {first.name!r} is computed from weights only")
+            return view.producer[fed.name]
     failing = [o["output"] for o in result.outputs if o["output"] in view.producer]
-    return view.producer[failing[0]] if failing else None
+    fed_outputs = [t for t in failing if view.inputs_of(view.producer[t])]
+    return view.producer[fed_outputs[0]] if fed_outputs else None
 
 
 def _prefix_bisect(search: _Search, view: X.GraphView, names: list[str], ref_side: Side,
@@ -375,12 +428,12 @@ def _prefix_diverges(search: _Search, tensor: str, ref_side: Side, act_side: Sid
     for side in (ref_side, act_side):
         model = side.model()
         inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
-        with tempfile.TemporaryDirectory(prefix="harness-prefix-") as work:
-            whole, part = Path(work) / "whole.onnx", Path(work) / "prefix.onnx"
-            onnx.save(model, str(whole))
+        with saved(model, side.path) as whole:
             del model
-            onnx.utils.extract_model(str(whole), str(part), inputs, [tensor], check_model=False)
-            values.append(as_array(side.run([], model_path=part, feed=side._feed()).outputs.get(tensor)))
+            with tempfile.TemporaryDirectory(prefix="harness-prefix-") as work:
+                part = Path(work) / "prefix.onnx"
+                onnx.utils.extract_model(str(whole), str(part), inputs, [tensor], check_model=False)
+                values.append(as_array(side.run([], model_path=part, feed=side._feed()).outputs.get(tensor)))
     ref, act = values
     if ref is None or act is None:
         return False

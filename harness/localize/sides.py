@@ -9,7 +9,10 @@ the worker on the next load.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+import uuid
+from collections.abc import Iterator
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +61,24 @@ def _has_external_data(model: onnx.ModelProto) -> bool:
     return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
 
 
+@contextlib.contextmanager
+def saved(model: onnx.ModelProto, source: Path) -> Iterator[Path]:
+    """``model`` written to a scratch file for the worker to load, deleted afterwards. A model whose weights are
+    in external files is written beside ``source`` (a hidden name), where its relative data paths still resolve."""
+    if not _has_external_data(model):
+        with tempfile.TemporaryDirectory(prefix="harness-localize-") as work:
+            path = Path(work) / "model.onnx"
+            onnx.save(model, str(path))
+            yield path
+        return
+    path = source.parent / f".harness-localize-{uuid.uuid4().hex}.onnx"
+    try:
+        onnx.save(model, str(path))
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
 class Side:
     """``edit``: a test-only hook that changes the model this side runs (e.g. perturbs one node's output)."""
 
@@ -90,10 +111,7 @@ class Side:
             return self._run_file(self.path, self._feed())
         model = self.model()
         before = expose(model, extra)
-        folder = self.path.parent if _has_external_data(model) else None  # external files resolve beside it
-        with tempfile.TemporaryDirectory(prefix="harness-localize-", dir=folder) as work:
-            path = Path(work) / "exposed.onnx"
-            onnx.save(model, str(path))
+        with saved(model, self.path) as path:
             unexpose(model, before)
             del model
             return self._run_file(path, self._feed())

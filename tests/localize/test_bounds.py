@@ -24,6 +24,16 @@ def test_memory_stays_within_the_cap_when_activations_far_exceed_it(chain_case, 
     assert found.first["node"] == "relu30"
 
 
+def test_bisecting_finds_the_same_node_in_far_fewer_batches(chain_case, perturb, tmp_path: Path) -> None:
+    case = chain_case(tmp_path / "chain", 40, 4096)  # 79 intermediates of 64 KiB
+    options = LocalizeOptions(cap_mb=0.25, repro=False, blame_passes=False, in_process=True, bisect=True,
+                              edit_profile_model=perturb("relu30", 0.5))
+    found = localize(case, "cpu-noopt", options)
+    assert found.first["node"] == "relu30" and found.suspects[0].node == "relu30"
+    assert found.batches <= 8  # of 20: log2(20) probes, the batch before, the found batch again
+    assert any(note.startswith("bisected:") for note in found.notes)
+
+
 def test_subgraphs_are_said_not_searched(tmp_path: Path) -> None:
     branch = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [],
                                [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)])
