@@ -13,9 +13,12 @@ import numpy as np
 from harness.errors import GoldenError
 from harness.golden.cases import Case
 from harness.golden.layout import DataSet, Value, graph_types, value_kind
+from harness.golden.validate import errors as data_errors
+from harness.golden.validate import validate
 from harness.model.inputs import generate_inputs, symbolic_dims
 from harness.model.loader import ModelInfo, TensorSig
 from harness.suggest import did_you_mean
+from harness.task import case_task
 from harness.worker.protocol import value_nbytes
 
 
@@ -160,6 +163,18 @@ def _check_case_dims(case: Case, info: ModelInfo) -> None:
                               f"{', '.join(offered) or 'none'}", hint="fix the name, or drop the entry")
 
 
+def check_data(case: Case, info: ModelInfo, datasets: list[DataSet]) -> list[str]:
+    """harness.golden.validate over every stored data set: an error refuses the case in one line naming the file
+    (with how many more there are), warnings (NaN fed on purpose, a duplicate set) are returned for the record."""
+    found = validate(case.name, info, datasets, case.manifest.input_ranges)
+    bad = data_errors(found)
+    if bad:
+        more = f" (+{len(bad) - 1} more problem(s); 'harness validate {case.name}' lists each)" if len(bad) > 1 else ""
+        raise GoldenError(bad[0].line + more, hint="fix or regenerate the file, or re-bless the case with "
+                                                   "'harness bless --force'")
+    return [p.line for p in found]
+
+
 def plan_case(case: Case, *, dims: dict[str, int], seed: int, blessing: bool = False) -> CasePlan:
     """``blessing``: the plan's outputs are about to become every set's goldens, so sets missing theirs are
     what the bless repairs, not bad input."""
@@ -183,6 +198,8 @@ def plan_case(case: Case, *, dims: dict[str, int], seed: int, blessing: bool = F
             if nans:
                 warnings.append(f"case {case.name!r} test_data_set_{ds.index} golden {name!r} holds "
                                 f"{nans} NaN(s): allowed, matched only by NaN")
+    warnings.extend(check_data(case, info, datasets))
+    case_task(case)  # a bad case.json task (unknown kind, output or key) is bad input before the run
     case.validate_tolerances()  # a typo is bad input before the run, not an error in every cell
     # A set without inputs has nothing to run, unless the model takes none (Constant, RandomNormal...).
     datasets = [ds for ds in datasets if ds.inputs or (ds.outputs and not info.input_names)]
