@@ -106,7 +106,8 @@ def _override(options: LocalizeOptions) -> ToleranceOverride | None:
         return None
     if options.rtol is None or options.atol is None:
         raise UsageError("--rtol and --atol are given together or not at all", hint="e.g. --rtol 1e-4 --atol 1e-5")
-    return ToleranceOverride(rtol=options.rtol, atol=options.atol, elementwise=True)
+    return ToleranceOverride.from_mapping({"rtol": options.rtol, "atol": options.atol, "elementwise": True},
+                                          "--rtol/--atol")
 
 
 class _Search:

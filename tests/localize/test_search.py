@@ -73,3 +73,11 @@ def test_the_json_holds_numbers_and_no_arrays(overflow_case: Path, tmp_path: Pat
     data = json.loads(write_json(found, tmp_path / "loc.json").read_text())
     assert data["schema"] == "onnx-harness/localization" and data["first"]["node"] == "amplify"
     assert all(isinstance(t["error"], (int, float, str)) for t in data["tensors"])
+
+
+def test_under_int8_the_quantised_matmul_is_found_by_its_surviving_output_name(overflow_case: Path) -> None:
+    """quantize_dynamic replaces mm1 by DynamicQuantizeLinear/MatMulInteger/Mul nodes but keeps its output 'h1'."""
+    options = LocalizeOptions(rtol=1e-4, atol=1e-6, repro=False, blame_passes=False)
+    found = localize(overflow_case, "cpu-int8", options)
+    assert found.first["tensor"] == "h1" and found.first["node"] == "mm1" and found.first["op_type"] == "MatMul"
+    assert [t.name for t in found.tensors] == ["h1", "h2", "h3", "h4"]
