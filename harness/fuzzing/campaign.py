@@ -19,6 +19,9 @@ checked: ``run_matrix`` on the saved folder and the profile must give the failin
 The campaign folder holds ``campaign.json`` (seed, profiles, generator settings), ``journal.jsonl`` (a line per
 graph, per finding and per session, appended as they happen) and ``fuzz-report.json``; ``resume`` continues it
 from the journal with the graph after the last one journalled (graph i of a seed is always the same graph).
+
+The budget is checked between batches: a batch that started is finished, its disagreements pursued (each shrink
+stops reducing after ``shrink_s``), so a campaign overruns its budget by at most one batch and its findings.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +39,22 @@ import numpy as np
 
 from harness import api
 from harness.errors import UsageError
-from harness.fuzzing.findings import Finding, attribute_signature, finding_key, node_dtype, slug, write_finding
-from harness.fuzzing.generate import Generated, GeneratorBug, GeneratorConfig, Rejected, generate, graph_name
+from harness.fuzzing.findings import (
+    Finding,
+    attribute_signature,
+    finding_key,
+    node_dtype,
+    slug,
+    write_finding,
+)
+from harness.fuzzing.generate import (
+    Generated,
+    GeneratorBug,
+    GeneratorConfig,
+    Rejected,
+    generate,
+    graph_name,
+)
 from harness.fuzzing.judge import FAILURE_KINDS, KIND_MISMATCH, Disagreement, judge_pair
 from harness.fuzzing.locate import first_divergence
 from harness.fuzzing.shrink import shrink, value_types
@@ -66,7 +83,7 @@ class CampaignOptions:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     resume: bool = False
     max_graphs: int | None = None  # stop after this many graphs in this session (tests and benches)
-    shrink_s: float = 120.0  # shrinking one finding stops reducing after this long
+    shrink_s: float = 60.0  # shrinking one finding stops reducing after this long
     keep_graphs: bool = False  # keep every graph's case folder (default: only those that disagreed)
     matrix: api.MatrixOptions = field(default_factory=api.MatrixOptions)  # profile folders, built-ins
     say: Callable[[str], None] = lambda line: None  # one progress line per batch and per finding
@@ -106,15 +123,16 @@ class Journal:
     def read(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
             return []
+        texts = self.path.read_text(encoding="utf-8").splitlines()
         found = []
-        for number, text in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+        for number, text in enumerate(texts, 1):
             try:
                 found.append(json.loads(text))
             except json.JSONDecodeError:
-                if number < len(self.path.read_text(encoding="utf-8").splitlines()):
+                if number < len(texts):  # a torn last line (a kill mid-write) is only the graph that reruns
                     raise UsageError(f"{self.path}:{number}: not a JSON line",
                                      hint="restore the journal, or start a new campaign folder") from None
-        return found  # a torn last line (a kill mid-write) is the graph that reruns
+        return found
 
 
 def _open(options: CampaignOptions) -> tuple[CampaignOptions, Journal]:
@@ -260,8 +278,7 @@ class Campaign:
         for disagreement in found:
             if disagreement.explained_by:
                 continue
-            key = self._pursue(graph, case, disagreement) if self._time_left() else "unpursued: budget spent"
-            line["findings"].append(key)
+            line["findings"].append(self._pursue(graph, case, disagreement))
         return line
 
     def _disagreements(self, graph: Generated, case: Case, cells: dict[tuple[str, str], R.CellResult],

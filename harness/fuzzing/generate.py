@@ -20,7 +20,6 @@ nothing about a device.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import onnx
@@ -28,7 +27,16 @@ import onnx.shape_inference
 from onnx import TensorProto, helper
 
 from harness.errors import HarnessError
-from harness.fuzzing.ops import DEFAULT_RANGE, DTYPE_NAMES, FLOAT_TYPES, NEEDS, OPS, Builder, T, ops_for
+from harness.fuzzing.ops import (
+    DEFAULT_RANGE,
+    DTYPE_NAMES,
+    FLOAT_TYPES,
+    NEEDS,
+    OPS,
+    Builder,
+    T,
+    ops_for,
+)
 
 DEFAULT_OPSET = 21  # onnxruntime 1.32 and onnxruntime-web 1.31 run it; onnx 1.23's reference knows it
 IR_VERSION = 10
@@ -162,7 +170,7 @@ def search_inputs(model: onnx.ModelProto, b: Builder, rng: np.random.Generator, 
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # an overflow is what is searched
                 outputs = dict(zip(names, session.run(None, feed)))
-        except Exception as exc:  # the reference evaluator's failures are many kinds; the graph is not usable
+        except Exception as exc:  # noqa: BLE001 (the reference evaluator's failures are many kinds; the graph is unusable)
             raise Rejected(f"the reference evaluator failed: {type(exc).__name__}: {str(exc)[:200]}") from None
         if all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in outputs.values()):
             return feed, outputs, attempt + 1
@@ -172,7 +180,7 @@ def search_inputs(model: onnx.ModelProto, b: Builder, rng: np.random.Generator, 
 def _draw(rng: np.random.Generator, t: T, given: tuple[float, float] | None, scale: float) -> np.ndarray:
     low, high = given or DEFAULT_RANGE
     if low > 0:  # a positive domain keeps its lower bound and narrows from above
-        low, high = low, low + (high - low) * scale
+        high = low + (high - low) * scale
     else:
         low, high = low * scale, high * scale
     return rng.uniform(low, high, size=t.shape).astype(FLOAT_TYPES[t.dtype])

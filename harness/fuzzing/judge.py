@@ -66,4 +66,4 @@ def judge_pair(case: Case, first: Profile, second: Profile, inputs: dict[str, An
     return Disagreement(first.name, second.name, KIND_MISMATCH, [n for n, _ in failed], [w for _, w in failed])
 
 
-__all__ = ["Disagreement", "FAILURE_KINDS", "KIND_MISMATCH", "failing_outputs", "judge_pair"]
+__all__ = ["FAILURE_KINDS", "KIND_MISMATCH", "Disagreement", "failing_outputs", "judge_pair"]

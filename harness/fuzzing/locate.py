@@ -16,12 +16,12 @@ import numpy as np
 import onnx
 
 from harness.compare.tolerances import resolve_tolerance
+from harness.fuzzing.sides import Runner
 from harness.golden.cases import Case
 from harness.localize.rank import attributes
 from harness.localize.scope import DEFAULT_GROWTH, base_of, judge
 from harness.profiles.schema import Profile
 from harness.run.verdict import tolerance_layers
-from harness.fuzzing.sides import Runner
 
 
 @dataclass

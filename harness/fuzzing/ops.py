@@ -350,7 +350,7 @@ def op_concat(b: Builder, x: T) -> T | None:
     if x.rank == 0:
         return None
     axis = int(b.rng.integers(0, x.rank))
-    fits = lambda t: t.dtype == x.dtype and t.rank == x.rank and all(  # noqa: E731
+    fits = lambda t: t.dtype == x.dtype and t.rank == x.rank and all(
         d == e for i, (d, e) in enumerate(zip(t.shape, x.shape)) if i != axis)
     other = b.pick(fits) if b.rng.random() < 0.7 else None
     if other is None:
@@ -380,8 +380,17 @@ def op_slice(b: Builder, x: T) -> T | None:
     return b.node("Slice", [x.name, *consts], out, x.dtype)
 
 
+# Narrower first: a Cast is drawn only towards a narrower float. A widening one (float16 -> float32) would compare
+# data that carries float16 rounding under the float32 tolerance of the output's dtype, while the float64 reference
+# (which widens the whole graph) never rounded it: every such graph would "disagree" on every runtime.
+_WIDTH = {TensorProto.FLOAT16: 0, TensorProto.FLOAT: 1, TensorProto.DOUBLE: 2}
+
+
 def op_cast(b: Builder, x: T) -> T | None:
-    to = int(b.rng.choice([t for t in FLOAT_TYPES if t != x.dtype]))
+    narrower = [t for t in FLOAT_TYPES if _WIDTH[t] < _WIDTH[x.dtype]]
+    if not narrower:
+        return None
+    to = int(b.rng.choice(narrower))
     return b.node("Cast", [x.name], x.shape, to, to=to)
 
 
@@ -417,6 +426,7 @@ NEEDS: dict[str, Callable[[T], bool]] = {
     "Conv": lambda t: t.rank == 4, "MaxPool": lambda t: t.rank == 4, "AveragePool": lambda t: t.rank == 4,
     "GlobalAveragePool": lambda t: t.rank >= 3, "Gemm": lambda t: t.rank == 2, "MatMul": lambda t: t.rank >= 2,
     "Transpose": lambda t: t.rank >= 2, "Slice": lambda t: t.rank >= 1 and max(t.shape) >= 2,
+    "Cast": lambda t: t.dtype != TensorProto.FLOAT16,
 }
 
 

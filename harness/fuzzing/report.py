@@ -42,7 +42,6 @@ def build_report(folder: Path, profiles: dict[str, Profile] | None = None) -> di
         "disagreements": _disagreement_counts(compared),
         "findings": [_finding_entry(f, occurrences) for f in findings],
         "findings_by_op": _by_op(findings, occurrences),
-        "unpursued": occurrences.get("unpursued: budget spent", 0),
         "not_run": _not_run(compared),
         "coverage": _coverage(compared),
         "rejected_reasons": dict(Counter(g.get("reason", "")[:120] for g in graphs
@@ -136,8 +135,6 @@ def lines(report: dict[str, Any]) -> list[str]:
         out.append(f"  {f['key']}  x{f['occurrences']}  {f['shrink'].get('nodes_before')}->"
                    f"{f['shrink'].get('nodes_after')} nodes  {f['path']}  reproduces: {repro.get('verdict')}  "
                    f"{f['assessment']}")
-    if report["unpursued"]:
-        out.append(f"  {report['unpursued']} disagreement(s) not pursued: the budget was spent")
     cov = report["coverage"]
     out.append(f"coverage: {len(cov['ops'])} ops, dtypes {cov['graph_dtypes']}, "
                f"{sum(len(v) for a in cov['attributes'].values() for v in a.values())} attribute values")

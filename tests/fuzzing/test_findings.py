@@ -8,7 +8,13 @@ from pathlib import Path
 from onnx import TensorProto, helper
 
 from harness.fuzzing.campaign import CAMPAIGN_NAME, JOURNAL_NAME, CampaignOptions
-from harness.fuzzing.findings import Finding, attribute_signature, finding_key, node_dtype, slug
+from harness.fuzzing.findings import (
+    Finding,
+    attribute_signature,
+    finding_key,
+    node_dtype,
+    slug,
+)
 from harness.fuzzing.report import REPORT_SCHEMA, build_report, lines
 
 

@@ -10,7 +10,13 @@ import onnx
 import pytest
 from onnx import TensorProto
 
-from harness.fuzzing.generate import GeneratorConfig, Rejected, generate, model_bytes, search_inputs
+from harness.fuzzing.generate import (
+    GeneratorConfig,
+    Rejected,
+    generate,
+    model_bytes,
+    search_inputs,
+)
 from harness.fuzzing.ops import OPS, Builder, broadcast_shape, ops_for
 
 

@@ -8,8 +8,16 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from harness.fuzzing.generate import generate
-from harness.fuzzing.shrink import ddmin, reference_values, shrink, shrink_attributes, shrink_nodes, subgraph, \
-    value_types, Shrunk
+from harness.fuzzing.shrink import (
+    Shrunk,
+    ddmin,
+    reference_values,
+    shrink,
+    shrink_attributes,
+    shrink_nodes,
+    subgraph,
+    value_types,
+)
 from harness.worker.reference import ReferenceSession
 
 
