@@ -73,7 +73,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
             "--against", args.against, "--cap-mb", str(args.cap_mb), "--rtol", str(args.rtol), "--atol", str(args.atol),
             "--scratch", args.scratch]
     start = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{mode}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -101,7 +101,8 @@ def estimate_sizes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -
     """Bytes of each tensor shape inference can size for these input shapes (the others are absent)."""
     try:
         inferred = onnx.shape_inference.infer_shapes(with_fixed_inputs(model, shapes), data_prop=True)
-    except Exception:  # a model onnx cannot infer (custom domains): every size is then a guess
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError, RuntimeError, TypeError):
+        # a model onnx cannot infer (custom domains, ops newer than onnx): every size is then a guess
         return {}
     sizes = {}
     for value in list(inferred.graph.value_info) + list(inferred.graph.output):

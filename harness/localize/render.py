@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 from harness.atomic import atomic_write_bytes
-
 from harness.localize.search import Localization
 
 TOP_SUSPECTS = 5

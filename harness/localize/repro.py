@@ -94,21 +94,29 @@ def cut(view: GraphView, source_model: Path, last: int, folder: Path, *,
     ``capture(names)``: the reference side's values of those tensors in the full model; ``golden(model, feed)``: the
     reference side's outputs of the extracted model; ``verify(folder)``: (fails alone, verdict line) on the profile;
     ``manifest(nodes)``: the case.json to write."""
-    repro = None
-    for attempt in range(MAX_TRIES):
-        nodes = ancestors_within(view, last, 2 ** attempt)
-        inputs, outputs = boundary(view, nodes)
-        feed = capture(inputs)
-        scratch = folder.with_name(folder.name + ".partial")
-        extract_only(source_model, scratch, inputs, outputs)
-        goldens = golden(scratch / "model.onnx", feed)
-        shutil.rmtree(scratch, ignore_errors=True)
-        names = [view.nodes[i].name or f"#{i}" for i in nodes]
-        write_case(folder, source_model, feed, {k: goldens[k] for k in outputs}, manifest(names))
-        fails, detail = verify(folder)
-        repro = Repro(str(folder), names, inputs, outputs, (folder / "model.onnx").stat().st_size,
-                      folder_bytes(folder), fails, detail, attempt + 1)
-        if fails or 2 ** attempt > last:  # it fails, or the range already reaches back to the graph's inputs
-            break
-    assert repro is not None
-    return repro
+    attempt = 0
+    while True:
+        repro = _attempt(view, source_model, last, folder, 2 ** attempt, capture, golden, verify, manifest)
+        repro.tries = attempt + 1
+        attempt += 1
+        # it fails, the range already reaches back to the graph's inputs, or the tries are spent
+        if repro.fails_alone or 2 ** (attempt - 1) > last or attempt == MAX_TRIES:
+            return repro
+
+
+def _attempt(view: GraphView, source_model: Path, last: int, folder: Path, span: int,
+             capture: Callable[[list[str]], dict[str, Any]], golden: Callable[[Path, dict[str, Any]], dict[str, Any]],
+             verify: Callable[[Path], tuple[bool, str]], manifest: Callable[[list[str]], CaseManifest]) -> Repro:
+    """One repro: the connected range of at most ``span`` nodes ending at ``last``, written and verified."""
+    nodes = ancestors_within(view, last, span)
+    inputs, outputs = boundary(view, nodes)
+    feed = capture(inputs)
+    scratch = folder.with_name(folder.name + ".partial")
+    extract_only(source_model, scratch, inputs, outputs)
+    goldens = golden(scratch / "model.onnx", feed)
+    shutil.rmtree(scratch, ignore_errors=True)
+    names = [view.nodes[i].name or f"#{i}" for i in nodes]
+    write_case(folder, source_model, feed, {k: goldens[k] for k in outputs}, manifest(names))
+    fails, detail = verify(folder)
+    return Repro(str(folder), names, inputs, outputs, (folder / "model.onnx").stat().st_size, folder_bytes(folder),
+                 fails, detail, 1)

@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-import uuid
-from collections.abc import Iterator
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import onnx
 
 from harness.errors import UsageError
 from harness.localize.expose import expose, unexpose
-from harness.model.transform_spec import TransformFailed, TransformNotApplicable, TransformSpec
+from harness.model.transform_spec import (
+    TransformFailed,
+    TransformNotApplicable,
+    TransformSpec,
+)
 from harness.model.transforms import transform_model
 from harness.profiles.schema import Profile
 from harness.run.plan import CasePlan
