@@ -165,10 +165,17 @@ def unexpose(model: onnx.ModelProto, before: int) -> None:
     del model.graph.output[before:]
 
 
-def strip_weights(model: onnx.ModelProto) -> None:
-    """Keep the graph's structure and names, drop the initializers' bytes: localisation keeps the original
-    graph for topology and attributes only."""
-    for tensor in model.graph.initializer:
-        for name in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data",
-                     "string_data"):
+_DATA_FIELDS = ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data")
+SHAPE_TENSOR_BYTES = 4096  # initializers up to this size keep their values: Reshape/Expand shapes live in them
+
+
+def strip_weights(model: onnx.ModelProto, keep_below: int = 0) -> None:
+    """Keep the graph's structure and names, drop the initializers' bytes (those of ``keep_below`` bytes or more):
+    localisation keeps the original graph for topology and attributes only, and shape inference needs the values
+    of small shape tensors, never of the weights, so it runs on a copy without them."""
+    constants = [a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    for tensor in [*model.graph.initializer, *constants]:  # some exporters (Paddle) keep weights in Constant nodes
+        if keep_below and tensor.ByteSize() < keep_below:
+            continue
+        for name in _DATA_FIELDS:
             tensor.ClearField(name)

@@ -216,6 +216,7 @@ def _localize(plan: CasePlan, target: Profile, reference: Profile, pool: WorkerP
         return result
     result.dataset, plain_errors = found
     original = onnx.load(str(plan.case.model_path))
+    X.strip_weights(original, keep_below=X.SHAPE_TENSOR_BYTES)  # before the copy shape inference makes
     feed_shapes = {k: tuple(v.shape) for k, v in ref_side._feed().items() if isinstance(v, np.ndarray)}
     sizes = X.estimate_sizes(original, feed_shapes)
     X.strip_weights(original)

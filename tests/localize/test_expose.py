@@ -59,3 +59,14 @@ def test_stripping_weights_keeps_names_and_drops_bytes() -> None:
     model.graph.initializer.append(onnx.numpy_helper.from_array(np.ones(1000, np.float32), "w"))
     X.strip_weights(model)
     assert model.graph.initializer[0].name == "w" and model.ByteSize() < 1000
+
+
+def test_weights_in_constant_nodes_are_stripped_too_but_small_shape_tensors_kept() -> None:
+    big = onnx.numpy_helper.from_array(np.ones(5000, np.float32), "w")
+    shape = onnx.numpy_helper.from_array(np.array([5, 1000], np.int64), "s")
+    model = _graph([helper.make_node("Constant", [], ["w"], value=big),
+                    helper.make_node("Constant", [], ["s"], value=shape),
+                    helper.make_node("Reshape", ["w", "s"], ["y"])])
+    X.strip_weights(model, keep_below=X.SHAPE_TENSOR_BYTES)
+    assert model.ByteSize() < 1000
+    assert X.estimate_sizes(model, {"x": (1, 8)})["y"] == 5000 * 4  # the Reshape's shape survived
