@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -276,7 +277,8 @@ def _runs_dir(config: pytest.Config, settings: Settings) -> Path:
     worker = getattr(config, "workerinput", {}).get("workerid", "main")
     if settings.record is not None:
         return settings.record / "runs" / worker
-    return config._tmp_path_factory.mktemp("harness-runs")  # type: ignore[attr-defined]
+    factory = getattr(config, "_tmp_path_factory", None)  # pytest's own (kept a few sessions), unless -p no:tmpdir
+    return factory.mktemp("harness-runs") if factory else Path(tempfile.mkdtemp(prefix="harness-runs-"))
 
 
 def _usage(exc: HarnessError) -> pytest.UsageError:

@@ -148,8 +148,8 @@ def test_fixture_helper_and_ini_options(project: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["PASSED cases/good::cpu"])
     result.stdout.fnmatch_lines([
-        "E       AssertionError: case 'test_mine.py::test_too_far' output 'logits' on profile 'unspecified': "
-        "tensor-likes are not close vs golden",
+        ("E       AssertionError: case 'test_mine.py::test_too_far' output 'logits' on profile 'unspecified': "
+         "tensor-likes are not close vs golden"),
         "E       Mismatched elements: 1 / 2 (50.0%) beyond rtol 0.0001 / atol 1e-05",
         "E       Greatest absolute difference: 0.5 at index (1,) (up to 1e-05 allowed)",
     ])
@@ -169,3 +169,14 @@ def test_a_bad_option_is_one_line(project: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: harness: unknown profile 'nope'. Note: known profiles: cpu*"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_broken_model_fails_its_own_items_in_one_line(project: pytest.Pytester) -> None:
+    (project.path / "cases" / "garbage").mkdir()
+    (project.path / "cases" / "garbage" / "model.onnx").write_text("not onnx")
+    result = project.runpytest_subprocess("--harness-cases", "cases/good", "--harness-cases", "cases/garbage",
+                                          "--harness-profile", "cpu", "--no-harness-budgets", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)  # the batch is refused; each item then runs alone
+    result.stdout.fnmatch_lines(["*_ cases/garbage on cpu _*",
+                                 "harness: cases/garbage/model.onnx: not a readable ONNX model (DecodeError*"])
+    assert "Traceback" not in result.stdout.str()
