@@ -75,6 +75,26 @@ def _failing(cells: list[R.CellResult]) -> list[str]:
     return lines
 
 
+def _task_tables(cells: list[R.CellResult]) -> list[str]:
+    """Task metrics per case (harness.task), one row per profile, beside the elementwise verdicts above; cells
+    that passed on their task gates while failing elementwise are listed with both reasons."""
+    from harness.task.table import case_tables
+    tables = case_tables(cells)
+    if not tables or len(tables) > COMPACT_CASES:
+        return []
+    lines = ["", "### Task metrics"]
+    for case, (kind, header, rows) in tables.items():
+        lines += ["", f"**{md(case, 120)}** · {md(kind)}", "",
+                  *_table([md(h) for h in header], [[md(v, 120) for v in row] for row in rows])]
+    on_task = [c for c in cells if c.verdict == R.PASS_FELL_BACK and c.task and any(
+        not (e.get("comparison") or {}).get("passed", True) for e in c.outputs)]
+    if on_task:
+        lines += ["", "### Passed on task gates, failing elementwise", "",
+                  *_table(["case", "profile", "reason"], [[md(c.case, 120), md(c.profile, 60), md(reason(c), 600)]
+                                                          for c in on_task])]
+    return lines
+
+
 def _host(record: R.RunRecord) -> str:
     machine, versions, commit = record.machine, record.versions, record.commit
     parts = [f"run {md(record.run_id, 60)}",
@@ -95,6 +115,7 @@ def record_markdown(record: R.RunRecord) -> list[str]:
     lines = [f"## ONNX conformance: {status}", "", _host(record), "", f"**Verdicts:** {_counts(cells) or 'no cells'}", ""]
     lines += _per_profile(cells, profiles) if compact else _matrix(cells, profiles)
     lines += _failing(cells)
+    lines += _task_tables(cells)
     skipped = {c.profile: c.detail for c in cells if c.verdict == R.SKIPPED}
     if skipped:
         lines += ["", "### Skipped profiles", ""] + [f"- {md(p, 60)}: {md(why)}" for p, why in skipped.items()]

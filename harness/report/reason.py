@@ -69,6 +69,9 @@ def cell_metrics(cell: R.CellResult) -> str:
     if failed:
         parts.append(output_metrics(failed[0]) + (f" (+{len(failed) - 1} more failed output(s))"
                                                    if len(failed) > 1 else ""))
+    task = task_metrics(cell)
+    if task and task not in cell.detail:
+        parts.append(task)
     stats = cell.latency.get("stats") if isinstance(cell.latency, dict) else None
     if isinstance(stats, dict) and "p50" in stats:
         parts.append(f"p50 {number(stats['p50'])} ms, p95 {number(stats.get('p95'))} ms")
@@ -78,6 +81,18 @@ def cell_metrics(cell: R.CellResult) -> str:
     if cell.budget:
         parts.append("over budget: " + "; ".join(str(b) for b in cell.budget))
     return one_line("; ".join(parts))
+
+
+def task_metrics(cell: R.CellResult) -> str:
+    """The cell's task metrics (harness.task) in one phrase, with any failed task gate: 'task classification
+    (declared): top1_agreement 1, topk_agreement 1, macro_f1 1, f1_drop 0'; '' for a cell without a task."""
+    task = cell.task if isinstance(cell.task, dict) else {}
+    if not task.get("kind"):
+        return ""
+    from harness.task.score import headline
+    failed = [g.get("why", "") for g in task.get("gates") or [] if not g.get("passed")]
+    said = f"task {task['kind']} ({task.get('source', '?')}): {headline(task['kind'], task.get('metrics') or {})}"
+    return said + (f"; task gate failed: {'; '.join(failed)}" if failed else "")
 
 
 def reason(cell: R.CellResult) -> str:

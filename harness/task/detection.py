@@ -2,8 +2,8 @@
 
 A detector that returns the same boxes in another order fails every elementwise comparison and is still right;
 one that moves a box so far that its IoU with the golden box falls below the gate has lost that detection. Boxes
-are [N, 4] as x1, y1, x2, y2 (a leading batch axis of 1 is dropped). Within one data set, a device box may match
-one golden box of its class with IoU >= ``iou``; the matching maximises total IoU (the Hungarian method, scipy's
+are [N, 4] as x1, y1, x2, y2, or [B, N, 4] for a batch of B images (scores and classes [B, N]). Within one image, a
+device box may match one golden box of its class with IoU >= ``iou``; the matching maximises total IoU (the Hungarian method, scipy's
 ``linear_sum_assignment``) or, without scipy, takes pairs greedily by IoU; the metrics say which.
 """
 
@@ -38,6 +38,15 @@ class Detections:
             raise ValueError(f"{len(b)} boxes, {len(s)} scores and {len(c)} classes do not pair up")
         keep = s >= threshold if threshold is not None else np.ones(len(s), dtype=bool)
         return cls(b[keep], s[keep], c[keep])
+
+
+def per_image(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, threshold: float | None) -> list[Detections]:
+    """One Detections per image: boxes [B, N, 4] (scores and classes [B, N]) are B images; [N, 4] is one."""
+    boxes = np.asarray(boxes)
+    if boxes.ndim == 3:
+        return [Detections.of(boxes[i], np.asarray(scores)[i], np.asarray(classes)[i], threshold)
+                for i in range(boxes.shape[0])]
+    return [Detections.of(boxes, scores, classes, threshold)]
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

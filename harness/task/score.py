@@ -81,10 +81,12 @@ def _detection(spec: TaskSpec, datasets: list[DataSet], actual: dict[str, Any]) 
     threshold = spec.options.get("score_threshold")
     roles = spec.outputs
     found = {role: _values(datasets, actual, name) for role, name in roles.items()}
-    golden = [detection.Detections.of(b, s, c, threshold)
-              for b, s, c in zip(found["boxes"][0], found["scores"][0], found["classes"][0])]
-    device = [detection.Detections.of(b, s, c, threshold)
-              for b, s, c in zip(found["boxes"][1], found["scores"][1], found["classes"][1])]
+    golden = [image for b, s, c in zip(found["boxes"][0], found["scores"][0], found["classes"][0])
+              for image in detection.per_image(b, s, c, threshold)]
+    device = [image for b, s, c in zip(found["boxes"][1], found["scores"][1], found["classes"][1])
+              for image in detection.per_image(b, s, c, threshold)]
+    if len(golden) != len(device):
+        raise ValueError(f"{len(golden)} golden images vs {len(device)} on the device")
     return detection.score(golden, device, float(spec.options.get("iou", 0.5)))
 
 

@@ -33,7 +33,7 @@ class ZooSpec:
 
     name: str
     description: str
-    task: str  # "regression" | "classification" | "sequence" | "vision" | "tagging"
+    task: str  # "regression" | "classification" | "sequence" | "vision" | "tagging" | "detection"
     build: Callable[[], nn.Module]
     inputs: list[InputSpec]
     output_names: list[str]
@@ -165,6 +165,37 @@ class EmbeddingTagger(nn.Module):
         return self.proj(torch.relu(self.embed(token_ids)))
 
 
+class TinyDetector(nn.Module):
+    """A hand-built single-shot detection head: a 2x2 grid of cells on a 32x32 image, two anchors per cell (10 and
+    18 pixels), so 8 boxes per image, each decoded from 4 deltas and scored over 3 classes. Returns boxes [batch, 8,
+    4] (x1, y1, x2, y2 in pixels), scores [batch, 8] (the best class probability) and classes [batch, 8] (int64), as
+    a detector's post-processing does before NMS; the harness matches them by IoU and class, whatever their order."""
+
+    CELLS, ANCHOR_SIZES, CLASSES, IMAGE = 2, (10.0, 18.0), 3, 32
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, kernel_size=3, stride=2, padding=1), nn.ReLU(),
+                                      nn.AdaptiveAvgPool2d(self.CELLS))
+        self.head = nn.Conv2d(8, len(self.ANCHOR_SIZES) * (4 + self.CLASSES), kernel_size=1)
+        step = self.IMAGE / self.CELLS
+        anchors = [(step * (col + 0.5), step * (row + 0.5), size, size)
+                   for row in range(self.CELLS) for col in range(self.CELLS) for size in self.ANCHOR_SIZES]
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32))
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.head(self.features(image))  # [batch, anchors * 7, cells, cells]
+        out = out.permute(0, 2, 3, 1).reshape(image.shape[0], -1, 4 + self.CLASSES)  # [batch, 8, 7]
+        deltas, logits = out[..., :4], out[..., 4:]
+        a = self.anchors
+        cx, cy = a[:, 0] + 0.2 * deltas[..., 0] * a[:, 2], a[:, 1] + 0.2 * deltas[..., 1] * a[:, 3]
+        w = a[:, 2] * torch.exp(0.2 * torch.tanh(deltas[..., 2]))
+        h = a[:, 3] * torch.exp(0.2 * torch.tanh(deltas[..., 3]))
+        boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
+        scores, classes = torch.softmax(logits, dim=-1).max(dim=-1)
+        return boxes, scores, classes
+
+
 # --- registry --------------------------------------------------------------------------------------
 
 ZOO: dict[str, ZooSpec] = {
@@ -224,6 +255,16 @@ ZOO: dict[str, ZooSpec] = {
             inputs=[InputSpec("token_ids", ("batch", "seq"), "int64", 0, EmbeddingTagger.VOCAB)],
             output_names=["tag_logits"],
             dims={"batch": 2, "seq": 8},
+        ),
+        ZooSpec(
+            name="detector",
+            description="hand-built single-shot head on 32x32 images: 8 anchor boxes per image [batch, 8, 4] (x1, y1, "
+                        "x2, y2), scores [batch, 8], classes [batch, 8] (int64) over 3 classes",
+            task="detection",
+            build=lambda: _seeded(7, TinyDetector),
+            inputs=[InputSpec("image", ("batch", 3, TinyDetector.IMAGE, TinyDetector.IMAGE), "float32", 0.0, 1.0)],
+            output_names=["boxes", "scores", "classes"],
+            dims={"batch": 1},
         ),
     )
 }
