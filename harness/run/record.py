@@ -52,7 +52,8 @@ RECORD_NAME = "record.json"
 LOG_NAME = "run.log"  # library warnings and transform output: kept off the terminal
 _NOT_IN_HEADER = ("cells", "location")  # the journal's header line holds every other RunRecord field
 
-# Verdicts. PASS* ("fell back") is a PASS whose nodes did not all run on the profile's EP.
+# Verdicts. PASS* is a PASS with a caveat: its nodes did not all run on the profile's EP ("fell back"), or (harness.task)
+# it failed elementwise but passed its profile's [task] gates on a case that declares its task kind.
 PASS, PASS_FELL_BACK, FAIL, XFAIL, XPASS = "PASS", "PASS*", "FAIL", "XFAIL", "XPASS"
 SKIPPED, CRASH, TIMEOUT, OOM, ERROR = "SKIPPED", "CRASH", "TIMEOUT", "OOM", "ERROR"
 OVER_BUDGET, NO_GOLDEN = "OVER_BUDGET", "NO_GOLDEN"
