@@ -180,3 +180,13 @@ def test_a_broken_model_fails_its_own_items_in_one_line(project: pytest.Pytester
     result.stdout.fnmatch_lines(["*_ cases/garbage on cpu _*",
                                  "harness: cases/garbage/model.onnx: not a readable ONNX model (DecodeError*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_a_crashing_worker_fails_one_item_and_the_rest_run(project: pytest.Pytester,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_TEST_FAULT", "segfault:*broken")  # the worker's test-only fault hook
+    result = project.runpytest_subprocess("--harness-cases", "cases/good", "--harness-cases", "cases/broken",
+                                          "--harness-profile", "cpu", "--no-harness-budgets", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*_ cases/broken on cpu _*",
+                                 "CRASH: case 'broken' on profile 'cpu': worker died *: SIGSEGV"])
