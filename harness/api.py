@@ -63,6 +63,7 @@ class MatrixOptions:
     tolerance: str = "auto"
     save_outputs: str = "failing"  # actual outputs kept beside the record: "all", "failing" (FAIL cells) or "none"
     ray: str | None = None  # a Ray cluster's address (or "auto"): each cell runs on a lab host (harness.lab)
+    perturb: list[str] = field(default_factory=list)  # "noise:σ" / "quantize:bits": task metrics' move per device
 
 
 def load_profiles(names: Sequence[str] | None, options: MatrixOptions) -> list[Profile]:
@@ -323,6 +324,12 @@ def check_options(options: MatrixOptions) -> None:
     if options.ray is not None and options.in_process:
         raise UsageError("--ray and --in-process: a lab cell runs in its host's isolated worker, never in this process",
                          hint="drop --in-process")
+    if options.perturb:
+        from harness.task.perturb import parse
+        for text in options.perturb:
+            parse(text)
+        if options.ray is not None:
+            raise UsageError("--perturb and --ray: perturbed reruns run on this host only", hint="drop one of them")
     if options.save_outputs not in R.SAVE_OUTPUTS:
         raise UsageError(f"--save-outputs {options.save_outputs!r}: must be one of {', '.join(R.SAVE_OUTPUTS)}")
     if options.tolerance not in ("auto", "calibrated", "declared"):
@@ -425,6 +432,8 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
             done = prior.keys() | ref_cells.keys()
             todo = [(plan, p) for p in profile_list for plan in plans if R.cell_key(plan.case.name, p.name) not in done]
             fresh = run_repeats(executor, todo, availability, options.repeat, options.console)
+            if options.perturb:
+                _perturb(executor, plans, profile_list, availability, fresh, options)
         finally:
             executor.close()
             executor.journal.close()
@@ -441,6 +450,16 @@ def _plan_and_run(cases: Sequence[Case | str | Path], profile_list: list[Profile
     record.write_errors = executor.write_errors + ([log.failed] if log.failed else [])
     _write_record(record, out_dir, executor.journal_errors)
     return record
+
+
+def _perturb(executor: Executor, plans: list[CasePlan], profiles: list[Profile], availability: dict[str, Availability],
+             cells: list[R.CellResult], options: MatrixOptions) -> None:
+    """--perturb: every case rerun on every profile with seeded input perturbations, outside the journal and the
+    matrix; how far each cell's task metrics move is kept in its ``task["perturbed"]`` (harness.task.perturb)."""
+    from harness.run.executor import Executor
+    from harness.task.perturb import run_perturbed
+    quiet = Executor(replace(executor.options, save_outputs="none", measure=None, evaluate=None), None, executor.pool)
+    run_perturbed(options.perturb, plans, profiles, cells, options.seed, lambda todo: quiet.run(todo, availability))
 
 
 def _executor(run_options: RunOptions, out_dir: Path, options: MatrixOptions, pool: WorkerPool) -> Executor:

@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cases without goldens (a bare model.onnx) are compared with this profile (default: cpu)")
     run.add_argument("--calibration-data", type=Path, metavar="DIR",
                      help="test_data_set_<k>/ inputs that calibrate int8-static (default: the case's own inputs)")
+    run.add_argument("--perturb", action="append", default=[], metavar="noise:SIGMA|quantize:BITS",
+                     help="rerun each case with seeded input perturbations and report per device how far its task "
+                          "metric moves (repeatable)")
     run.add_argument("--save-outputs", choices=("all", "failing", "none"), default="failing",
                      help="keep actual outputs beside the record as ONNX TensorProto files in the test-data layout: "
                           "every cell's, FAIL cells' (default) or none")

@@ -70,11 +70,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                        baseline=args.baseline, max_regression=args.max_regression, repeat=args.repeat,
                        in_process=args.in_process, resume=args.resume, reference=args.reference,
                        calibration_data=args.calibration_data, named_profiles=args.profiles or [],
-                       save_outputs=args.save_outputs, ray=args.ray, tolerance=args.tolerance,
+                       save_outputs=args.save_outputs, ray=args.ray, tolerance=args.tolerance, perturb=args.perturb,
                        argv=sys.argv[1:] if sys.argv else [], console=None if args.quiet else console)
     record = run_matrix(targets, args.profiles, options)
     from harness.report.console import print_report  # after the run: its imports overlap the workers' start
     print_report(console, record, _noise_notes(record, args.repeat), by_op=args.by_op)
+    if args.perturb:
+        from harness.task.perturb import lines as perturbed_lines
+        for line in perturbed_lines(record.cells):
+            console.print(printable(line), markup=False, soft_wrap=True)
     if args.localize:
         _localize_cells(args, record, targets, console)
     _write_reports(args, [record], console)
