@@ -211,9 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--profile", required=True, help="the profile whose outputs fail")
     loc.add_argument("--against", default="cpu", metavar="PROFILE",
                      help="the reference profile (default: cpu; 'reference' is the float64 onnx.reference evaluator)")
-    loc.add_argument("--cap-mb", type=_positive_float, default=64.0,
+    loc.add_argument("--cap-mb", type=_positive_finite, default=64.0,
                      help="intermediate bytes exposed per side and batch (default: %(default)s)")
-    loc.add_argument("--growth", type=_positive_float, default=4.0,
+    loc.add_argument("--growth", type=_positive_finite, default=4.0,
                      help="how much a node may amplify the relative error it receives before it is suspect "
                           "(default: %(default)s)")
     loc.add_argument("--rtol", type=float, help="with --atol: replace the profile's tolerance (outputs, scope rule "

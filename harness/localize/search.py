@@ -215,24 +215,31 @@ def _localize(plan: CasePlan, target: Profile, reference: Profile, pool: WorkerP
                             f"nothing to localise")
         return result
     result.dataset, plain_errors = found
+    view, sizes = _graph(plan, ref_side, result)
+    names = X.candidates(view, [X.node_outputs(ref_side.model()), X.node_outputs(act_side.model())])
+    result.skipped = sum(1 for n in view.nodes for t in n.output if t) - len(names) - len(view.graph_outputs)
+    result.cap_bytes = int(options.cap_mb * (1 << 20))
+    batches = _Batches(search, view, sizes, ref_side, act_side, plain_errors)
+    schedule = X.batches(names, sizes, result.cap_bytes)
+    (_bisect if options.bisect and len(schedule) > 2 else _scan)(batches, schedule)
+    _conclude(search, view, batches.errors, batches.carried(), ref_side, act_side)
+    result.worker_peak_bytes = max(ref_side.peak_worker_bytes, act_side.peak_worker_bytes)
+    return result
+
+
+def _graph(plan: CasePlan, ref_side: Side, result: Localization) -> tuple[X.GraphView, dict[str, int]]:
+    """The original graph's structure (weights dropped) and the tensor sizes shape inference finds for the data
+    set's input shapes; nested subgraphs are said not searched."""
     original = onnx.load(str(plan.case.model_path))
     X.strip_weights(original, keep_below=X.SHAPE_TENSOR_BYTES)  # before the copy shape inference makes
-    feed_shapes = {k: tuple(v.shape) for k, v in ref_side._feed().items() if isinstance(v, np.ndarray)}
+    feed_shapes = {k: tuple(v.shape) for k, v in ref_side.feed().items() if isinstance(v, np.ndarray)}
     sizes = X.estimate_sizes(original, feed_shapes)
     X.strip_weights(original)
     view = X.view_of(original)
     if view.nested:
         result.notes.append(f"{len(view.nested)} node(s) hold subgraphs ({', '.join(view.nested[:5])}): localised at "
                             f"the top level; the inside was not searched")
-    names = X.candidates(view, [X.node_outputs(ref_side.model()), X.node_outputs(act_side.model())])
-    result.skipped = sum(1 for n in view.nodes for t in n.output if t) - len(names) - len(view.graph_outputs)
-    result.cap_bytes = int(options.cap_mb * (1 << 20))
-    batches = _Batches(search, view, sizes, ref_side, act_side, plain_errors)
-    plan = X.batches(names, sizes, result.cap_bytes)
-    (_bisect if options.bisect and len(plan) > 2 else _scan)(batches, plan)
-    _conclude(search, view, batches.errors, batches.carried(), ref_side, act_side)
-    result.worker_peak_bytes = max(ref_side.peak_worker_bytes, act_side.peak_worker_bytes)
-    return result
+    return view, sizes
 
 
 class _Batches:
@@ -435,7 +442,7 @@ def _prefix_diverges(search: _Search, tensor: str, ref_side: Side, act_side: Sid
             with tempfile.TemporaryDirectory(prefix="harness-prefix-") as work:
                 part = Path(work) / "prefix.onnx"
                 onnx.utils.extract_model(str(whole), str(part), inputs, [tensor], check_model=False)
-                values.append(as_array(side.run([], model_path=part, feed=side._feed()).outputs.get(tensor)))
+                values.append(as_array(side.run([], model_path=part, feed=side.feed()).outputs.get(tensor)))
     ref, act = values
     if ref is None or act is None:
         return False
@@ -447,7 +454,7 @@ def _repro(search: _Search, view: X.GraphView, node_index: int, ref_side: Side, 
     folder = options.out or Path("results") / "localize" / f"{plan.case.name}__{search.profile.name}".replace("/", "_")
 
     def capture(names: list[str]) -> dict[str, Any]:
-        feed = ref_side._feed()
+        feed = ref_side.feed()
         wanted = [n for n in names if n not in feed]
         got = ref_side.run(wanted).outputs if wanted else {}
         return {n: feed[n] if n in feed else got[n] for n in names}
@@ -481,7 +488,7 @@ def _repro(search: _Search, view: X.GraphView, node_index: int, ref_side: Side, 
 
 def _blame(search: _Search, act_side: Side, ref_side: Side) -> PassBlame:
     ref = ref_side.run([]).outputs
-    feed = act_side._feed()
+    feed = act_side.feed()
 
     def diverges(outputs: dict[str, Any]) -> bool:
         return bool(search.failing_outputs(ref, outputs))

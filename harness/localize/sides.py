@@ -110,17 +110,18 @@ class Side:
         """The side's outputs plus ``extra`` intermediates on its data set; ``model_path``/``feed``: another
         model (an extracted subgraph) and its inputs instead."""
         if model_path is not None:
-            return self._run_file(model_path, feed if feed is not None else self._feed())
+            return self._run_file(model_path, feed if feed is not None else self.feed())
         if not extra and self.edit is None:
-            return self._run_file(self.path, self._feed())
+            return self._run_file(self.path, self.feed())
         model = self.model()
         before = expose(model, extra)
         with saved(model, self.path) as path:
             unexpose(model, before)
             del model
-            return self._run_file(path, self._feed())
+            return self._run_file(path, self.feed())
 
-    def _feed(self) -> dict[str, Any]:
+    def feed(self) -> dict[str, Any]:
+        """The inputs of the side's data set, by name."""
         [ds] = [d for d in self.plan.datasets if d.index == self.dataset]
         return dict(ds.inputs)
 
