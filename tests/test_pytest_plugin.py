@@ -107,13 +107,17 @@ def test_one_failing_cell_exits_1_and_none_exits_0(project: pytest.Pytester) -> 
 
 
 def test_xdist_gives_the_same_results_and_one_merged_record(project: pytest.Pytester) -> None:
-    plain = project.runpytest_subprocess(*CELLS, "-rA", "--harness-record", "plain")
-    spread = project.runpytest_subprocess(*CELLS, "-rA", "-n", "2", "--harness-record", "spread")
+    """Also a bare model (no goldens): cpu, the reference, is what cpu-int8 is compared with, alone on a worker too."""
+    (project.path / "bare.onnx").write_bytes((project.path / "cases" / "good" / "model.onnx").read_bytes())
+    cells = (*CELLS, "--harness-cases", "bare.onnx", "-rA")
+    plain = project.runpytest_subprocess(*cells, "--harness-record", "plain")
+    spread = project.runpytest_subprocess(*cells, "-n", "2", "--harness-record", "spread")
     spread.stdout.fnmatch_lines(["*gw0*", "*gw1*"], consecutive=False)  # two workers really ran
     assert spread.ret == plain.ret == 1
     assert outcome_lines(spread) == outcome_lines(plain)
-    assert len(outcome_lines(plain)) == 8
-    spread.stdout.fnmatch_lines(["harness: run record of 8 cell(s) written to spread*record.json"])
+    assert len(outcome_lines(plain)) == 10
+    assert {"PASSED bare.onnx::cpu", "PASSED bare.onnx::cpu-int8"} <= set(outcome_lines(spread))
+    spread.stdout.fnmatch_lines(["harness: run record of 10 cell(s) written to spread*record.json"])
     assert verdicts(project.path / "spread") == verdicts(project.path / "plain")
     assert verdicts(project.path / "plain")["cases/expected|cpu"] == "XFAIL"
     workers = {p.name for p in (project.path / "spread" / "runs").iterdir()}
