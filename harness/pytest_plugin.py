@@ -1,17 +1,18 @@
 """The pytest plugin (entry point ``pytest11``): conformance cells as ordinary test items in any project's suite.
 
 ``pytest --harness-cases reference_outputs --harness-profile cpu --harness-profile cpu-int8`` collects one item
-per case x profile (``reference_outputs/mlp::cpu-int8``). Each item runs its one cell through the library entry
-point ``api.run_matrix``, in the same isolated workers as ``harness run``, so a crashing execution provider fails
-one item and nothing else. Verdicts map onto pytest outcomes: PASS passes, SKIPPED and NOT_APPLICABLE skip with
+per case x profile (``reference_outputs/mlp::cpu-int8``). Cells run through the library entry point
+``api.run_matrix``, in the same isolated workers as ``harness run``, so a crashing execution provider fails one
+item and nothing else. Verdicts map onto pytest outcomes: PASS passes, SKIPPED and NOT_APPLICABLE skip with
 their reason, a profile's known failure is an xfail marker (strict as pytest's ``xfail_strict`` says), and every
 failing verdict fails with the harness's own message (the comparator's, for numbers) and no harness frames.
 
-Why one run per item rather than one run per session: under pytest-xdist each worker runs only the items sent to
-it, and a worker does not know them in advance; a run per item is the only unit that both workers and a plain
-session agree on, so ``-n auto`` repeats no cell and gives the same results as a plain run. A cell's run records
-go to a folder per process; ``--harness-record PATH`` merges them (in the xdist controller, from every worker's
-share) into one ``PATH/record.json`` that ``harness report`` renders.
+How cells run: a plain session runs all its items' cells in one matrix run when the first item runs (one probe per
+profile, cells in parallel), then each item reads its cell. Under pytest-xdist a worker runs only the items sent to
+it and cannot know them in advance, so each worker runs each of its items' cells alone: no cell runs twice, and the
+results are those of a plain run. Each process keeps its run records in its own folder; ``--harness-record PATH``
+merges their cells (in the xdist controller, from every worker's share) into one ``PATH/record.json`` that
+``harness report`` renders.
 
 For people who write their own tests: the ``harness_run`` fixture runs (or reuses) one cell and returns its
 ``CellResult``; ``assert_conforms(actual, golden, tolerance)`` compares two values with the harness's comparator
