@@ -16,6 +16,8 @@ import numpy as np
 
 from harness.compare.metrics import topk_agreement
 
+PER_CLASS_LIMIT = 50  # classes kept per cell in the record, worst F1 first, when more occur
+
 try:  # sklearn is well kept and does the zero-division cases right; numpy below gives the same numbers
     from sklearn.metrics import precision_recall_fscore_support
 except ImportError:  # pragma: no cover - exercised where sklearn is not installed
@@ -79,7 +81,7 @@ def score(golden: list[np.ndarray], actual: list[np.ndarray], labels: list[list[
                      | (set(truth.tolist()) if truth is not None else set()))
     device = prf(truth if truth is not None else g1, a1, classes)
     out.update({name: device[name] for name in ("accuracy", "macro_precision", "macro_recall", "macro_f1")})
-    out["per_class"] = device["per_class"]
+    out["per_class"] = _worst_classes(device["per_class"])
     out["reference"] = "labels" if truth is not None else "golden top-1"
     if truth is not None:
         reference = prf(truth, g1, classes)
@@ -91,6 +93,14 @@ def score(golden: list[np.ndarray], actual: list[np.ndarray], labels: list[list[
         out["accuracy_drop"] = 1.0 - device["accuracy"] if g.size else 0.0
     out["flips"] = flips(g1, a1)
     return out
+
+
+def _worst_classes(per_class: dict[str, dict[str, Any]], limit: int = PER_CLASS_LIMIT) -> dict[str, dict[str, Any]]:
+    """Every class for a small head; for a large one (ImageNet's 1000) the ``limit`` classes with the lowest F1, so
+    that a record stays readable (the macro averages still cover every class)."""
+    if len(per_class) <= limit:
+        return per_class
+    return dict(sorted(per_class.items(), key=lambda item: (item[1]["f1"], int(item[0])))[:limit])
 
 
 def _rows(array: np.ndarray) -> np.ndarray:

@@ -64,3 +64,14 @@ def test_labels_of_the_wrong_length_are_said_not_used():
 def test_rows_of_another_shape_cannot_be_paired():
     found = classification.score([one_hot([0, 1])], [one_hot([0, 1, 2])], [None], k=1)
     assert "cannot be paired" in found["error"]
+
+
+def test_a_large_head_keeps_only_its_worst_classes_per_cell():
+    rng = np.random.default_rng(0)
+    golden = rng.standard_normal((400, 120)).astype(np.float32)
+    device = golden.copy()
+    device[:5] = np.roll(device[:5], 1, axis=1)  # five rows change class
+    found = classification.score([golden], [device], [None], k=5)
+    assert len(found["per_class"]) == classification.PER_CLASS_LIMIT
+    assert min(v["f1"] for v in found["per_class"].values()) < 1.0
+    assert max(v["f1"] for v in found["per_class"].values()) <= 1.0
