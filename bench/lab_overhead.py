@@ -1,14 +1,20 @@
-"""Per-cell overhead of the Ray lab path against a local run of the same cells, on a local 3-node cluster
-(a head that runs nothing, hosts A and B each offering every profile of the run, one cell at a time each).
+"""Per-cell overhead of the Ray lab path against a local run of the same cells, on a local cluster: a head that
+runs nothing and --hosts hosts (default 2: a 3-node cluster), each offering every profile of the run with --slots
+cells at a time.
 
-    python bench/lab_overhead.py [--root reference_outputs] [--profiles cpu,cpu-noopt] [--rounds 2] [--no-kill]
+    python bench/lab_overhead.py [--root reference_outputs] [--profiles cpu,cpu-noopt] [--rounds 2]
+                                 [--hosts 2] [--slots 1] [--no-kill]
 
-Prints, for the local run and each lab round (the first starts Ray's worker processes and the harness's workers
-on the hosts; later rounds reuse them): wall time, wall per cell, and the mean cell duration as the head measured
-it (for a lab cell: submit, the host's observation, the answer back); then the ratio and the overhead per cell.
-Checks that every lab round has the local run's verdicts with each cell's host recorded. Unless --no-kill, a last
-round removes host B as soon as it finished a cell: the cells B finished stay in the journal and the record, the
-rest finish on A, and the verdicts are still the local run's.
+Prints, for local runs with 1 job and with as many jobs as the lab has cells in flight (hosts x slots x profiles:
+the same contention for this machine's cores), and for each lab round (the first starts Ray's worker processes and
+the harness's workers on the hosts; later rounds reuse them): wall time, wall per cell, and the mean cell duration
+as the head measured it (for a lab cell: submit, the host's observation, the answer back); then the ratio and the
+overhead per cell against the local run at the same concurrency. Checks that every lab round has the local run's
+verdicts with each cell's host recorded. Unless --no-kill (or with one host), a last round removes the last host as
+soon as it finished a cell: the cells it finished stay in the journal and the record, the rest finish on the other
+hosts, and the verdicts are still the local run's.
+
+`--hosts 1 --slots 1 --profiles cpu` measures one cell at a time: the overhead of the lab path itself.
 """
 
 from __future__ import annotations
@@ -77,16 +83,16 @@ def _kill_round(cluster, b, local, profiles: list[str], root: Path, scratch: Pat
     record, wall = _run(profiles, root, out, address, 0)
     thread.join()
     if not killed:
-        print("kill round: host B finished no cell before the run ended; nothing was killed")
+        print("kill round: the host finished no cell before the run ended; nothing was killed")
         return False
     before = {f"{c['case']}|{c['profile']}": c for c in killed[0]}
     cells = {c.key: c for c in record.cells}
     kept = all(k in cells and cells[k].verdict == c["verdict"] and cells[k].host == c["host"] for k, c in before.items())
     on_b = sum(f"node {b.node_id[:12]}" in c.host for c in record.cells)
     lost = [c.key for c in record.cells if c.detail.startswith("LOST")]
-    _line("lab, B killed", record, wall)
-    print(f"  B removed after {len(before)} journalled cell(s); all {len(before)} kept with verdict and host: {kept}; "
-          f"{on_b} cell(s) in the record ran on B; LOST: {len(lost)}")
+    _line("lab, a host killed", record, wall)
+    print(f"  host removed after {len(before)} journalled cell(s); all {len(before)} kept with verdict and host: {kept}; "
+          f"{on_b} cell(s) in the record ran on it; LOST: {len(lost)}")
     return _same(local, record, "killed round") and kept and not lost
 
 
@@ -95,6 +101,8 @@ def main() -> int:
     parser.add_argument("--root", type=Path, default=Path("reference_outputs"))
     parser.add_argument("--profiles", default="cpu,cpu-noopt")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--hosts", type=int, default=2)
+    parser.add_argument("--slots", type=int, default=1)
     parser.add_argument("--no-kill", action="store_true")
     args = parser.parse_args()
     profiles = [p for p in args.profiles.split(",") if p]
@@ -108,25 +116,32 @@ def main() -> int:
                                                             "include_dashboard": False,
                                                             "temp_dir": os.path.join(folder, "ray")})
     try:
-        slots = {f"profile:{p}": 1 for p in profiles}
-        cluster.add_node(num_cpus=0, resources=slots, object_store_memory=STORE)
-        b = cluster.add_node(num_cpus=0, resources=slots, object_store_memory=STORE)
+        slots = {f"profile:{p}": args.slots for p in profiles}
+        # num_cpus: cells ask for none, but a node keeps only num_cpus idle Ray worker processes (with 0, every
+        # cell would start a fresh one and import the harness again)
+        hosts = [cluster.add_node(num_cpus=args.slots * len(slots), resources=slots, object_store_memory=STORE)
+                 for _ in range(args.hosts)]
         ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
-        print(f"3-node cluster up in {time.perf_counter() - started:.1f} s; profiles {', '.join(profiles)}; "
+        in_flight = args.hosts * args.slots * len(profiles)
+        print(f"{args.hosts + 1}-node cluster up in {time.perf_counter() - started:.1f} s; profiles "
+              f"{', '.join(profiles)}, {args.slots} slot(s) each per host: {in_flight} cells in flight; "
               f"cases under {args.root}")
         local, wall = _run(profiles, args.root, scratch / "local-1", None, 1)
-        local_mean = _line("local, 1 job", local, wall)
-        local2, wall2 = _run(profiles, args.root, scratch / "local-0", None, 0)
-        _line("local, every core", local2, wall2)
+        _line("local, 1 job", local, wall)
+        same_load, same_wall = (local, wall) if in_flight == 1 else \
+            _run(profiles, args.root, scratch / "local-n", None, in_flight)
+        local_mean = _line(f"local, {in_flight} jobs", same_load, same_wall) if in_flight > 1 else \
+            statistics.fmean(c.duration_s for c in local.cells if c.verdict != "SKIPPED")
         ok = True
         for round_ in range(1, args.rounds + 1):
             lab, lab_wall = _run(profiles, args.root, scratch / f"lab-{round_}", cluster.address, 0)
             lab_mean = _line(f"lab round {round_}", lab, lab_wall)
-            print(f"  mean cell lab/local {lab_mean / local_mean:.2f}x, overhead {1000 * (lab_mean - local_mean):.1f} "
-                  f"ms/cell; wall lab/local(1 job) {lab_wall / wall:.2f}x")
+            print(f"  mean cell lab/local({in_flight} jobs) {lab_mean / local_mean:.2f}x, overhead "
+                  f"{1000 * (lab_mean - local_mean):.1f} ms/cell; wall lab/local({in_flight} jobs) "
+                  f"{lab_wall / same_wall:.2f}x")
             ok &= _same(local, lab, f"round {round_}")
-        if not args.no_kill:
-            ok &= _kill_round(cluster, b, local, profiles, args.root, scratch, cluster.address)
+        if not args.no_kill and args.hosts > 1:
+            ok &= _kill_round(cluster, hosts[-1], local, profiles, args.root, scratch, cluster.address)
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -14,7 +14,7 @@ A LOST cell is an ERROR whose detail starts with "LOST:" and says what happened 
 "lost" (record.py has no LOST verdict). It is journalled like any cell, so ``--resume`` keeps it.
 
 Cells of a profile are in flight at most as many at a time as the hosts offer slots for it, so a cell's deadline
-counts its own run, not its wait behind others in Ray's queue.
+and its duration count its own run (and its tries), not its wait behind others in Ray's queue.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from functools import partial
 from itertools import zip_longest
 from pathlib import Path
@@ -118,15 +119,22 @@ class LabExecutor(Executor):
 
     def run_cell(self, plan: CasePlan, profile: Profile, availability: Availability,
                  as_reference: bool = False) -> R.CellResult:
-        start = time.perf_counter()
-        try:
-            return super().run_cell(plan, profile, availability, as_reference)
-        except CellLost as lost:  # infrastructure: not the cell's verdict, so no known failure applies
-            return R.CellResult(plan.case.name, profile.name, R.ERROR, detail=f"LOST: {lost}",
-                                error={"kind": "lost", "message": str(lost)},
-                                model={"sha256": plan.info.sha256, "transform": profile.transform,
-                                       "nodes": plan.info.node_count, "op": getattr(plan.case, "op", "")},
-                                duration_s=round(time.perf_counter() - start, 4))
+        slot = self._slots.get(profile.name) if availability.available else None
+        with slot or nullcontext():  # the cell's time on the lab starts when a host has a slot for it
+            start = time.perf_counter()
+            try:
+                return super().run_cell(plan, profile, availability, as_reference)
+            except CellLost as lost:
+                return self._lost(plan, profile, lost, time.perf_counter() - start)
+
+    @staticmethod
+    def _lost(plan: CasePlan, profile: Profile, lost: CellLost, took: float) -> R.CellResult:
+        """A LOST cell: infrastructure, not the cell's verdict, so no known failure applies to it."""
+        return R.CellResult(plan.case.name, profile.name, R.ERROR, detail=f"LOST: {lost}",
+                            error={"kind": "lost", "message": str(lost)},
+                            model={"sha256": plan.info.sha256, "transform": profile.transform,
+                                   "nodes": plan.info.node_count, "op": getattr(plan.case, "op", "")},
+                            duration_s=round(took, 4))
 
     def _observe(self, plan: CasePlan, profile: Profile, result: R.CellResult, as_reference: bool = False) -> None:
         """The local observation, run on a lab host; then what the host sent back, taken as a local run takes it."""
@@ -145,8 +153,7 @@ class LabExecutor(Executor):
         kinds: list[str] = []
         tries: list[str] = []  # how each try ended
         while True:
-            with self._slots[profile.name]:
-                outcome = self._try(call, deadline, profile.name)
+            outcome = self._try(call, deadline, profile.name)
             if isinstance(outcome, Observed):
                 return outcome
             kinds.append(outcome[0])

@@ -27,6 +27,9 @@ from harness.lab.cluster import DEADLINE_ENV
 from harness.run import record as R
 
 STORE = 80 << 20  # bytes of object store per node: small, the cases are tiny
+# A host's CPUs for Ray: cells ask for none, but a node keeps at most num_cpus idle Ray worker processes, so with 0
+# every cell would start a fresh one (importing the harness: ~1.5 s) instead of reusing the last cell's.
+CPUS = 1
 CRASHING = "crash_case"  # the hosts' workers segfault on this case (the worker's test-only fault hook)
 
 
@@ -49,8 +52,8 @@ def lab() -> Iterator[Lab]:
         "num_cpus": 0, "object_store_memory": STORE, "include_dashboard": False,
         "temp_dir": os.path.join(folder, "ray")})
     try:
-        a = cluster.add_node(num_cpus=0, resources={"profile:cpu": 1}, object_store_memory=STORE)
-        b = cluster.add_node(num_cpus=0, resources={"profile:cpu": 1, "profile:cpu-noopt": 1},
+        a = cluster.add_node(num_cpus=CPUS, resources={"profile:cpu": 1}, object_store_memory=STORE)
+        b = cluster.add_node(num_cpus=CPUS, resources={"profile:cpu": 1, "profile:cpu-noopt": 1},
                              object_store_memory=STORE)
         ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
         yield Lab(cluster, cluster.address, a.node_id, b.node_id)
@@ -156,8 +159,8 @@ def test_a_host_that_dies_mid_run_loses_no_finished_cell(lab: Lab, make_case, tm
     """Hosts C and D offer cpu-edge. C (or D) dies after its first cell: its cells finish on the other host, and
     every cell journalled before is in the record as it was. Then the last host dies: the rest are LOST."""
     monkeypatch.setenv(DEADLINE_ENV, "60")  # a cell that a removal left hanging fails the test in a minute, not 14
-    c = lab.cluster.add_node(num_cpus=0, resources={"profile:cpu-edge": 1}, object_store_memory=STORE)
-    d = lab.cluster.add_node(num_cpus=0, resources={"profile:cpu-edge": 1}, object_store_memory=STORE)
+    c = lab.cluster.add_node(num_cpus=CPUS, resources={"profile:cpu-edge": 1}, object_store_memory=STORE)
+    d = lab.cluster.add_node(num_cpus=CPUS, resources={"profile:cpu-edge": 1}, object_store_memory=STORE)
     cases = _cases(make_case, tmp_path, [f"case{k}" for k in range(6)])
     out = tmp_path / "lab"
     removed: list = []
@@ -200,7 +203,7 @@ def test_a_cell_past_its_deadline_is_cancelled_sent_once_more_then_lost(lab: Lab
     """A host whose workers hang (the test fault, in that host's environment) looks frozen to the head: the
     worker's own timeout is far off, so the lab's deadline cancels the task, sends it once more, and gives up."""
     make_profile(tmp_path / "profiles", "frozen")
-    host = lab.cluster.add_node(num_cpus=0, resources={"profile:frozen": 1}, object_store_memory=STORE,
+    host = lab.cluster.add_node(num_cpus=CPUS, resources={"profile:frozen": 1}, object_store_memory=STORE,
                                 env_vars={"HARNESS_TEST_FAULT": "hang:*"})
     monkeypatch.setenv(DEADLINE_ENV, "3")
     try:
