@@ -23,7 +23,7 @@ def fuzz(args: argparse.Namespace, out: Path) -> tuple[int, float]:
     argv = [sys.executable, "-m", "harness", "fuzz", "--budget", args.budget, "--seed", str(args.seed),
             "--out", str(out), "--batch", str(args.batch), *[f"--profile={p}" for p in args.profile]]
     started = time.perf_counter()
-    done = subprocess.run(argv, check=False)
+    done = subprocess.run(argv, check=False, stdout=sys.stderr)  # progress on stderr: stdout is the JSON
     return done.returncode, time.perf_counter() - started
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from harness import api
-from harness.errors import UsageError
+from harness.errors import HarnessError, UsageError
 from harness.fuzzing.findings import (
     Finding,
     attribute_signature,
@@ -278,7 +278,10 @@ class Campaign:
         for disagreement in found:
             if disagreement.explained_by:
                 continue
-            line["findings"].append(self._pursue(graph, case, disagreement))
+            try:
+                line["findings"].append(self._pursue(graph, case, disagreement))
+            except HarnessError as exc:  # a finding that could not be pursued is said, never the campaign's end
+                line.setdefault("pursuit_errors", []).append(f"{disagreement.pair}: {exc.one_line()[:300]}")
         return line
 
     def _disagreements(self, graph: Generated, case: Case, cells: dict[tuple[str, str], R.CellResult],
@@ -393,9 +396,11 @@ class Campaign:
         folder = self.folder / "findings" / slug(finding)
         reference = self.runner.run_model(model, feed, self.profiles[self.options.reference])
         goldens = {o.name: reference.outputs[o.name] for o in model.graph.output if o.name in reference.outputs}
+        finding.shape_conflicts = shape_conflicts(model, goldens)
+        if finding.shape_conflicts:  # goldens of another shape than declared would be refused as bad goldens
+            model = _symbolic_outputs(model, [c.split(":")[0] for c in finding.shape_conflicts])
         write_case(folder, model, feed, goldens if len(goldens) == len(model.graph.output) else None)
         finding.path = str(folder.relative_to(self.folder))
-        finding.shape_conflicts = shape_conflicts(model, goldens)
         finding.reproduces = self._reproduce(folder, finding.profile)
         finding.assessment = assess(finding, self.profiles)
         write_finding(folder, finding)
@@ -404,14 +409,30 @@ class Campaign:
         """``harness run <folder> --profile P``, as the library runs it: the verdict and its one line."""
         options = replace(self._matrix_options(), save_outputs="none", named_profiles=[profile],
                           source={"source": "fuzz-finding"})
-        record = api.run_matrix([load_case(folder, folder.name)], [profile], options)
+        command = f"harness run {folder} --profile {profile}"
+        try:
+            record = api.run_matrix([load_case(folder, folder.name)], [profile], options)
+        except HarnessError as exc:  # the repro is refused as a case: said in the finding, the campaign goes on
+            return {"command": command, "verdict": "REFUSED", "detail": exc.one_line()[:300], "failing": False}
         cell = next((c for c in record.cells if c.profile == profile), None)
         verdict = cell.verdict if cell else "?"
-        return {"command": f"harness run {folder} --profile {profile}", "verdict": verdict,
-                "detail": cell.detail[:300] if cell else "", "failing": verdict in R.FAILING}
+        return {"command": command, "verdict": verdict, "detail": cell.detail[:300] if cell else "",
+                "failing": verdict in R.FAILING}
 
     def close(self) -> None:
         self.runner.close()
+
+
+def _symbolic_outputs(model: Any, names: list[str]) -> Any:
+    """A copy of ``model`` whose outputs ``names`` declare symbolic dims, so that goldens of the reference's
+    (contradicting) shape are a valid case and the run reports the shape mismatch as the failure it is."""
+    copy = type(model)()
+    copy.CopyFrom(model)
+    for output in copy.graph.output:
+        if output.name in names:
+            for axis, dim in enumerate(output.type.tensor_type.shape.dim):
+                dim.dim_param = f"{output.name}_d{axis}"
+    return copy
 
 
 def shape_conflicts(model: Any, goldens: dict[str, Any]) -> list[str]:

@@ -11,7 +11,8 @@ A graph is built op by op on tensors already there (ops.py), so its shapes are r
 checked with ``onnx.checker`` (full check) and strict shape inference, whose shapes must equal the builder's. A
 graph that fails either is a generator bug and raises ``GeneratorBug``: tests run thousands of seeds through it.
 
-The inputs are searched: up to ``input_tries`` draws, each from narrower ranges than the last, until every output of
+The inputs are searched: up to ``input_tries`` draws (the first at a magnitude drawn per graph), each from
+ranges half as wide as the last, until every output of
 the float64 reference (harness.worker.reference, the ``reference`` profile's own session, run in this process) is
 finite. A graph with no such draw is ``Rejected`` (counted, not compared): an Inf the reference itself gives says
 nothing about a device.
@@ -40,6 +41,9 @@ from harness.fuzzing.ops import (
 
 DEFAULT_OPSET = 21  # onnxruntime 1.32 and onnxruntime-web 1.31 run it; onnx 1.23's reference knows it
 IR_VERSION = 10
+# The first draw's range is DEFAULT_RANGE times a magnitude drawn log-uniformly from here, per graph: small values
+# keep every op in its well-conditioned range, large ones reach float16's limits and the ops' saturating tails.
+MAGNITUDES = (0.25, 4.0)
 PRODUCER = "harness-fuzz"
 
 
@@ -165,8 +169,9 @@ def search_inputs(model: onnx.ModelProto, b: Builder, rng: np.random.Generator, 
     from harness.worker.reference import ReferenceSession
     session = ReferenceSession(model)
     names = [o.name for o in model.graph.output]
+    magnitude = float(np.exp(rng.uniform(np.log(MAGNITUDES[0]), np.log(MAGNITUDES[1]))))
     for attempt in range(tries):
-        feed = {i.name: _draw(rng, i, b.ranges.get(i.name), 0.5 ** attempt) for i in b.inputs}
+        feed = {i.name: _draw(rng, i, b.ranges.get(i.name), magnitude * 0.5 ** attempt) for i in b.inputs}
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # an overflow is what is searched
                 outputs = dict(zip(names, session.run(None, feed)))
@@ -180,7 +185,7 @@ def search_inputs(model: onnx.ModelProto, b: Builder, rng: np.random.Generator, 
 def _draw(rng: np.random.Generator, t: T, given: tuple[float, float] | None, scale: float) -> np.ndarray:
     low, high = given or DEFAULT_RANGE
     if low > 0:  # a positive domain keeps its lower bound and narrows from above
-        high = low + (high - low) * scale
+        high = low + (high - low) * min(scale, 1.0)
     else:
         low, high = low * scale, high * scale
     return rng.uniform(low, high, size=t.shape).astype(FLOAT_TYPES[t.dtype])

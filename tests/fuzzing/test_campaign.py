@@ -54,3 +54,31 @@ def test_a_campaign_finds_the_planted_faults_shrinks_them_and_resumes(tmp_path: 
     keys = [line["key"] for line in journal if line["type"] == "finding"]
     assert len(keys) == len(set(keys))  # a finding seen again is counted, not saved again
     assert resumed["sessions"] == 2 and resumed["graphs"]["generated"] == 5
+
+
+def test_a_reference_whose_shape_contradicts_shape_inference_gives_a_repro_that_still_runs(tmp_path: Path):
+    """onnx's reference MaxPool reads pads [2, 0, 2, 0] (H begin, W begin, H end, W end) in another order and
+    returns 1x1x2x6 where shape inference (and onnxruntime) say 1x1x4x4. The repro declares that output's dims
+    symbolic, so its goldens are a valid case, and 'harness run' reports the shape mismatch; the finding says the
+    reference is at fault."""
+    import numpy as np
+    from onnx import helper
+
+    from harness.fuzzing.campaign import Campaign
+    from harness.fuzzing.findings import Finding
+
+    node = helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[3, 3], pads=[2, 0, 2, 0])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    feed = {"x": np.random.default_rng(0).uniform(-1, 1, (1, 1, 2, 6)).astype(np.float32)}
+    campaign = Campaign(CampaignOptions(profiles=["cpu"], out=tmp_path / "c"))
+    try:
+        finding = Finding("k", "mismatch", "cpu", "reference", "MaxPool", "", "float32", "g")
+        campaign._save(finding, model, feed)
+    finally:
+        campaign.close()
+    assert finding.shape_conflicts and "onnx shape inference (1, 1, 4, 4)" in finding.shape_conflicts[0]
+    assert finding.assessment.startswith("reference bug")
+    assert finding.reproduces["verdict"] == "FAIL"
+    assert "out of tolerance vs golden (y)" in finding.reproduces["detail"]
