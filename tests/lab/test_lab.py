@@ -24,6 +24,7 @@ from ray.cluster_utils import Cluster
 
 from harness import api
 from harness.lab.cluster import DEADLINE_ENV
+from harness.report.schema import record_problems
 from harness.run import record as R
 
 STORE = 80 << 20  # bytes of object store per node: small, the cases are tiny
@@ -108,9 +109,13 @@ def test_cells_run_on_hosts_offering_their_profile_with_a_local_runs_verdicts(la
 
     saved = json.loads(Path(there.location).read_text())  # the record and the journal keep each cell's host
     assert {f"{c['case']}|{c['profile']}": c["host"] for c in saved["cells"]} == {c.key: c.host for c in there.cells}
+    assert record_problems(saved) == []  # a lab record is a record like any other
     journal = [json.loads(line) for line in (Path(there.location).parent / R.JOURNAL_NAME).read_text().splitlines()]
     assert sorted(line["host"] for line in journal if "host" in line and line.get("profile") == "cpu-noopt") == \
         sorted(c.host for c in there.cells if c.profile == "cpu-noopt")
+
+    again = api.run_matrix([], None, api.MatrixOptions(resume=Path(there.location), ray=lab.address))
+    assert [(c.key, c.verdict, c.host) for c in again.cells] == [(c.key, c.verdict, c.host) for c in there.cells]
 
 
 def test_a_failing_cells_outputs_come_back_into_the_run_folder(lab: Lab, make_case, break_golden, tmp_path: Path):
