@@ -92,7 +92,10 @@ def task_metrics(cell: R.CellResult) -> str:
     from harness.task.score import headline
     failed = [g.get("why", "") for g in task.get("gates") or [] if not g.get("passed")]
     said = f"task {task['kind']} ({task.get('source', '?')}): {headline(task['kind'], task.get('metrics') or {})}"
-    return said + (f"; task gate failed: {'; '.join(failed)}" if failed else "")
+    if not failed:
+        return said
+    verb = "task gate failed" if task.get("source") == "declared" else "task gate would fail (inferred kind)"
+    return f"{said}; {verb}: {'; '.join(failed)}"
 
 
 def reason(cell: R.CellResult) -> str:

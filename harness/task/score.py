@@ -5,9 +5,9 @@ receives them) against the data sets' goldens with the metrics of the case's kin
 and says what that means for the cell (``TaskOutcome``). harness.run turns the outcome into the verdict:
 
 - a gate fails                       -> the cell fails, whatever the elementwise comparison said;
-- every gate passes, elementwise FAIL -> the cell passes on its task (PASS*, the elementwise failure shown) when
-                                        the case *declares* its kind; an inferred kind only adds a note, since a
-                                        guess must not turn a failure into a pass;
+- every gate passes, elementwise FAIL -> the cell passes on its task (PASS*, the elementwise failure shown);
+- the kind is inferred, not declared  -> the gates only add a note either way: a guess must neither turn a failure
+                                        into a pass nor a pass into a failure (the note says how to declare it);
 - no gate applies                    -> the verdict stands; the metrics are kept and shown.
 """
 
@@ -109,6 +109,10 @@ def judge(spec: TaskSpec, gates: TaskGates, datasets: list[DataSet], actual: dic
     record = {**spec.to_dict(), "metrics": values,
               "gates": [{"gate": g.text, "passed": not why, "why": why} for g, why in checked]}
     summary = f"task {spec.kind} ({spec.source}): {headline(spec.kind, values)}"
+    declare = f"declare it in case.json (\"task\": {{\"kind\": \"{spec.kind}\"}}) to let the task decide"
+    if failed and spec.source != DECLARED:
+        return TaskOutcome(KEEP, record, f"{summary}; task gate would fail ({'; '.join(failed)}), but the kind is "
+                                         f"inferred, so the elementwise verdict stands: {declare}", failed)
     if failed:
         return TaskOutcome(FAIL_ON_TASK, record, f"{summary}; task gate failed: {'; '.join(failed)}", failed)
     if not applied or elementwise_passed:
@@ -116,6 +120,5 @@ def judge(spec: TaskSpec, gates: TaskGates, datasets: list[DataSet], actual: dic
     gate_list = ", ".join(g.text for g in applied)
     if spec.source != DECLARED:
         return TaskOutcome(KEEP, record, f"{summary}; task gates ({gate_list}) pass, but the kind is inferred, so "
-                                         f"the elementwise verdict stands: declare it in case.json "
-                                         f"(\"task\": {{\"kind\": \"{spec.kind}\"}}) to let the task decide")
+                                         f"the elementwise verdict stands: {declare}")
     return TaskOutcome(PASS_ON_TASK, record, f"{summary}; passed on task gates ({gate_list})")

@@ -63,3 +63,11 @@ def test_detection_outputs_in_another_order_pass_and_a_moved_box_fails():
     moved = {**swapped, "0/b": swapped["0/b"] + np.array([[12, 12, 12, 12], [0, 0, 0, 0]], np.float32)}
     found = judge(det, gates, data, moved, elementwise_passed=False)
     assert found.outcome == FAIL_ON_TASK and found.failed == ["recall 0.5 fails >= 1", "precision 0.5 fails >= 1"]
+
+
+def test_an_inferred_kind_never_fails_a_cell_either():
+    flipped = GOLDEN[:, [1, 0, 2]]
+    found = judge(spec(INFERRED), GATES, sets(), {"0/p": flipped}, elementwise_passed=True)
+    assert found.outcome == KEEP and found.failed
+    assert "task gate would fail (top1_agreement 0 fails >= 0.99; f1_drop 1 fails <= 0.01), but the kind is " \
+           "inferred" in found.note
