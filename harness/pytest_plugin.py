@@ -397,9 +397,10 @@ class HarnessItem(pytest.Item):
         self.found: _Found = self.parent.found  # type: ignore[union-attr]
         self.add_marker(pytest.mark.harness)
         known = profile.known_failure(self.found.case.name)
-        if known is not None:  # strict or not as the project's xfail_strict says
+        if known is not None:  # strict where the profile's entry says so, else as the project's xfail_strict says
+            strict = {"strict": True} if known.strict else {}
             self.add_marker(pytest.mark.xfail(reason=f"known failure on {profile.name}: {known.reason}",
-                                              raises=KnownFailureHit))
+                                              raises=KnownFailureHit, **strict))
 
     def runtest(self) -> None:
         __tracebackhide__ = True

@@ -26,6 +26,7 @@ from harness.perf.budgets import Budgets, parse_budgets
 from harness.profiles.known_keys import EP_OPTIONS, KNOWN_EPS, REFERENCE_EP, SESSION_CONFIG_KEYS
 from harness.profiles.trust import check_env, check_plugin
 from harness.suggest import did_you_mean
+from harness.task.gates import TaskGates, parse_task_table
 
 # Beyond these a value is a typo or a misunderstanding, not a device: 1000 threads made a 1.5 s run take 34 s,
 # and a worker capped at 1 MB cannot start Python.
@@ -67,7 +68,7 @@ _SCHEMA: dict[str, dict[str, Callable[[Any], bool]]] = {
     "": {"name": _str, "description": _str, "target": _str, "timeout_s": _pos_num, "latency": _bool, "ep": _table, "session": _table,
          "precision": _table, "constraints": _table, "tolerance": _table, "budgets": _table,
          "known_failures": lambda v: isinstance(v, list), "requires": _table, "worker": _table,
-         "extends": _str},
+         "extends": _str, "task": _table},
     "ep": {"name": _str, "plugin": _str, "options": _str_map, "device_type": _one_of("CPU", "GPU", "NPU"),
            "device_metadata": _str_map, "env": _str_map, "precision_hint": _one_of(*PRECISION_HINTS)},
     "session": {"intra_op_threads": _nonneg_int, "inter_op_threads": _nonneg_int,
@@ -80,7 +81,7 @@ _SCHEMA: dict[str, dict[str, Callable[[Any], bool]]] = {
                "cpu": _one_of(*EMULATED_CPUS)},
     "constraints": {"cpu_cores": _cores, "memory_limit_mb": _pos_int},
     "requires": {"packages": _str_list, "install": _str, "env": _str_list},
-    "known_failures": {"case": _str, "output": _str, "reason": _str},
+    "known_failures": {"case": _str, "output": _str, "reason": _str, "strict": _bool},
 }
 
 
@@ -89,6 +90,7 @@ class KnownFailure:
     case: str
     reason: str
     output: str = "*"
+    strict: bool = False  # the pytest plugin's xfail is strict: an unexpected pass fails the item
 
     def matches(self, case: str) -> bool:
         return fnmatch.fnmatchcase(case, self.case)
@@ -157,6 +159,8 @@ class Profile:
     bases: tuple[Path, ...] = ()
     # Accepted but worth saying (e.g. more threads than this host has cores): one line each, for reports.
     notes: tuple[str, ...] = ()
+    # [task]: gates on task metrics (top1_agreement >= 0.99 ...), checked by harness.task after the elementwise verdict
+    task_gates: TaskGates = field(default_factory=TaskGates)
 
     @property
     def emulated(self) -> bool:
@@ -247,7 +251,7 @@ def _parse_known_failures(items: list, where: str) -> tuple[KnownFailure, ...]:
             raise ProfileError(f"{place}: a known failure needs a reason", hint="say why this case fails here")
         if "case" not in item:
             raise ProfileError(f"{place}: a known failure needs a case pattern")
-        result.append(KnownFailure(item["case"], item["reason"], item.get("output", "*")))
+        result.append(KnownFailure(item["case"], item["reason"], item.get("output", "*"), item.get("strict", False)))
     return tuple(result)
 
 
@@ -281,7 +285,8 @@ def parse_profile(data: dict, source: Path | None, default_name: str) -> Profile
         budgets=parse_budgets(data["budgets"], f"{where} [budgets]") if "budgets" in data else None,
         known_failures=_parse_known_failures(data.get("known_failures", []), where),
         requires_packages=tuple(requires.get("packages", ())), requires_env=tuple(requires.get("env", ())),
-        install_hint=requires.get("install", ""))
+        install_hint=requires.get("install", ""),
+        task_gates=parse_task_table(data["task"], where) if "task" in data else TaskGates())
     _check_consistency(profile, where)
     _check_code_and_env(profile, where)
     _check_onnxruntime_keys(profile, where)

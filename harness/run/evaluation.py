@@ -110,7 +110,7 @@ class Evaluator:
 
     def __call__(self, result: R.CellResult, plan: CasePlan, profile: Profile, samples: np.ndarray | None) -> None:
         result.memory = memory_summary(result.memory)
-        budgets = budgets_for(profile, plan.case)
+        budgets = budgets_for(profile, plan.case) if profile.latency else None  # emulated/fp64: not device timings
         stats = None
         if samples is not None and len(samples):
             targets = targets_for(budgets)

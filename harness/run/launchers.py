@@ -97,10 +97,10 @@ def launch_for(profile: Profile) -> Launch:
         try:
             _REGISTERED[kind] = getattr(importlib.import_module(module), function)
         except (ImportError, AttributeError) as exc:
-            raise LauncherUnavailable(f"profile {profile.name!r}: worker launcher {kind!r} cannot be loaded "
+            raise LauncherUnavailable(f"worker launcher {kind!r} cannot be loaded "
                                       f"({exc}); fix: reinstall the harness") from None
     resolver = _REGISTERED.get(kind)
     if resolver is None:
-        raise LauncherUnavailable(f"profile {profile.name!r}: worker launcher {kind!r} is not known to this harness "
+        raise LauncherUnavailable(f"worker launcher {kind!r} is not known to this harness "
                                   f"(known: {', '.join(sorted({*_REGISTERED, *_BUILTIN}))})")
     return resolver(profile)

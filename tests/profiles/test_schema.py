@@ -382,3 +382,11 @@ def test_latency_is_a_boolean_switch(tmp_path) -> None:
     bad.write_text('name = "bad"\nlatency = "no"\n[ep]\nname = "CPUExecutionProvider"\n')
     with pytest.raises(ProfileError, match="latency"):
         load_profile(bad)
+
+
+def test_a_known_failure_may_be_strict_and_nothing_else(tmp_path: Path) -> None:
+    text = 'name = "p"\n[ep]\nname = "CPUExecutionProvider"\n[[known_failures]]\ncase = "a*"\nreason = "r"\nstrict = true\n'
+    [known] = _load(tmp_path, text).known_failures
+    assert known.strict is True
+    with pytest.raises(ProfileError, match="strict"):
+        _load(tmp_path, text.replace("strict = true", 'strict = "yes"'))

@@ -114,6 +114,18 @@ def test_peak_mb_and_cold_start_budgets(harness_run, add_profile, tiny_case):
     assert any(re.fullmatch(r"cold start [0-9.e+-]+ ms > budget 1e-06 ms", m) for m in cell["budget"]), cell["budget"]
 
 
+def test_a_profile_without_device_timings_never_meets_a_case_budget(harness_run, add_profile, profiles_dir,
+                                                                     tiny_case):
+    """An emulated or fp64 profile (latency = false): its cold start is qemu's or Python's, so a case's budgets
+    cannot apply to it (they did: 'cold start 91.3 ms > budget 1 ms' on an emulated arm64 cell)."""
+    path = profiles_dir / f"{add_profile('untimed', '')}.toml"
+    path.write_text(path.read_text().replace('name = "untimed"', 'name = "untimed"\nlatency = false', 1))
+    _with_budgets(tiny_case, {"cold_start_ms": 0.000001, "peak_mb": 0.001})
+    proc, record, _ = harness_run(tiny_case, profile="untimed")
+    cell = _cell(record)
+    assert (proc.returncode, cell["verdict"], cell["budget"]) == (0, "PASS", [])
+
+
 # (b) --numerics-only -----------------------------------------------------------------------------
 
 def test_numerics_only_records_no_latency(run_case, tiny_case, tmp_path):
