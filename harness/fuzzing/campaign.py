@@ -243,7 +243,7 @@ class Campaign:
     # --- one batch through run_matrix
     def _compare(self, graphs: list[Generated]) -> list[dict[str, Any]]:
         cases = [load_case(write_case(self.folder / "graphs" / g.name, g.model, g.inputs), g.name) for g in graphs]
-        record = api.run_matrix(cases, [*self.options.profiles, self.options.reference], self._matrix_options())
+        record = api.run_matrix(cases, self._profile_list(), self._matrix_options())
         run_dir = record.location.parent if record.location else self.folder / "runs" / record.run_id
         cells = {(c.case, c.profile): c for c in record.cells}
         lines = []
@@ -253,6 +253,11 @@ class Campaign:
             if not line["disagreements"] and not self.options.keep_graphs:
                 shutil.rmtree(case.path, ignore_errors=True)
         return lines
+
+    def _profile_list(self, names: list[str] | None = None) -> list[Profile]:
+        """The campaign's profiles as loaded when it started: passed as objects, so that run_matrix does not read
+        the profile folders again each batch (a profile file edited meanwhile cannot change or end a campaign)."""
+        return [self.profiles[n] for n in names or [*self.options.profiles, self.options.reference]]
 
     def _matrix_options(self) -> api.MatrixOptions:
         return replace(self.options.matrix, out=self.folder / "runs", numerics_only=True,
@@ -411,7 +416,7 @@ class Campaign:
                           source={"source": "fuzz-finding"})
         command = f"harness run {folder} --profile {profile}"
         try:
-            record = api.run_matrix([load_case(folder, folder.name)], [profile], options)
+            record = api.run_matrix([load_case(folder, folder.name)], self._profile_list([profile]), options)
         except HarnessError as exc:  # the repro is refused as a case: said in the finding, the campaign goes on
             return {"command": command, "verdict": "REFUSED", "detail": exc.one_line()[:300], "failing": False}
         cell = next((c for c in record.cells if c.profile == profile), None)
@@ -463,9 +468,11 @@ def run_campaign(options: CampaignOptions) -> dict[str, Any]:
     """Run (or resume) a campaign until its budget is spent; returns the report, also written as fuzz-report.json."""
     from harness.fuzzing.report import build_report, write_report
     campaign = Campaign(options)
-    campaign.run()
-    report = build_report(campaign.folder, campaign.profiles)
-    write_report(campaign.folder, report)
+    try:
+        campaign.run()
+    finally:  # a campaign stopped by an error or Ctrl-C still reports what its journal holds
+        report = build_report(campaign.folder)
+        write_report(campaign.folder, report)
     return report
 
 

@@ -7,13 +7,13 @@ for the terminal. Everything is counted from journal lines, so a resumed campaig
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from harness.atomic import atomic_write_bytes
 from harness.fuzzing.campaign import CAMPAIGN_NAME, JOURNAL_NAME, Journal
-from harness.profiles.schema import Profile
 
 REPORT_NAME = "fuzz-report.json"
 REPORT_SCHEMA = "onnx-harness/fuzz-report"
@@ -21,7 +21,7 @@ REPORT_VERSION = 1
 _MAX_VALUES = 40  # attribute values listed per op and attribute in the coverage
 
 
-def build_report(folder: Path, profiles: dict[str, Profile] | None = None) -> dict[str, Any]:
+def build_report(folder: Path) -> dict[str, Any]:
     header = json.loads((folder / CAMPAIGN_NAME).read_text(encoding="utf-8"))
     lines = Journal(folder / JOURNAL_NAME).read()
     graphs = [line for line in lines if line.get("type") == "graph"]
@@ -93,9 +93,20 @@ def _not_run(graphs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     per: dict[str, Counter] = defaultdict(Counter)
     for graph in graphs:
         for profile, detail in graph.get("details", {}).items():
-            verdict = graph["verdicts"].get(profile)
-            per[profile][f"{verdict}: {detail[:110]}"] += 1
-    return {p: {"cells": sum(c.values()), "reasons": dict(c.most_common(5))} for p, c in sorted(per.items())}
+            per[profile][f"{graph['verdicts'].get(profile)}: {_reason(detail, graph.get('dtype', '?'))}"] += 1
+    return {p: {"cells": sum(c.values()), "reasons": dict(c.most_common(8))} for p, c in sorted(per.items())}
+
+
+_NO_KERNEL = re.compile(r"Could not find an implementation for (\w+)\((\d+)\)")
+
+
+def _reason(detail: str, dtype: str) -> str:
+    """A reason that groups: onnxruntime's missing kernel as 'no kernel for Op(opset) in a <dtype> graph', counts
+    in other messages replaced by N."""
+    missing = _NO_KERNEL.search(detail)
+    if missing:
+        return f"no kernel for {missing.group(1)}({missing.group(2)}) in a {dtype} graph"
+    return re.sub(r"\b\d+\b", "N", detail)[:120]
 
 
 def _coverage(graphs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -68,3 +68,18 @@ def test_the_report_counts_occurrences_throughput_and_coverage(tmp_path: Path):
     assert report["coverage"]["attributes"]["Exp"]["dtype"] == ["float16", "float32"]
     assert report["graphs"] == {"generated": 3, "compared": 2, "rejected": 1}
     assert any("x2" in line for line in lines(report))
+
+
+def test_cells_that_did_not_run_are_grouped_by_missing_kernel_and_dtype(tmp_path: Path):
+    (tmp_path / CAMPAIGN_NAME).write_text(json.dumps(CampaignOptions(profiles=["cpu"]).header()))
+    detail = ("onnxruntime does not support this model on CPUExecutionProvider: NOT_IMPLEMENTED: Could not find an "
+              "implementation for Erf(13) node with name 'n_Erf_{}'")
+    journal = [{"type": "graph", "index": i, "name": f"g{i}", "status": "compared", "dtype": "float64", "ops": ["Erf"],
+                "verdicts": {"cpu": "UNSUPPORTED", "reference": "PASS"}, "details": {"cpu": detail.format(i)}}
+               for i in range(3)]
+    journal.append({"type": "graph", "index": 3, "name": "g3", "status": "compared", "dtype": "float16", "ops": [],
+                    "verdicts": {"cpu": "NOT_APPLICABLE"}, "details": {"cpu": "already float16 (12 float16 tensors)"}})
+    (tmp_path / JOURNAL_NAME).write_text("".join(json.dumps(line) + "\n" for line in journal))
+    assert build_report(tmp_path)["not_run"] == {"cpu": {"cells": 4, "reasons": {
+        "UNSUPPORTED: no kernel for Erf(13) in a float64 graph": 3,
+        "NOT_APPLICABLE: already float16 (N float16 tensors)": 1}}}
