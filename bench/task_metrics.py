@@ -73,9 +73,8 @@ def labelled_case(folder: Path, samples: int, sets: int = 4) -> Path:
 
 
 def gated(profile, *gates: str, tight: bool = False):
-    changed = replace(profile, tolerance=ProfileTolerance()) if tight else replace(profile)
-    object.__setattr__(changed, "task_gates", parse_task_table({"gates": list(gates)}, f"{profile.name}.toml"))
-    return changed
+    return replace(profile, tolerance=ProfileTolerance() if tight else profile.tolerance,
+                   task_gates=parse_task_table({"gates": list(gates)}, f"{profile.name}.toml"))
 
 
 def prf_table(case: Path, names: list[str] | None, out: Path) -> None:

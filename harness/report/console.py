@@ -163,9 +163,9 @@ def details(cells: list[R.CellResult]) -> list[str]:
         if cell.verdict in (R.PASS, R.SKIPPED, R.XFAIL, R.NOT_APPLICABLE):
             continue
         head = f"[{cell.verdict}] case {cell.case!r} on profile {cell.profile!r}: {cell.detail}"
-        body = failure_messages(cell) if cell.verdict == R.FAIL else []
-        if cell.verdict == R.PASS_FELL_BACK:
-            body = ["Fell back: " + ", ".join(cell.placement.get("fell_back", [])[:10])]
+        body = failure_messages(cell) if cell.verdict in (R.FAIL, R.PASS_FELL_BACK) else []  # PASS*: on task gates
+        if cell.verdict == R.PASS_FELL_BACK and cell.placement.get("fell_back"):
+            body.insert(0, "Fell back: " + ", ".join(cell.placement["fell_back"][:10]))
         if cell.budget:
             body += ["Over budget: " + v for v in cell.budget]
         if cell.error.get("stderr_tail"):

@@ -110,13 +110,7 @@ def parse_task_table(table: Any, where: str) -> TaskGates:
 
 
 def profile_gates(profile: Any) -> TaskGates:
-    """The task gates of a profile: its parsed ``task_gates`` where the schema provides them, else its raw
-    ``task`` table parsed here; none for a profile without ``[task]``."""
-    parsed = getattr(profile, "task_gates", None)
-    if isinstance(parsed, TaskGates):
-        return parsed
-    raw = getattr(profile, "task", None)
-    if not raw:
-        return TaskGates()
-    source = getattr(profile, "source", None)
-    return parse_task_table(raw, str(source) if source else getattr(profile, "name", "profile"))
+    """The task gates of a profile (harness.profiles.schema parses its ``[task]`` table into ``task_gates``); none
+    for an object without them (a profile built by hand)."""
+    gates = getattr(profile, "task_gates", None)
+    return gates if isinstance(gates, TaskGates) else TaskGates()

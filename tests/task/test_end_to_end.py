@@ -19,7 +19,7 @@ from harness.profiles.schema import Profile, ProfileTolerance
 from harness.report.markdown import markdown
 from harness.report.reason import reason
 from harness.run import record as R
-from harness.task.gates import parse_task_table
+from harness.task.gates import TaskGates, parse_task_table
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSIFIER_GATES = ("top1_agreement >= 0.99", "f1_drop <= 0.01")
@@ -28,10 +28,8 @@ CLASSIFIER_GATES = ("top1_agreement >= 0.99", "f1_drop <= 0.01")
 def gated(profile: Profile, *gates: str, tight: bool = False) -> Profile:
     """The profile with task gates, as its [task] table gives them (parsed by harness.task.gates); ``tight``: the
     per-dtype default tolerance (float32 rtol 1e-4, atol 1e-5) instead of the profile's own gates."""
-    changed = replace(profile, tolerance=ProfileTolerance()) if tight else replace(profile)
-    if gates:
-        object.__setattr__(changed, "task_gates", parse_task_table({"gates": list(gates)}, f"{profile.name}.toml"))
-    return changed
+    gates_table = parse_task_table({"gates": list(gates)}, f"{profile.name}.toml") if gates else TaskGates()
+    return replace(profile, tolerance=ProfileTolerance() if tight else profile.tolerance, task_gates=gates_table)
 
 
 def profile(name: str) -> Profile:
