@@ -38,7 +38,7 @@ from harness.run.plan import CasePlan
 from harness.run.pool import HELLO_TIMEOUT_S, WorkerFailure, WorkerPool
 
 MAX_RESENDS = 3  # a cell whose host died is sent again at most this many times
-MAX_IN_FLIGHT = 256  # threads waiting on cells at once, whatever the lab offers
+MAX_IN_FLIGHT = 256  # threads with a cell at once (waiting for a slot or for the host's answer)
 PROBE_DEADLINE_S = HELLO_TIMEOUT_S + 60.0
 READY, LATE, DIED, NO_HOST = "ready", "late", "died", "no_host"  # how a try ended
 HOST_CHECK_S = 5.0  # while a cell waits, how often the head checks that a live host still offers its profile
@@ -74,7 +74,9 @@ class LabExecutor(Executor):
         self.offered = cluster.offered_slots()
         self._slots = {name: threading.Semaphore(count) for name, count in self.offered.items()}
         wanted = [p for p in profiles if p.name in self.offered]
-        self.options.jobs = max(1, min(MAX_IN_FLIGHT, sum(self.offered[p.name] for p in wanted) + len(wanted)))
+        # a thread per cell (up to MAX_IN_FLIGHT), each waiting for a slot of its profile: a slow profile whose
+        # cells wait for its few slots never holds the threads that another profile's free slots need
+        self.options.jobs = MAX_IN_FLIGHT
         refs = {p.name: self._probe_task.options(resources={resource_name(p.name): 1}).remote(p) for p in wanted}
         found = {p.name: self._not_offered(p) for p in profiles if p.name not in self.offered}
         for name, ref in refs.items():
