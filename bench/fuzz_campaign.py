@@ -33,7 +33,7 @@ def check(out: Path, finding: dict) -> dict:
     argv = [sys.executable, "-m", "harness", "run", str(folder), "--profile", finding["profile"], "--numerics-only",
             "--out", str(out / "checks")]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    lines = [line for line in done.stdout.splitlines() if finding["profile"] in line]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[") and finding["profile"] in line]
     return {"key": finding["key"], "command": " ".join(argv[1:]), "exit": done.returncode,
             "line": lines[-1].strip()[:200] if lines else done.stderr.strip()[-200:]}
 
