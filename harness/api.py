@@ -176,7 +176,7 @@ def _open_record(options: MatrixOptions, resumed: tuple[R.RunRecord, Path] | Non
     """A new record, or the one being resumed together with the cells it already finished."""
     if resumed:
         record, out_dir = resumed
-        return record, out_dir, {c.key: c for c in record.cells}
+        return record, out_dir, {c.key: c for c in record.cells if c.verdict != R.LOST}  # lost: run again
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     record = R.RunRecord(run_id=stamp, created=R.now_iso(), machine=R.machine_info(), versions=R.versions(),
                          commit=commit.result(), argv=list(options.argv))

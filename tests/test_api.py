@@ -294,3 +294,20 @@ def test_a_profile_whose_latency_means_nothing_is_never_sampled(tmp_path: Path, 
     assert cells["cpu"].latency.get("stats") and "latency_ns" in cells["cpu"].artifacts
     assert cells["reference"].verdict == R.PASS
     assert not cells["reference"].latency and "latency_ns" not in cells["reference"].artifacts
+
+
+def test_a_resumed_run_runs_its_lost_cells_again(make_case, tmp_path: Path) -> None:
+    """A cell a Ray lab lost is infrastructure, not a result: --resume runs it, and keeps the finished ones."""
+    a, b = make_case(tmp_path / "a", sets=1), make_case(tmp_path / "b", sets=1)
+    record = api.run_matrix([a, b], ["cpu"], _options(tmp_path))
+    data = json.loads(record.location.read_text())
+    lost = next(c for c in data["cells"] if c["case"] == "b")
+    lost.update(verdict=R.LOST, detail="case 'b' on profile 'cpu': the host died", duration_s=123.0)
+    kept = next(c for c in data["cells"] if c["case"] == "a")
+    kept["duration_s"] = 456.0  # marks the finished cell: a rerun would measure its own
+    record.location.write_text(json.dumps(data))
+    (record.location.parent / R.JOURNAL_NAME).unlink()
+    resumed = api.run_matrix([], [], _options(tmp_path, resume=record.location.parent))
+    cells = {c.case: c for c in resumed.cells}
+    assert cells["b"].verdict == R.PASS and cells["b"].duration_s != 123.0
+    assert cells["a"].duration_s == 456.0

@@ -10,8 +10,8 @@ The failure policy (the harness decides; Ray never retries a task by itself):
   another live host offering its profile, up to ``MAX_RESENDS`` times, and is LOST when none is left;
 - a cell past its deadline (``cluster.cell_deadline``) is cancelled (``ray.cancel(force=True)``) and sent once
   more; past it again, it is LOST.
-A LOST cell is an ERROR whose detail starts with "LOST:" and says what happened to each try, with error kind
-"lost" (record.py has no LOST verdict). It is journalled like any cell, so ``--resume`` keeps it.
+A LOST cell's detail says what happened to each try (error kind "lost"). It is journalled like any cell and
+fails the run; ``--resume`` runs it again.
 
 Cells of a profile are in flight at most as many at a time as the hosts offer slots for it, so a cell's deadline
 and its duration count its own run (and its tries), not its wait behind others in Ray's queue.
@@ -132,7 +132,7 @@ class LabExecutor(Executor):
     @staticmethod
     def _lost(plan: CasePlan, profile: Profile, lost: CellLost, took: float) -> R.CellResult:
         """A LOST cell: infrastructure, not the cell's verdict, so no known failure applies to it."""
-        return R.CellResult(plan.case.name, profile.name, R.ERROR, detail=f"LOST: {lost}",
+        return R.CellResult(plan.case.name, profile.name, R.LOST, detail=str(lost),
                             error={"kind": "lost", "message": str(lost)},
                             model={"sha256": plan.info.sha256, "transform": profile.transform,
                                    "nodes": plan.info.node_count, "op": getattr(plan.case, "op", "")},

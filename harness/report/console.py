@@ -16,7 +16,7 @@ from harness.run import record as R
 _STYLE = {R.PASS: "green", R.PASS_FELL_BACK: "yellow", R.XFAIL: "cyan", R.XPASS: "magenta", R.SKIPPED: "dim",
           R.FAIL: "bold red", R.CRASH: "bold red", R.TIMEOUT: "bold red", R.OOM: "bold red", R.ERROR: "bold red",
           R.OVER_BUDGET: "bold yellow", R.NO_GOLDEN: "yellow", R.TRANSFORM_FAILED: "magenta",
-          R.NOT_APPLICABLE: "dim", R.UNSUPPORTED: "magenta"}
+          R.NOT_APPLICABLE: "dim", R.UNSUPPORTED: "magenta", R.LOST: "bold yellow"}
 
 
 def printable(text: str) -> str:

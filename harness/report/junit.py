@@ -28,7 +28,7 @@ from harness.run import record as R
 PASSED = frozenset({R.PASS, R.PASS_FELL_BACK, R.XPASS})
 SKIPS = {R.XFAIL: "pytest.xfail", R.SKIPPED: "pytest.skip", R.NOT_APPLICABLE: "pytest.skip"}
 FAILURES = frozenset({R.FAIL, R.OVER_BUDGET, R.UNSUPPORTED})
-ERRORS = frozenset({R.CRASH, R.TIMEOUT, R.OOM, R.ERROR, R.TRANSFORM_FAILED, R.NO_GOLDEN})
+ERRORS = frozenset({R.CRASH, R.TIMEOUT, R.OOM, R.ERROR, R.TRANSFORM_FAILED, R.NO_GOLDEN, R.LOST})
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 

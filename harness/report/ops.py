@@ -30,7 +30,7 @@ CLASSES: dict[str, tuple[str, ...]] = {
     "unsupported": (UNSUPPORTED,),
     "xfail": (R.XFAIL,),
     "xpass": (R.XPASS,),
-    "error": (R.ERROR, R.TRANSFORM_FAILED, R.NO_GOLDEN, R.OVER_BUDGET),
+    "error": (R.ERROR, R.TRANSFORM_FAILED, R.NO_GOLDEN, R.OVER_BUDGET, R.LOST),
     "crash": (R.CRASH, R.OOM),
     "timeout": (R.TIMEOUT,),
     "skipped": (R.SKIPPED, R.NOT_APPLICABLE),

@@ -25,7 +25,7 @@ MAX_BARS = 30  # cases per latency or memory chart; the report says how many wer
 VERDICT_COLOURS: dict[str, str] = {
     "PASS": "#2e7d32", "PASS*": "#9ccc65", "XFAIL": "#90a4ae", "XPASS": "#ffb300", "FAIL": "#c62828",
     "CRASH": "#6a1b9a", "TIMEOUT": "#ef6c00", "OOM": "#ad1457", "ERROR": "#4e342e", "OVER_BUDGET": "#f9a825",
-    "NO_GOLDEN": "#78909c", "TRANSFORM_FAILED": "#8d6e63", "NOT_APPLICABLE": "#cfd8dc", "UNSUPPORTED": "#5d4037",
+    "NO_GOLDEN": "#78909c", "TRANSFORM_FAILED": "#8d6e63", "NOT_APPLICABLE": "#cfd8dc", "UNSUPPORTED": "#5d4037", "LOST": "#ff8f00",
     "SKIPPED": "#e0e0e0",
 }
 UNKNOWN_COLOUR = "#ffffff"  # a cell the run does not have (or a verdict newer than this table)

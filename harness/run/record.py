@@ -65,9 +65,12 @@ TRANSFORM_FAILED, NOT_APPLICABLE = "TRANSFORM_FAILED", "NOT_APPLICABLE"
 # kernel for an op and type, an opset newer than it supports, an op it does not know): a model that cannot run
 # fails the run, but it is counted apart from ERROR, and a profile's known_failures can expect it (XFAIL).
 UNSUPPORTED = "UNSUPPORTED"
+# A Ray lab lost the cell (its hosts died, or it passed its deadline twice): infrastructure, not the device's
+# verdict. Failing, so a run with lost cells is not green, and --resume runs lost cells again.
+LOST = "LOST"
 VERDICTS = (PASS, PASS_FELL_BACK, FAIL, XFAIL, XPASS, SKIPPED, CRASH, TIMEOUT, OOM, ERROR, OVER_BUDGET, NO_GOLDEN,
-            TRANSFORM_FAILED, NOT_APPLICABLE, UNSUPPORTED)  # every verdict a cell can hold
-FAILING = frozenset({FAIL, CRASH, TIMEOUT, OOM, ERROR, OVER_BUDGET, NO_GOLDEN, TRANSFORM_FAILED, UNSUPPORTED})
+            TRANSFORM_FAILED, NOT_APPLICABLE, UNSUPPORTED, LOST)  # every verdict a cell can hold
+FAILING = frozenset({FAIL, CRASH, TIMEOUT, OOM, ERROR, OVER_BUDGET, NO_GOLDEN, TRANSFORM_FAILED, UNSUPPORTED, LOST})
 
 
 @dataclass

@@ -19,7 +19,7 @@ EXPECTED = {R.PASS: None, R.PASS_FELL_BACK: None, R.XPASS: None,
             R.NOT_APPLICABLE: ("Skipped", "pytest.skip"),
             R.FAIL: ("Failure", "FAIL"), R.OVER_BUDGET: ("Failure", "OVER_BUDGET"), R.UNSUPPORTED: ("Failure", "UNSUPPORTED"),
             R.CRASH: ("Error", "CRASH"), R.TIMEOUT: ("Error", "TIMEOUT"), R.OOM: ("Error", "OOM"), R.ERROR: ("Error", "ERROR"),
-            R.TRANSFORM_FAILED: ("Error", "TRANSFORM_FAILED"), R.NO_GOLDEN: ("Error", "NO_GOLDEN")}
+            R.TRANSFORM_FAILED: ("Error", "TRANSFORM_FAILED"), R.NO_GOLDEN: ("Error", "NO_GOLDEN"), R.LOST: ("Error", "LOST")}
 
 
 def _parsed(record: R.RunRecord, tmp_path: Path):
@@ -34,12 +34,12 @@ def test_every_verdict_has_a_mapping() -> None:
 def test_counts_parse_back(verdicts_record, tmp_path: Path) -> None:
     xml = _parsed(verdicts_record, tmp_path)
     [suite] = list(xml)
-    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (16, 4, 6, 3)
-    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (16, 4, 6, 3)
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (17, 4, 7, 3)
+    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (17, 4, 7, 3)
     cases = list(suite)
-    assert len(cases) == 16 and sum(1 for c in cases if c.is_passed) == 3
+    assert len(cases) == 17 and sum(1 for c in cases if c.is_passed) == 3
     assert sum(1 for c in cases if c.is_skipped) == 3
-    assert suite.time == pytest.approx(0.5 * 15 + next(c for c in verdicts_record.cells if "<script>" in c.case).duration_s, abs=0.01)
+    assert suite.time == pytest.approx(0.5 * 16 + next(c for c in verdicts_record.cells if "<script>" in c.case).duration_s, abs=0.01)
 
 
 def test_each_verdict_maps_the_way_pytest_maps_it(verdicts_record, tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_hostile_names_survive_as_text(verdicts_record, tmp_path: Path) -> None:
 
 def test_several_records_are_several_suites(verdicts_record) -> None:
     root = ET.fromstring(junit_xml([verdicts_record, verdicts_record]))
-    assert root.tag == "testsuites" and len(root) == 2 and root.get("tests") == "32" and root.get("failures") == "8"
+    assert root.tag == "testsuites" and len(root) == 2 and root.get("tests") == "34" and root.get("failures") == "8"
 
 
 def test_an_unknown_verdict_is_an_error_not_a_pass() -> None:

@@ -30,7 +30,7 @@ def _tables(rendered: str) -> list[list[list[str]]]:
 
 def test_summary_counts_and_headline(verdicts_record) -> None:
     text = markdown([verdicts_record])
-    assert text.startswith("## ONNX conformance: ❌ 10 of 16 cells failing\n")
+    assert text.startswith("## ONNX conformance: ❌ 11 of 17 cells failing\n")
     assert "**Verdicts:** 2 FAIL, 1 PASS, 1 PASS\\*," in text
     assert "on box&lt;1&gt; (AMD EPYC, 2 cores)" in text and "commit 0123456789ab (dirty)" in text
 
@@ -41,7 +41,7 @@ def test_the_matrix_and_the_failing_cells_render_as_tables(verdicts_record) -> N
     rows = {row[0]: row[1:] for row in matrix[1:]}
     assert rows["case-FAIL"] == ["❌ FAIL", "–", "–"] and rows["case-PASS*"][0] == "✅ PASS*"
     assert rows["case-SKIPPED"] == ["–", "⏭️ SKIPPED", "–"]
-    assert failing[0] == ["case", "profile", "verdict", "reason"] and len(failing) == 1 + 10
+    assert failing[0] == ["case", "profile", "verdict", "reason"] and len(failing) == 1 + 11
     reasons = {row[0]: row[3] for row in failing[1:]}
     assert reasons["case-FAIL"].startswith("why FAIL; y [test_data_set_0]: 6/6 mismatched (100%), max abs diff 1")
     assert "over budget: p95 0.5 ms > budget 0.1 ms" in reasons["case-OVER_BUDGET"]
