@@ -27,7 +27,6 @@ stops reducing after ``shrink_s``), so a campaign overruns its budget by at most
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -55,16 +54,16 @@ from harness.fuzzing.generate import (
     generate,
     graph_name,
 )
+from harness.fuzzing.journal import CAMPAIGN_NAME, JOURNAL_NAME, Journal
 from harness.fuzzing.judge import FAILURE_KINDS, KIND_MISMATCH, Disagreement, judge_pair
 from harness.fuzzing.locate import first_divergence
+from harness.fuzzing.report import build_report, write_report
 from harness.fuzzing.shrink import shrink, value_types
 from harness.fuzzing.sides import Runner, write_case
 from harness.golden.cases import Case, load_case
 from harness.profiles.schema import Profile
 from harness.run import record as R
 
-CAMPAIGN_NAME = "campaign.json"
-JOURNAL_NAME = "journal.jsonl"
 CAMPAIGN_SCHEMA = "onnx-harness/fuzz-campaign"
 RAN = (R.PASS, R.PASS_FELL_BACK, R.FAIL, R.XFAIL, R.XPASS)  # cells whose outputs exist
 NOT_RUN = (R.UNSUPPORTED, R.TRANSFORM_FAILED, R.NOT_APPLICABLE, R.SKIPPED, R.NO_GOLDEN)
@@ -84,7 +83,7 @@ class CampaignOptions:
     resume: bool = False
     max_graphs: int | None = None  # stop after this many graphs in this session (tests and benches)
     shrink_s: float = 60.0  # shrinking one finding stops reducing after this long
-    keep_graphs: bool = False  # keep every graph's case folder (default: only those that disagreed)
+    keep_graphs: bool = False  # keep every graph's case folder and saved outputs (default: only where they disagreed)
     matrix: api.MatrixOptions = field(default_factory=api.MatrixOptions)  # profile folders, built-ins
     say: Callable[[str], None] = lambda line: None  # one progress line per batch and per finding
 
@@ -103,36 +102,6 @@ def _check(options: CampaignOptions) -> None:
                          hint="drop it from --profile; every profile is compared with the reference")
     if not (options.budget_s > 0) or options.batch < 1:
         raise UsageError(f"--budget {options.budget_s}s / batch {options.batch}: both must be above 0")
-
-
-class Journal:
-    """journal.jsonl: a JSON object per line, appended and flushed as each graph or finding is done, so a killed
-    campaign loses at most the batch in flight."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def append(self, lines: list[dict[str, Any]]) -> None:
-        if not lines:
-            return
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write("".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def read(self) -> list[dict[str, Any]]:
-        if not self.path.is_file():
-            return []
-        texts = self.path.read_text(encoding="utf-8").splitlines()
-        found = []
-        for number, text in enumerate(texts, 1):
-            try:
-                found.append(json.loads(text))
-            except json.JSONDecodeError:
-                if number < len(texts):  # a torn last line (a kill mid-write) is only the graph that reruns
-                    raise UsageError(f"{self.path}:{number}: not a JSON line",
-                                     hint="restore the journal, or start a new campaign folder") from None
-        return found
 
 
 def _open(options: CampaignOptions) -> tuple[CampaignOptions, Journal]:
@@ -252,6 +221,8 @@ class Campaign:
             lines.append(line)
             if not line["disagreements"] and not self.options.keep_graphs:
                 shutil.rmtree(case.path, ignore_errors=True)
+        if not any(line["disagreements"] for line in lines) and not self.options.keep_graphs:
+            shutil.rmtree(run_dir / "cells", ignore_errors=True)  # every output agreed: 3 MB a batch, kept nowhere
         return lines
 
     def _profile_list(self, names: list[str] | None = None) -> list[Profile]:
@@ -466,7 +437,6 @@ def assess(finding: Finding, profiles: dict[str, Profile]) -> str:
 
 def run_campaign(options: CampaignOptions) -> dict[str, Any]:
     """Run (or resume) a campaign until its budget is spent; returns the report, also written as fuzz-report.json."""
-    from harness.fuzzing.report import build_report, write_report
     campaign = Campaign(options)
     try:
         campaign.run()

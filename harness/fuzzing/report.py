@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import atomic_write_bytes
-from harness.fuzzing.campaign import CAMPAIGN_NAME, JOURNAL_NAME, Journal
+from harness.fuzzing.journal import CAMPAIGN_NAME, JOURNAL_NAME, Journal
 
 REPORT_NAME = "fuzz-report.json"
 REPORT_SCHEMA = "onnx-harness/fuzz-report"

@@ -10,8 +10,9 @@ from pathlib import Path
 from onnx import TensorProto
 
 from harness.api import MatrixOptions
-from harness.fuzzing.campaign import JOURNAL_NAME, CampaignOptions, run_campaign
+from harness.fuzzing.campaign import CampaignOptions, run_campaign
 from harness.fuzzing.generate import GeneratorConfig
+from harness.fuzzing.journal import JOURNAL_NAME
 from harness.fuzzing.report import REPORT_NAME, REPORT_SCHEMA
 
 OPS = ("Sigmoid", "Tanh", "Add", "Cos", "Relu")

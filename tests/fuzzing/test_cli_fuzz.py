@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import _budget, main
-from harness.fuzzing.campaign import CAMPAIGN_NAME
+from harness.fuzzing.journal import CAMPAIGN_NAME
 
 
 @pytest.mark.parametrize("text, seconds", [("10m", 600.0), ("90s", 90.0), ("1h", 3600.0), ("45", 45.0),

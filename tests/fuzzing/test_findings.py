@@ -7,7 +7,7 @@ from pathlib import Path
 
 from onnx import TensorProto, helper
 
-from harness.fuzzing.campaign import CAMPAIGN_NAME, JOURNAL_NAME, CampaignOptions
+from harness.fuzzing.campaign import CampaignOptions
 from harness.fuzzing.findings import (
     Finding,
     attribute_signature,
@@ -15,6 +15,7 @@ from harness.fuzzing.findings import (
     node_dtype,
     slug,
 )
+from harness.fuzzing.journal import CAMPAIGN_NAME, JOURNAL_NAME
 from harness.fuzzing.report import REPORT_SCHEMA, build_report, lines
 
 
