@@ -31,16 +31,6 @@ def profiles() -> dict:
     return load_all()
 
 
-@pytest.fixture
-def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty cache, and a PATH that holds only what a test puts into the returned folder."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    monkeypatch.setenv("PATH", str(bin_dir))
-    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-    return bin_dir
-
-
 def _fake_qemu(bin_dir: Path) -> Path:
     path = bin_dir / arm64.QEMU
     path.write_text("#!/bin/sh\nexit 0\n")

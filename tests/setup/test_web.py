@@ -29,15 +29,11 @@ def _tool(folder: Path, name: str, script: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
-@pytest.fixture
-def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty cache and a PATH holding only the fake tools a test writes into the returned folder."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    monkeypatch.setenv("PATH", str(bin_dir))
-    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+@pytest.fixture(autouse=True)
+def _fresh_node_version():
+    """The Node.js version is cached per process: each test sees its own fake node."""
     web._node_version.cache_clear()
-    yield bin_dir
+    yield
     web._node_version.cache_clear()
 
 
