@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from harness.api import (
     MatrixOptions,
@@ -17,6 +18,11 @@ from harness.api import (
 from harness.report.console import make_console, print_by_op, printable
 from harness.errors import UsageError
 from harness.run import record as R
+
+
+def _say(console) -> Callable[[str], None]:
+    """A line from the library (a name may hold markup or control characters) printed as it is, escaped."""
+    return lambda line: console.print(printable(line), markup=False, soft_wrap=True)
 
 
 def _options(args: argparse.Namespace, **extra) -> MatrixOptions:
@@ -77,8 +83,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print_report(console, record, _noise_notes(record, args.repeat), by_op=args.by_op)
     if args.perturb:
         from harness.task.perturb import lines as perturbed_lines
+        say = _say(console)
         for line in perturbed_lines(record.cells):
-            console.print(printable(line), markup=False, soft_wrap=True)
+            say(line)
     if args.localize:
         _localize_cells(args, record, targets, console)
     _write_reports(args, [record], console)
@@ -105,8 +112,7 @@ def _localize_cells(args: argparse.Namespace, record: R.RunRecord, targets: list
                                                                     or [], args.root)
     options = LocalizeOptions(dims=dict(args.dim), seed=args.seed, timeout_s=args.timeout, in_process=args.in_process,
                               matrix=_options(args))
-    localize_failing(record, cases, args.reference, options,
-                     lambda line: console.print(printable(line), markup=False, soft_wrap=True))
+    localize_failing(record, cases, args.reference, options, _say(console))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -129,10 +135,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_profiles(args: argparse.Namespace) -> int:
     profiles = load_profiles(None, _options(args))
     availability = probe_profiles(profiles)
+    width = max((len(p.name) for p in profiles), default=0)
     for profile in profiles:
         state = availability[profile.name]
         status = "available" if state.available else f"skipped: {state.reason}"
-        print(printable(f"{profile.name:<18} {profile.ep:<28} {status}  [from {profile_origin(profile)}]"))
+        print(printable(f"{profile.name:<{width}} {profile.ep:<28} {status}  [from {profile_origin(profile)}]"))
     return 0
 
 
@@ -213,19 +220,20 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from harness.setup import target_module
     console = make_console()
     module = target_module(args.target)
-    place = module.setup(force=args.force, say=lambda line: console.print(printable(line), markup=False))
-    console.print(printable(f"{args.target}: ready in {place}"), markup=False)
+    say = _say(console)
+    place = module.setup(force=args.force, say=say)
+    say(f"{args.target}: ready in {place}")
     return 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Measure each case's noise floor on benign CPU variants and the float64 reference; write case.json."""
     from harness.calibrate.calibrate import calibrate, summary_lines
-    console = make_console()
+    say = _say(make_console())
     results = calibrate(args.cases, _options(args), k=args.k, force=args.force, jobs=args.jobs)
     for result in results:
         for line in summary_lines(result):
-            console.print(printable(line), markup=False)
+            say(line)
     return 0
 
 
@@ -238,9 +246,9 @@ def cmd_localize(args: argparse.Namespace) -> int:
                               blame_passes=not args.no_pass_blame, dims=dict(args.dim), seed=args.seed,
                               timeout_s=args.timeout, in_process=args.in_process, matrix=_options(args))
     found = localize(args.case, args.profile, options)
-    console = make_console()
+    say = _say(make_console())
     for line in lines(found):
-        console.print(printable(line), markup=False, soft_wrap=True)
+        say(line)
     if args.json:
         write_json(found, args.json)
     return 0 if found.status == "passes" else 1
@@ -272,10 +280,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     from harness.fuzzing.generate import DEFAULT_OPSET, GeneratorConfig
     from harness.fuzzing.report import lines, write_json
     generator = GeneratorConfig(opset=args.opset or DEFAULT_OPSET, ops=tuple(args.op), max_nodes=args.max_nodes)
-    console = make_console()
-
-    def say(line: str) -> None:
-        console.print(printable(line), markup=False, soft_wrap=True)
+    say = _say(make_console())
     out = args.resume or args.out or Path("results/fuzz") / f"seed-{args.seed}"
     options = CampaignOptions(profiles=list(args.profile), reference=args.reference, budget_s=args.budget,
                               seed=args.seed, out=out, batch=args.batch, timeout_s=args.timeout, jobs=args.jobs,
@@ -309,5 +314,6 @@ def cmd_drift(args: argparse.Namespace) -> int:
     for line in lines(found, args.alpha, args.min_d):
         print(printable(line))
     if args.json:
-        args.json.write_text(json.dumps(to_json(found), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        from harness.atomic import atomic_write_bytes
+        atomic_write_bytes(args.json, (json.dumps(to_json(found), indent=1, allow_nan=False) + "\n").encode("utf-8"))
     return 1 if any(item.shifted for item in found) else 0

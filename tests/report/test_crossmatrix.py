@@ -67,6 +67,12 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     return folders
 
 
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Column headers (host/profile@run) are matched whole: a narrow terminal (pytest-xdist's) would wrap them."""
+    monkeypatch.setenv("COLUMNS", "400")
+
+
 def compare(capsys, *paths) -> tuple[int, str, str]:
     code = main(["compare", *map(str, paths)])
     out, err = capsys.readouterr()
