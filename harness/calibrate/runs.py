@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -26,6 +25,7 @@ from harness.api import MatrixOptions, effective_jobs, load_profiles, shared_cor
 from harness.atomic import atomic_write_bytes
 from harness.errors import ProfileError
 from harness.golden.layout import value_digest
+from harness.model.transforms import cache_root
 from harness.profiles.known_keys import REFERENCE_EP
 from harness.profiles.schema import Profile
 from harness.run import record as R
@@ -51,9 +51,7 @@ class RunOutcome:
 
 def cache_dir() -> Path:
     """~/.cache/onnx-harness/calibration (HARNESS_CACHE_DIR or XDG_CACHE_HOME move it, as for the transforms)."""
-    root = os.environ.get("HARNESS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "onnx-harness")
-    return Path(root) / "calibration"
+    return cache_root() / "calibration"
 
 
 def calibration_profiles(options: MatrixOptions) -> list[Profile]:

@@ -45,7 +45,7 @@ from harness.golden.cases import Case, filter_names, load_case
 from harness.golden import layout
 from harness.golden.layout import MODEL_NAME
 from harness.golden.manifest import MANIFEST_NAME, CaseManifest
-from harness.model.transforms import cache_dir
+from harness.model.transforms import cache_root as shared_cache_root
 
 SUITE = "onnx-node"
 FORMAT = 1  # bump when what is written changes: older caches are then rebuilt, never misread
@@ -72,7 +72,7 @@ class SuiteEntry:
 
 def suite_dir(cache_root: Path | None = None) -> Path:
     """Where this onnx version's suite lives (built or not)."""
-    root = cache_root if cache_root is not None else cache_dir().parent
+    root = cache_root if cache_root is not None else shared_cache_root()
     return root / "suites" / f"{SUITE}-{onnx.__version__}-f{FORMAT}"
 
 

@@ -44,10 +44,17 @@ class Transformed:
     log: str  # everything the libraries printed or logged while transforming
 
 
+def cache_root() -> Path:
+    """The harness's cache (transforms, the node suite, calibration runs, emulated-device set-ups):
+    $HARNESS_CACHE_DIR, else $XDG_CACHE_HOME/onnx-harness, else ~/.cache/onnx-harness."""
+    explicit = os.environ.get("HARNESS_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "onnx-harness"
+
+
 def cache_dir() -> Path:
-    root = os.environ.get("HARNESS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "onnx-harness")
-    return Path(root) / "transforms"
+    return cache_root() / "transforms"
 
 
 def transform_model(model_path: Path, sha256: str, spec: TransformSpec,

@@ -9,7 +9,6 @@ Modules are imported by name so that a run that uses no emulated device never lo
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 from types import ModuleType
 
@@ -19,11 +18,8 @@ TARGETS = {"arm64": "harness.setup.arm64", "web": "harness.setup.web"}
 def cache_root() -> Path:
     """Where set-ups live: $HARNESS_CACHE_DIR, else $XDG_CACHE_HOME/onnx-harness, else ~/.cache/onnx-harness
     (the same root as the transform cache)."""
-    explicit = os.environ.get("HARNESS_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "onnx-harness"
+    from harness.model.transforms import cache_root as shared_root
+    return shared_root()
 
 
 def target_module(name: str) -> ModuleType:
